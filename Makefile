@@ -1,0 +1,48 @@
+# Kosmos: the README's commands. Everything a fresh machine needs is installed here.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+PACKAGES := platform features training deployment genai ui
+STAMP := $(VENV)/.installed
+PIP_FLAGS := --disable-pip-version-check --progress-bar off
+# The CPU build of torch lies in /opt/wheels on these machines; elsewhere pip finds it on PyPI.
+FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
+
+.PHONY: install run test test-fast lint bench lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install $(PIP_FLAGS) -q $(FIND_LINKS) -c requirements.lock \
+	    $(foreach p,$(PACKAGES),-e ./$(p)) -r requirements-dev.txt
+	@touch $(STAMP)
+
+## The platform, embedded, with the demo project (Ctrl-C stops it).
+run: install
+	$(BIN)/kosmos up
+
+## The whole suite against the real services (PostgreSQL, Redis, Ray, MLflow).
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+bench: install
+	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+## Re-resolve the pin set after changing a package's dependencies.
+lock:
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/pip install $(PIP_FLAGS) -q $(FIND_LINKS) $(foreach p,$(PACKAGES),-e ./$(p)) -r requirements-dev.txt
+	.lock-venv/bin/pip freeze --exclude-editable | sed 's/^torch==\([0-9.]*\)+cpu/torch==\1/' > requirements.lock
+	rm -rf .lock-venv
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,5 @@
+"""Registers kosmos-deployment with the platform (entry point group `kosmos.plugins`)."""
+
+from kosmos.platform.plugins import Plugin
+
+plugin = Plugin(name="deployment")

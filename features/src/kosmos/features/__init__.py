@@ -1,0 +1,3 @@
+"""Kosmos features. Feature engineering on Feast: feature views, point-in-time training sets, online features."""
+
+__all__: list[str] = []

@@ -1,0 +1,69 @@
+"""FastAPI dependencies: authentication, project access, and the per-request transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from kosmos.platform.context import CallContext
+from kosmos.platform.db.engine import Database
+from kosmos.platform.db.models import Role
+from kosmos.platform.identity.access import Principal, authenticate, require_project
+from kosmos.platform.logs import request_id_var
+from kosmos.platform.settings import Settings
+
+_bearer = HTTPBearer(auto_error=False, description="An API token: `Authorization: Bearer kos_...`")
+
+
+def database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def authenticated(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller, from the bearer token; 401 when it is missing, wrong, expired or revoked.
+
+    When the path names a project, the caller must hold a role on it: otherwise
+    the answer is the same 404 a missing project gets, before the body is read.
+    """
+    token = credentials.credentials if credentials else None
+    with database(request).transaction() as session:
+        principal = authenticate(session, token)
+        request.state.principal = principal
+        project = request.path_params.get("project")
+        if project is not None:
+            require_project(session, principal, project, Role.viewer)
+    return principal
+
+
+class Call:
+    """What a route needs to act: the principal and a way to open its transaction."""
+
+    def __init__(self, request: Request, principal: Principal) -> None:
+        self.request = request
+        self.principal = principal
+
+    @property
+    def settings(self) -> Settings:
+        return self.request.app.state.settings
+
+    @contextmanager
+    def tx(self) -> Iterator[CallContext]:
+        """One transaction for the whole call: it commits when the block ends, or not at all."""
+        with database(self.request).transaction() as session:
+            yield CallContext(session=session, principal=self.principal,
+                              request_id=request_id_var.get())
+
+
+def get_call(request: Request, principal: Annotated[Principal, Depends(authenticated)]) -> Call:
+    return Call(request, principal)
+
+
+CallDep = Annotated[Call, Depends(get_call)]
+"""Annotate a route parameter with this to get an authenticated :class:`Call`."""

@@ -1,0 +1,57 @@
+"""Liveness and readiness: the only routes that need no token."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from kosmos.platform.db.migrate import current_revision, head_revision
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> dict[str, str]:
+    """The process is up."""
+    return {"status": "ok"}
+
+
+def _check_database(request: Request) -> str | None:
+    engine = request.app.state.database.engine
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        revision = current_revision(engine)
+    except Exception as exc:
+        return f"unreachable: {type(exc).__name__}"
+    if revision != head_revision():
+        return f"not migrated (at {revision}, need {head_revision()}): run `kosmos db upgrade`"
+    return None
+
+
+def _check_redis(request: Request) -> str | None:
+    url = request.app.state.settings.redis.url
+    if not url:
+        return None
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+        client.ping()
+        client.close()
+    except Exception as exc:
+        return f"unreachable: {type(exc).__name__}"
+    return None
+
+
+@router.get("/readyz")
+def readyz(request: Request) -> JSONResponse:
+    """Ready to serve: the database answers and is migrated; Redis answers when configured."""
+    problems = {
+        name: problem
+        for name, check in (("database", _check_database), ("redis", _check_redis))
+        if (problem := check(request))
+    }
+    body = {"status": "ready" if not problems else "not_ready", "problems": problems}
+    return JSONResponse(body, status_code=503 if problems else 200)

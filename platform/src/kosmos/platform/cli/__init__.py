@@ -1,0 +1,1 @@
+"""The `kosmos` command-line interface."""

@@ -1,0 +1,95 @@
+"""The SDK's HTTP core: one client for the control plane, typed errors, retries.
+
+Package SDKs (features, training, ...) build on :class:`KosmosClient`; they never
+talk HTTP themselves.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+
+from kosmos.platform.credentials import load_credentials
+from kosmos.platform.errors import ERRORS_BY_CODE, ConnectionFailed, KosmosError
+from kosmos.platform.settings import Settings, get_settings
+
+API_PREFIX = "/api/v1"
+_UNPREFIXED = ("/healthz", "/readyz")
+_RETRYABLE = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+
+
+class KosmosClient:
+    """A connection to one control plane as one token.
+
+    ``url`` and ``token`` default to the settings (``KOSMOS_CLIENT__URL``,
+    ``KOSMOS_CLIENT__TOKEN``, ``kosmos.yaml``), then to what `kosmos login` saved.
+    Connection errors are retried with backoff; a request that reached the
+    server is never retried blindly.
+    """
+
+    def __init__(self, url: str | None = None, token: str | None = None, *,
+                 settings: Settings | None = None, transport: httpx.BaseTransport | None = None) -> None:
+        settings = settings or get_settings()
+        saved = load_credentials(settings.credentials_path)
+        self.url = (url or settings.client.url or saved.get("url") or settings.api_url).rstrip("/")
+        self.token = token or settings.client.token or saved.get("token")
+        self.retries = settings.client.retries
+        headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        self._http = httpx.Client(base_url=self.url, headers=headers,
+                                  timeout=settings.client.timeout_s, transport=transport)
+
+    def __enter__(self) -> KosmosClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def request(self, method: str, path: str, *, json: Any = None,
+                params: dict[str, Any] | None = None) -> Any:
+        """Call ``/api/v1{path}`` (``/healthz`` and ``/readyz`` as they are); returns the decoded JSON or raises a :class:`KosmosError`."""
+        full = path if path.startswith(_UNPREFIXED) else API_PREFIX + path
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._http.request(method, full, json=json, params=clean)
+                break
+            except _RETRYABLE as exc:
+                if attempt == self.retries:
+                    raise ConnectionFailed(
+                        f"cannot reach the Kosmos control plane at {self.url}: {exc}. "
+                        "Is it running (`make run`)? Is the URL right (`kosmos login --url`)?"
+                    ) from exc
+                time.sleep(min(0.2 * 2**attempt, 2.0))
+        return _decode(response)
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, json=body)
+
+    def put(self, path: str, body: Any) -> Any:
+        return self.request("PUT", path, json=body)
+
+    def delete(self, path: str, **params: Any) -> Any:
+        return self.request("DELETE", path, params=params)
+
+
+def _decode(response: httpx.Response) -> Any:
+    if response.is_success:
+        return response.json() if response.content else None
+    request_id = response.headers.get("x-request-id")
+    try:
+        error = response.json()["error"]
+        cls = ERRORS_BY_CODE.get(error["code"], KosmosError)
+        exc = cls(error["message"], details=error.get("details"), request_id=request_id)
+    except (ValueError, KeyError, TypeError):
+        exc = KosmosError(f"HTTP {response.status_code}: {response.text[:200]}",
+                          request_id=request_id)
+    exc.status_code = response.status_code
+    raise exc

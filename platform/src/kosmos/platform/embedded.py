@@ -1,0 +1,170 @@
+"""`kosmos up` (what `make run` starts): the whole platform, embedded, in the foreground.
+
+It starts the control plane, an MLflow tracking server on the embedded store, a
+local Ray head node, and each plugin's embedded services (the web UI), waits
+until each answers, prints their URLs, and stops all of them on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from kosmos.platform.bootstrap import bootstrap
+from kosmos.platform.plugins import EmbeddedService, installed_plugins
+from kosmos.platform.settings import Settings
+
+log = logging.getLogger(__name__)
+STARTUP_TIMEOUT_S = 180.0
+
+
+@dataclass
+class _Running:
+    service: EmbeddedService
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+
+def core_services(settings: Settings) -> list[EmbeddedService]:
+    """The platform's own processes, less those configured to live elsewhere."""
+    py = sys.executable
+    services = [
+        EmbeddedService(
+            name="control plane",
+            command=[py, "-m", "uvicorn", "--factory", "kosmos.platform.api.app:create_app",
+                     "--host", settings.server.host, "--port", str(settings.server.port),
+                     "--no-access-log"],
+            url=f"{settings.api_url}/healthz",
+        )
+    ]
+    if settings.mlflow.tracking_uri is None:
+        Path(settings.mlflow_artifacts_destination).mkdir(parents=True, exist_ok=True)
+        (settings.home / "mlflow").mkdir(parents=True, exist_ok=True)
+        services.append(EmbeddedService(
+            name="MLflow",
+            command=[py, "-m", "mlflow", "server",
+                     "--backend-store-uri", settings.mlflow_backend_store_uri,
+                     "--artifacts-destination", settings.mlflow_artifacts_destination,
+                     "--host", settings.mlflow.host, "--port", str(settings.mlflow.port)],
+            url=settings.mlflow_tracking_uri,
+        ))
+    if settings.ray.address is None:
+        command = [py, "-m", "ray.scripts.scripts", "start", "--head", "--block",
+                   "--port", str(settings.ray.gcs_port), "--include-dashboard", "false",
+                   "--disable-usage-stats"]
+        if settings.ray.num_cpus:
+            command += ["--num-cpus", str(settings.ray.num_cpus)]
+        services.append(EmbeddedService(name="Ray", command=command))
+    return services
+
+
+def _child_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env["KOSMOS_HOME"] = str(settings.home)
+    env.setdefault("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
+    if settings.ray.address is None:
+        env.setdefault("RAY_ADDRESS", f"127.0.0.1:{settings.ray.gcs_port}")
+    return env
+
+
+def _wait_ready(running: list[_Running], deadline: float) -> None:
+    pending = [r for r in running if r.service.url]
+    with httpx.Client(timeout=2.0) as http:
+        while pending:
+            for r in list(pending):
+                if r.process.poll() is not None:
+                    raise RuntimeError(f"{r.service.name} exited with {r.process.returncode}; "
+                                       f"see {r.log_path}")
+                try:
+                    if http.get(r.service.url).status_code < 500:  # type: ignore[arg-type]
+                        pending.remove(r)
+                except httpx.HTTPError:
+                    pass
+            if time.monotonic() > deadline:
+                names = ", ".join(r.service.name for r in pending)
+                raise RuntimeError(f"timed out waiting for {names}")
+            time.sleep(0.3)
+
+
+def _stop(running: list[_Running]) -> None:
+    for r in reversed(running):
+        if r.process.poll() is None:
+            r.process.send_signal(signal.SIGTERM)
+    for r in reversed(running):
+        try:
+            r.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(r.process.pid, signal.SIGKILL)
+
+
+def run_embedded(settings: Settings) -> int:
+    """Start everything, print where it is, block until Ctrl-C or a child dies."""
+    result = bootstrap(settings)
+    services = core_services(settings)
+    for installed in installed_plugins():
+        if installed.plugin.bootstrap is not None:
+            installed.plugin.bootstrap(settings)
+        if installed.plugin.embedded_services is not None:
+            services += installed.plugin.embedded_services(settings)
+
+    logs_dir = settings.home / "logs"
+    logs_dir.mkdir(parents=True, exist_ok=True)
+    env = _child_env(settings)
+    running: list[_Running] = []
+    stop_requested = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        for service in services:
+            log_path = logs_dir / f"{service.name.lower().replace(' ', '-')}.log"
+            with log_path.open("ab") as out:
+                process = subprocess.Popen(service.command, stdout=out, stderr=subprocess.STDOUT,
+                                           env={**env, **service.env}, start_new_session=True)
+            running.append(_Running(service, process, log_path))
+            print(f"starting {service.name} (log: {log_path})", flush=True)
+        _wait_ready(running, time.monotonic() + STARTUP_TIMEOUT_S)
+        _print_summary(settings, running, result.token)
+        while not stop_requested:
+            for r in running:
+                if r.process.poll() is not None:
+                    print(f"{r.service.name} exited with {r.process.returncode}; see {r.log_path}. "
+                          "Stopping the platform.", file=sys.stderr, flush=True)
+                    return 1
+            time.sleep(0.5)
+        print("stopping Kosmos ...", flush=True)
+        return 0
+    except RuntimeError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        _stop(running)
+
+
+def _print_summary(settings: Settings, running: list[_Running], token: str | None) -> None:
+    lines = ["", "Kosmos is running (Ctrl-C stops everything):"]
+    lines.append(f"  control plane   {settings.api_url}  (API docs: {settings.api_url}/docs)")
+    for r in running:
+        if r.service.url and r.service.name != "control plane":
+            lines.append(f"  {r.service.name:<15} {r.service.url}")
+    if settings.ray.address is None:
+        lines.append(f"  Ray             127.0.0.1:{settings.ray.gcs_port}")
+    lines.append(f"  state           {settings.home}")
+    if token:
+        lines += ["", "Admin token (shown once; also saved for the CLI):", f"  {token}"]
+    else:
+        lines += ["", f"The admin token is saved in {settings.credentials_path}."]
+    lines += ["", "Try:  .venv/bin/kosmos projects list", ""]
+    print("\n".join(lines), flush=True)

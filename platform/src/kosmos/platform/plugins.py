@@ -1,0 +1,72 @@
+"""Kosmos packages join the platform through the ``kosmos.plugins`` entry-point group.
+
+Each entry point names a :class:`Plugin`. The control plane mounts its router
+under ``/api/v1``, the CLI mounts its Typer group, and ``kosmos up`` starts its
+embedded services. Platform imports nothing of the packages above it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+    from kosmos.platform.settings import Settings
+
+ENTRY_POINT_GROUP = "kosmos.plugins"
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbeddedService:
+    """A process ``kosmos up`` starts for a plugin, e.g. the web UI."""
+
+    name: str
+    command: list[str]
+    url: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Plugin:
+    """What a Kosmos package contributes. Every part is optional and built lazily."""
+
+    name: str
+    router: Callable[[], APIRouter] | None = None
+    cli: Callable[[], Any] | None = None
+    embedded_services: Callable[[Settings], list[EmbeddedService]] | None = None
+    bootstrap: Callable[[Settings], None] | None = None
+
+
+@dataclass(frozen=True)
+class InstalledPlugin:
+    plugin: Plugin
+    package: str
+    version: str
+
+
+@lru_cache(maxsize=1)
+def installed_plugins() -> tuple[InstalledPlugin, ...]:
+    """Every plugin installed in this environment, sorted by name.
+
+    A plugin that fails to import is an error naming the package: a platform
+    with half its packages silently missing would be worse.
+    """
+    found = []
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            plugin = ep.load()
+        except Exception as exc:
+            raise RuntimeError(f"Kosmos plugin {ep.name!r} ({ep.value}) failed to load: {exc}") from exc
+        if not isinstance(plugin, Plugin):
+            raise TypeError(f"entry point {ep.name!r} must name a kosmos.platform.plugins.Plugin")
+        dist = ep.dist
+        found.append(InstalledPlugin(plugin=plugin, package=dist.name if dist else "?",
+                                     version=dist.version if dist else "?"))
+    return tuple(sorted(found, key=lambda p: p.plugin.name))

@@ -1,0 +1,226 @@
+"""Typed settings for every Kosmos component.
+
+Values come, highest priority first, from constructor arguments, ``KOSMOS_*``
+environment variables (nested with ``__``, e.g. ``KOSMOS_DATABASE__URL``), the
+``kosmos.yaml`` file (``$KOSMOS_CONFIG``, else ``./kosmos.yaml``, else
+``$KOSMOS_HOME/kosmos.yaml``) and the defaults below. With nothing configured,
+everything lives under ``KOSMOS_HOME`` (``~/.kosmos``): the embedded profile.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+)
+
+Profile = Literal["embedded", "production"]
+
+
+def default_home() -> Path:
+    """``$KOSMOS_HOME`` or ``~/.kosmos``."""
+    return Path(os.environ.get("KOSMOS_HOME") or Path.home() / ".kosmos").expanduser()
+
+
+def config_file_path() -> Path | None:
+    """The ``kosmos.yaml`` in force, or None when there is none."""
+    explicit = os.environ.get("KOSMOS_CONFIG")
+    if explicit:
+        return Path(explicit).expanduser()
+    for candidate in (Path.cwd() / "kosmos.yaml", default_home() / "kosmos.yaml"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class DatabaseSettings(_Section):
+    """The platform's metadata database."""
+
+    url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Unset: a SQLite file under KOSMOS_HOME. "
+        "PostgreSQL: postgresql+psycopg://user@host:5432/kosmos",
+    )
+    echo: bool = Field(default=False, description="Log every SQL statement (debugging only).")
+
+
+class ServerSettings(_Section):
+    """The control plane (FastAPI) and the public URL clients use."""
+
+    host: str = Field(default="127.0.0.1", description="Interface the control plane binds.")
+    port: int = Field(default=8080, ge=1, le=65535, description="Control-plane port.")
+    token_ttl_days: int = Field(
+        default=90, ge=1, le=3650, description="Default lifetime of new API tokens, in days."
+    )
+
+
+class MlflowSettings(_Section):
+    """MLflow tracking server and registry."""
+
+    tracking_uri: str | None = Field(
+        default=None,
+        description="URI of an existing tracking server. Unset: the embedded server "
+        "Kosmos starts on `port`.",
+    )
+    backend_store_uri: str | None = Field(
+        default=None,
+        description="Backend store of the embedded server. Unset: SQLite under KOSMOS_HOME.",
+    )
+    artifacts_destination: str | None = Field(
+        default=None,
+        description="Artifact root of the embedded server (a folder or s3:// URI). "
+        "Unset: a folder under KOSMOS_HOME.",
+    )
+    host: str = Field(default="127.0.0.1", description="Interface the embedded server binds.")
+    port: int = Field(default=5000, ge=1, le=65535, description="Embedded MLflow server port.")
+
+
+class RaySettings(_Section):
+    """The Ray instance that serves models and runs distributed training."""
+
+    address: str | None = Field(
+        default=None,
+        description="Address of an existing Ray cluster (ray://host:10001 or host:port). "
+        "Unset: a local instance that Kosmos starts.",
+    )
+    gcs_port: int = Field(
+        default=6380,
+        ge=1,
+        le=65535,
+        description="GCS port of the local instance; never 6379, where Redis listens.",
+    )
+    num_cpus: int | None = Field(default=None, ge=1, description="CPUs given to the local instance.")
+    serve_port: int = Field(default=8000, ge=1, le=65535, description="Ray Serve HTTP port.")
+
+    @field_validator("gcs_port")
+    @classmethod
+    def _not_redis_port(cls, value: int) -> int:
+        if value == 6379:
+            raise ValueError("6379 is Redis's port; give Ray another one")
+        return value
+
+
+class RedisSettings(_Section):
+    """Redis, used in the production profile (online features, cache tier)."""
+
+    url: str | None = Field(
+        default=None, description="redis://host:6379/0. Unset: nothing uses Redis."
+    )
+
+
+class UISettings(_Section):
+    """The Streamlit web UI."""
+
+    port: int = Field(default=8501, ge=1, le=65535, description="Web UI port.")
+
+
+class ClientSettings(_Section):
+    """How the SDK and CLI reach the control plane."""
+
+    url: str | None = Field(
+        default=None,
+        description="Control-plane base URL. Unset: http://{server.host}:{server.port}.",
+    )
+    token: str | None = Field(
+        default=None, description="API token. Unset: the one `kosmos login` saved."
+    )
+    timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout in seconds.")
+    retries: int = Field(
+        default=3, ge=0, le=10, description="Retries on connection errors before giving up."
+    )
+
+
+class Settings(BaseSettings):
+    """Every Kosmos setting, in one typed object."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="KOSMOS_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    profile: Profile = Field(default="embedded", description="embedded or production.")
+    home: Path = Field(default_factory=default_home, description="Where embedded state lives.")
+    log_level: str = Field(default="INFO", description="Python logging level.")
+    database: DatabaseSettings = Field(default_factory=DatabaseSettings)
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    ray: RaySettings = Field(default_factory=RaySettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    ui: UISettings = Field(default_factory=UISettings)
+    client: ClientSettings = Field(default_factory=ClientSettings)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, _YamlSource(settings_cls))
+
+    @property
+    def database_url(self) -> str:
+        """The metadata database URL in force."""
+        return self.database.url or f"sqlite:///{self.home / 'kosmos.db'}"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        """Where MLflow clients should log."""
+        return self.mlflow.tracking_uri or f"http://{self.mlflow.host}:{self.mlflow.port}"
+
+    @property
+    def mlflow_backend_store_uri(self) -> str:
+        return self.mlflow.backend_store_uri or f"sqlite:///{self.home / 'mlflow' / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifacts_destination(self) -> str:
+        return self.mlflow.artifacts_destination or str(self.home / "mlflow" / "artifacts")
+
+    @property
+    def api_url(self) -> str:
+        """The control plane's base URL as clients see it."""
+        host = "127.0.0.1" if self.server.host in ("0.0.0.0", "::") else self.server.host
+        return (self.client.url or f"http://{host}:{self.server.port}").rstrip("/")
+
+    @property
+    def credentials_path(self) -> Path:
+        """Where `kosmos login` keeps the token (mode 0600)."""
+        return self.home / "credentials.json"
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """Reads ``kosmos.yaml``; a malformed file is an error that names it."""
+
+    def get_field_value(self, field: Any, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        path = config_file_path()
+        if path is None:
+            return {}
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise ValueError(f"cannot read Kosmos config {path}: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ValueError(f"Kosmos config {path} must be a mapping at the top level")
+        return data
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once. Tests build their own ``Settings``."""
+    return Settings()
