@@ -1,3 +1,3 @@
-"""Kosmos features. Feature engineering on Feast: feature views, point-in-time training sets, online features."""
+"""Kosmos features: feature views, point-in-time training sets and online features on Feast."""
 
 __all__: list[str] = []

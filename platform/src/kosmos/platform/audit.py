@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from kosmos.platform.db.models import AuditEvent, Project, Role
-from kosmos.platform.identity.access import Principal, project_role
 from kosmos.platform.errors import Forbidden, NotFound
+from kosmos.platform.identity.access import Principal, project_role
 
 Outcome = Literal["success", "denied", "failed"]
 
@@ -69,8 +69,9 @@ def query(session: Session, principal: Principal, q: AuditQuery) -> list[AuditEv
             raise Forbidden(f"reading the audit log of {q.project!r} needs role maintainer or higher")
         stmt = stmt.where(AuditEvent.project == q.project)
     elif not principal.platform_admin:
-        raise Forbidden("only a platform administrator may read the audit log across projects; "
-                        "pass a project")
+        raise Forbidden(
+            "only a platform administrator may read the audit log across projects; pass a project"
+        )
     if q.actor is not None:
         stmt = stmt.where(AuditEvent.actor == q.actor)
     if q.object_name is not None:

@@ -39,12 +39,12 @@ def bootstrap(settings: Settings, database: Database | None = None) -> Bootstrap
             admin = User(name=ADMIN_USER, is_admin=True, disabled=False)
             session.add(admin)
             session.flush()
-            ctx = CallContext(session, Principal(user_id=admin.id, user_name=admin.name,
-                                                 is_admin=True))
+            ctx = CallContext(session, Principal(user_id=admin.id, user_name=admin.name, is_admin=True))
             ctx.audit("user.create", "user", ADMIN_USER, details={"is_admin": True, "by": "bootstrap"})
             service.create_team(ctx, DEMO_TEAM, description="Risk: fraud and credit models.")
-            service.create_project(ctx, DEMO_PROJECT, DEMO_TEAM,
-                                   description="Card fraud detection, the demo project.")
+            service.create_project(
+                ctx, DEMO_PROJECT, DEMO_TEAM, description="Card fraud detection, the demo project."
+            )
             issued = token_service.issue_token(ctx, "bootstrap", ttl_days=settings.server.token_ttl_days)
         save_credentials(settings.credentials_path, settings.api_url, issued.secret)
         return BootstrapResult(created=True, token=issued.secret)

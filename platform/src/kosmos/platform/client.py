@@ -29,16 +29,23 @@ class KosmosClient:
     server is never retried blindly.
     """
 
-    def __init__(self, url: str | None = None, token: str | None = None, *,
-                 settings: Settings | None = None, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        token: str | None = None,
+        *,
+        settings: Settings | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         settings = settings or get_settings()
         saved = load_credentials(settings.credentials_path)
         self.url = (url or settings.client.url or saved.get("url") or settings.api_url).rstrip("/")
         self.token = token or settings.client.token or saved.get("token")
         self.retries = settings.client.retries
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
-        self._http = httpx.Client(base_url=self.url, headers=headers,
-                                  timeout=settings.client.timeout_s, transport=transport)
+        self._http = httpx.Client(
+            base_url=self.url, headers=headers, timeout=settings.client.timeout_s, transport=transport
+        )
 
     def __enter__(self) -> KosmosClient:
         return self
@@ -49,9 +56,13 @@ class KosmosClient:
     def close(self) -> None:
         self._http.close()
 
-    def request(self, method: str, path: str, *, json: Any = None,
-                params: dict[str, Any] | None = None) -> Any:
-        """Call ``/api/v1{path}`` (``/healthz`` and ``/readyz`` as they are); returns the decoded JSON or raises a :class:`KosmosError`."""
+    def request(
+        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+    ) -> Any:
+        """Call ``/api/v1{path}`` (``/healthz``, ``/readyz`` as they are).
+
+        Returns the decoded JSON, or raises the :class:`KosmosError` the server named.
+        """
         full = path if path.startswith(_UNPREFIXED) else API_PREFIX + path
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         for attempt in range(self.retries + 1):
@@ -89,7 +100,6 @@ def _decode(response: httpx.Response) -> Any:
         cls = ERRORS_BY_CODE.get(error["code"], KosmosError)
         exc = cls(error["message"], details=error.get("details"), request_id=request_id)
     except (ValueError, KeyError, TypeError):
-        exc = KosmosError(f"HTTP {response.status_code}: {response.text[:200]}",
-                          request_id=request_id)
+        exc = KosmosError(f"HTTP {response.status_code}: {response.text[:200]}", request_id=request_id)
     exc.status_code = response.status_code
     raise exc

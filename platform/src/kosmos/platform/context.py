@@ -38,9 +38,23 @@ class CallContext:
         except IntegrityError:
             raise Conflict(f"{what} already exists") from None
 
-    def audit(self, action: str, object_type: str, object_name: str, *,
-              project: str | None = None, details: dict[str, Any] | None = None) -> None:
+    def audit(
+        self,
+        action: str,
+        object_type: str,
+        object_name: str,
+        *,
+        project: str | None = None,
+        details: dict[str, Any] | None = None,
+    ) -> None:
         """Record a successful action in this transaction."""
-        audit.record(self.session, actor=self.principal.user_name, action=action,
-                     object_type=object_type, object_name=object_name, project=project,
-                     request_id=self.request_id, details=details)
+        audit.record(
+            self.session,
+            actor=self.principal.user_name,
+            action=action,
+            object_type=object_type,
+            object_name=object_name,
+            project=project,
+            request_id=self.request_id,
+            details=details,
+        )

@@ -10,9 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -39,30 +41,52 @@ def core_services(settings: Settings) -> list[EmbeddedService]:
     services = [
         EmbeddedService(
             name="control plane",
-            command=[py, "-m", "uvicorn", "--factory", "kosmos.platform.api.app:create_app",
-                     "--host", settings.server.host, "--port", str(settings.server.port),
-                     "--no-access-log"],
+            command=[py, "-m", "kosmos.platform.api"],
             url=f"{settings.api_url}/healthz",
         )
     ]
     if settings.mlflow.tracking_uri is None:
         Path(settings.mlflow_artifacts_destination).mkdir(parents=True, exist_ok=True)
         (settings.home / "mlflow").mkdir(parents=True, exist_ok=True)
-        services.append(EmbeddedService(
-            name="MLflow",
-            command=[py, "-m", "mlflow", "server",
-                     "--backend-store-uri", settings.mlflow_backend_store_uri,
-                     "--artifacts-destination", settings.mlflow_artifacts_destination,
-                     "--host", settings.mlflow.host, "--port", str(settings.mlflow.port)],
-            url=settings.mlflow_tracking_uri,
-        ))
+        services.append(
+            EmbeddedService(
+                name="MLflow",
+                command=[
+                    py,
+                    "-m",
+                    "mlflow",
+                    "server",
+                    "--backend-store-uri",
+                    settings.mlflow_backend_store_uri,
+                    "--artifacts-destination",
+                    settings.mlflow_artifacts_destination,
+                    "--host",
+                    settings.mlflow.host,
+                    "--port",
+                    str(settings.mlflow.port),
+                ],
+                url=settings.mlflow_tracking_uri,
+            )
+        )
     if settings.ray.address is None:
-        command = [py, "-m", "ray.scripts.scripts", "start", "--head", "--block",
-                   "--port", str(settings.ray.gcs_port), "--include-dashboard", "false",
-                   "--disable-usage-stats"]
+        command = [
+            py,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            "--port",
+            str(settings.ray.gcs_port),
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+        ]
         if settings.ray.num_cpus:
             command += ["--num-cpus", str(settings.ray.num_cpus)]
-        services.append(EmbeddedService(name="Ray", command=command))
+        services.append(
+            EmbeddedService(name="Ray", command=command, url=f"tcp://127.0.0.1:{settings.ray.gcs_port}")
+        )
     return services
 
 
@@ -75,19 +99,29 @@ def _child_env(settings: Settings) -> dict[str, str]:
     return env
 
 
-def _wait_ready(running: list[_Running], deadline: float) -> None:
+def _answers(http: httpx.Client, url: str) -> bool:
+    """An HTTP URL answers below 500; a tcp://host:port URL accepts a connection."""
+    try:
+        if url.startswith("tcp://"):
+            host, port = url.removeprefix("tcp://").rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=2):
+                return True
+        return http.get(url).status_code < 500
+    except (OSError, httpx.HTTPError):
+        return False
+
+
+def _wait_ready(running: list[_Running], deadline: float, stopping: Callable[[], bool]) -> None:
     pending = [r for r in running if r.service.url]
     with httpx.Client(timeout=2.0) as http:
-        while pending:
+        while pending and not stopping():
             for r in list(pending):
                 if r.process.poll() is not None:
-                    raise RuntimeError(f"{r.service.name} exited with {r.process.returncode}; "
-                                       f"see {r.log_path}")
-                try:
-                    if http.get(r.service.url).status_code < 500:  # type: ignore[arg-type]
-                        pending.remove(r)
-                except httpx.HTTPError:
-                    pass
+                    raise RuntimeError(
+                        f"{r.service.name} exited with {r.process.returncode}; see {r.log_path}"
+                    )
+                if _answers(http, r.service.url):  # type: ignore[arg-type]
+                    pending.remove(r)
             if time.monotonic() > deadline:
                 names = ", ".join(r.service.name for r in pending)
                 raise RuntimeError(f"timed out waiting for {names}")
@@ -131,17 +165,27 @@ def run_embedded(settings: Settings) -> int:
         for service in services:
             log_path = logs_dir / f"{service.name.lower().replace(' ', '-')}.log"
             with log_path.open("ab") as out:
-                process = subprocess.Popen(service.command, stdout=out, stderr=subprocess.STDOUT,
-                                           env={**env, **service.env}, start_new_session=True)
+                process = subprocess.Popen(
+                    service.command,
+                    stdout=out,
+                    stderr=subprocess.STDOUT,
+                    env={**env, **service.env},
+                    start_new_session=True,
+                )
             running.append(_Running(service, process, log_path))
             print(f"starting {service.name} (log: {log_path})", flush=True)
-        _wait_ready(running, time.monotonic() + STARTUP_TIMEOUT_S)
-        _print_summary(settings, running, result.token)
+        _wait_ready(running, time.monotonic() + STARTUP_TIMEOUT_S, lambda: stop_requested)
+        if not stop_requested:
+            _print_summary(settings, running, result.token)
         while not stop_requested:
             for r in running:
                 if r.process.poll() is not None:
-                    print(f"{r.service.name} exited with {r.process.returncode}; see {r.log_path}. "
-                          "Stopping the platform.", file=sys.stderr, flush=True)
+                    print(
+                        f"{r.service.name} exited with {r.process.returncode}; see {r.log_path}. "
+                        "Stopping the platform.",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     return 1
             time.sleep(0.5)
         print("stopping Kosmos ...", flush=True)
@@ -157,10 +201,12 @@ def _print_summary(settings: Settings, running: list[_Running], token: str | Non
     lines = ["", "Kosmos is running (Ctrl-C stops everything):"]
     lines.append(f"  control plane   {settings.api_url}  (API docs: {settings.api_url}/docs)")
     for r in running:
-        if r.service.url and r.service.name != "control plane":
+        if r.service.url and r.service.url.startswith("http") and r.service.name != "control plane":
             lines.append(f"  {r.service.name:<15} {r.service.url}")
     if settings.ray.address is None:
-        lines.append(f"  Ray             127.0.0.1:{settings.ray.gcs_port}")
+        lines.append(
+            f"  Ray             ray://127.0.0.1:10001 (RAY_ADDRESS=127.0.0.1:{settings.ray.gcs_port})"
+        )
     lines.append(f"  state           {settings.home}")
     if token:
         lines += ["", "Admin token (shown once; also saved for the CLI):", f"  {token}"]

@@ -16,8 +16,9 @@ class KosmosError(Exception):
     status_code = 500
     code = "internal_error"
 
-    def __init__(self, message: str, *, details: list[dict[str, Any]] | None = None,
-                 request_id: str | None = None) -> None:
+    def __init__(
+        self, message: str, *, details: list[dict[str, Any]] | None = None, request_id: str | None = None
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.details = details or []
@@ -79,6 +80,14 @@ class ConnectionFailed(KosmosError):
 
 ERRORS_BY_CODE: dict[str, type[KosmosError]] = {
     cls.code: cls
-    for cls in (KosmosError, InvalidInput, Unauthenticated, Forbidden, NotFound, Conflict,
-                ServiceUnavailable, ConnectionFailed)
+    for cls in (
+        KosmosError,
+        InvalidInput,
+        Unauthenticated,
+        Forbidden,
+        NotFound,
+        Conflict,
+        ServiceUnavailable,
+        ConnectionFailed,
+    )
 }

@@ -32,9 +32,9 @@ def configure_logging(level: str = "INFO") -> None:
     """Route Kosmos and uvicorn logs through one handler with request ids."""
     handler = logging.StreamHandler()
     handler.addFilter(RequestContextFilter())
-    handler.setFormatter(
-        logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
-    )
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    for chatty in ("httpx", "httpcore", "alembic.runtime.migration"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)

@@ -67,6 +67,9 @@ def installed_plugins() -> tuple[InstalledPlugin, ...]:
         if not isinstance(plugin, Plugin):
             raise TypeError(f"entry point {ep.name!r} must name a kosmos.platform.plugins.Plugin")
         dist = ep.dist
-        found.append(InstalledPlugin(plugin=plugin, package=dist.name if dist else "?",
-                                     version=dist.version if dist else "?"))
+        found.append(
+            InstalledPlugin(
+                plugin=plugin, package=dist.name if dist else "?", version=dist.version if dist else "?"
+            )
+        )
     return tuple(sorted(found, key=lambda p: p.plugin.name))

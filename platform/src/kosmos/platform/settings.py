@@ -71,8 +71,7 @@ class MlflowSettings(_Section):
 
     tracking_uri: str | None = Field(
         default=None,
-        description="URI of an existing tracking server. Unset: the embedded server "
-        "Kosmos starts on `port`.",
+        description="URI of an existing tracking server. Unset: the embedded server Kosmos starts on `port`.",
     )
     backend_store_uri: str | None = Field(
         default=None,
@@ -115,9 +114,7 @@ class RaySettings(_Section):
 class RedisSettings(_Section):
     """Redis, used in the production profile (online features, cache tier)."""
 
-    url: str | None = Field(
-        default=None, description="redis://host:6379/0. Unset: nothing uses Redis."
-    )
+    url: str | None = Field(default=None, description="redis://host:6379/0. Unset: nothing uses Redis.")
 
 
 class UISettings(_Section):
@@ -133,21 +130,15 @@ class ClientSettings(_Section):
         default=None,
         description="Control-plane base URL. Unset: http://{server.host}:{server.port}.",
     )
-    token: str | None = Field(
-        default=None, description="API token. Unset: the one `kosmos login` saved."
-    )
+    token: str | None = Field(default=None, description="API token. Unset: the one `kosmos login` saved.")
     timeout_s: float = Field(default=30.0, gt=0, description="Per-request timeout in seconds.")
-    retries: int = Field(
-        default=3, ge=0, le=10, description="Retries on connection errors before giving up."
-    )
+    retries: int = Field(default=3, ge=0, le=10, description="Retries on connection errors before giving up.")
 
 
 class Settings(BaseSettings):
     """Every Kosmos setting, in one typed object."""
 
-    model_config = SettingsConfigDict(
-        env_prefix="KOSMOS_", env_nested_delimiter="__", extra="forbid"
-    )
+    model_config = SettingsConfigDict(env_prefix="KOSMOS_", env_nested_delimiter="__", extra="forbid")
 
     profile: Profile = Field(default="embedded", description="embedded or production.")
     home: Path = Field(default_factory=default_home, description="Where embedded state lives.")

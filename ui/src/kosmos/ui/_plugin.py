@@ -15,14 +15,29 @@ APP_PATH = Path(__file__).resolve().parent / "app.py"
 
 
 def streamlit_command(settings: Settings) -> list[str]:
-    return [sys.executable, "-m", "streamlit", "run", str(APP_PATH),
-            "--server.port", str(settings.ui.port), "--server.address", "127.0.0.1",
-            "--server.headless", "true", "--browser.gatherUsageStats", "false"]
+    return [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        str(APP_PATH),
+        "--server.port",
+        str(settings.ui.port),
+        "--server.address",
+        "127.0.0.1",
+        "--server.headless",
+        "true",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
 
 
 def _services(settings: Settings) -> list[EmbeddedService]:
-    return [EmbeddedService(name="web UI", command=streamlit_command(settings),
-                            url=f"http://127.0.0.1:{settings.ui.port}")]
+    return [
+        EmbeddedService(
+            name="web UI", command=streamlit_command(settings), url=f"http://127.0.0.1:{settings.ui.port}"
+        )
+    ]
 
 
 def _cli() -> typer.Typer:

@@ -46,8 +46,11 @@ def _home(client: KosmosClient) -> None:
     if not projects:
         st.info("No projects yet. Ask a team admin: `kosmos projects create NAME --team TEAM`.")
         return
-    st.dataframe([{k: p[k] for k in ("name", "team", "role", "description")} for p in projects],
-                 use_container_width=True, hide_index=True)
+    st.dataframe(
+        [{k: p[k] for k in ("name", "team", "role", "description")} for p in projects],
+        use_container_width=True,
+        hide_index=True,
+    )
     settings = get_settings()
     st.markdown(f"[MLflow]({settings.mlflow_tracking_uri}) · [API docs]({client.url}/docs)")
 

@@ -31,8 +31,13 @@ def _plugins_router() -> APIRouter:
     def list_plugins(call: CallDep) -> list[PluginOut]:
         """The Kosmos packages installed in this control plane."""
         return [
-            PluginOut(name=p.plugin.name, package=p.package, version=p.version,
-                      has_api=p.plugin.router is not None, has_cli=p.plugin.cli is not None)
+            PluginOut(
+                name=p.plugin.name,
+                package=p.package,
+                version=p.version,
+                has_api=p.plugin.router is not None,
+                has_cli=p.plugin.cli is not None,
+            )
             for p in installed_plugins()
         ]
 
@@ -42,8 +47,11 @@ def _plugins_router() -> APIRouter:
 def create_app(settings: Settings | None = None, database: Database | None = None) -> FastAPI:
     """Build the control-plane app; every route under /api/v1 requires a token."""
     settings = settings or get_settings()
-    app = FastAPI(title="Kosmos control plane", version="0.1.0",
-                  description="Projects, identity, audit, and the routes of every Kosmos package.")
+    app = FastAPI(
+        title="Kosmos control plane",
+        version="0.1.0",
+        description="Projects, identity, audit, and the routes of every Kosmos package.",
+    )
     app.state.settings = settings
     app.state.database = database or Database(settings.database_url, echo=settings.database.echo)
 
@@ -59,8 +67,9 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     install_error_handlers(app)
 
     @app.middleware("http")
-    async def request_context(request: Request,
-                              call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    async def request_context(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
         incoming = request.headers.get("x-request-id", "")
         request_id = incoming if _REQUEST_ID.fullmatch(incoming) else uuid.uuid4().hex
         reset = request_id_var.set(request_id)
@@ -72,8 +81,13 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
                 access_log.exception("unhandled error on %s %s", request.method, request.url.path)
                 response = internal_error_response()
             response.headers["X-Request-ID"] = request_id
-            access_log.info("%s %s %s %.1fms", request.method, request.url.path,
-                            response.status_code, (time.perf_counter() - started) * 1000)
+            access_log.info(
+                "%s %s %s %.1fms",
+                request.method,
+                request.url.path,
+                response.status_code,
+                (time.perf_counter() - started) * 1000,
+            )
             return response
         finally:
             request_id_var.reset(reset)

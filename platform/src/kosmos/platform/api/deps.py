@@ -57,8 +57,7 @@ class Call:
     def tx(self) -> Iterator[CallContext]:
         """One transaction for the whole call: it commits when the block ends, or not at all."""
         with database(self.request).transaction() as session:
-            yield CallContext(session=session, principal=self.principal,
-                              request_id=request_id_var.get())
+            yield CallContext(session=session, principal=self.principal, request_id=request_id_var.get())
 
 
 def get_call(request: Request, principal: Annotated[Principal, Depends(authenticated)]) -> Call:

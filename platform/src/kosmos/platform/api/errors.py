@@ -1,8 +1,8 @@
 """One JSON error shape for every failure of the control plane.
 
-    {"error": {"code": "validation_error", "message": "name: must not be empty",
-               "details": [{"field": "name", "reason": "must not be empty"}],
-               "request_id": "9f2c..."}}
+{"error": {"code": "validation_error", "message": "name: must not be empty",
+           "details": [{"field": "name", "reason": "must not be empty"}],
+           "request_id": "9f2c..."}}
 """
 
 from __future__ import annotations
@@ -25,8 +25,14 @@ _HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_la
 
 
 def error_body(code: str, message: str, details: list[dict[str, Any]] | None = None) -> dict:
-    return {"error": {"code": code, "message": message, "details": details or [],
-                      "request_id": request_id_var.get()}}
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details or [],
+            "request_id": request_id_var.get(),
+        }
+    }
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -56,10 +62,17 @@ def _audit_refusal(request: Request, exc: KosmosError) -> None:
     actor = principal.user_name if principal else "anonymous"
     try:
         with database.transaction() as session:
-            audit.record(session, actor=actor, action=f"{request.method} {request.url.path}",
-                         object_type="route", object_name=request.url.path[:256],
-                         project=request.path_params.get("project"), outcome="denied",
-                         request_id=request_id_var.get(), details={"reason": exc.message})
+            audit.record(
+                session,
+                actor=actor,
+                action=f"{request.method} {request.url.path}",
+                object_type="route",
+                object_name=request.url.path[:256],
+                project=request.path_params.get("project"),
+                outcome="denied",
+                request_id=request_id_var.get(),
+                details={"reason": exc.message},
+            )
     except Exception:  # the refusal itself must still reach the caller
         log.exception("could not record a refused call in the audit log")
 
@@ -78,8 +91,9 @@ def install_error_handlers(app: FastAPI) -> None:
         if isinstance(exc, (Unauthenticated, Forbidden)):
             _audit_refusal(request, exc)
         headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else None
-        return JSONResponse(error_body(exc.code, exc.message, exc.details),
-                            status_code=exc.status_code, headers=headers)
+        return JSONResponse(
+            error_body(exc.code, exc.message, exc.details), status_code=exc.status_code, headers=headers
+        )
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:

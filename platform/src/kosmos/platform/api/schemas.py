@@ -77,8 +77,9 @@ class TokenCreate(Body):
     name: Name = Field(description="A name for the token, unique per user.")
     project: Name | None = Field(default=None, description="Limit the token to this project.")
     role: RoleName | None = Field(default=None, description="Cap the token at this role.")
-    ttl_days: int | None = Field(default=90, ge=1, le=3650,
-                                 description="Lifetime in days; null for no expiry.")
+    ttl_days: int | None = Field(
+        default=90, ge=1, le=3650, description="Lifetime in days; null for no expiry."
+    )
     user: Name | None = Field(default=None, description="Owner (platform admins only).")
 
 

@@ -18,8 +18,12 @@ ROLE_HELP = "viewer, developer, maintainer or admin."
 
 @projects.command("create")
 @handle_errors
-def projects_create(name: str, team: str = typer.Option(..., help="Owning team."),
-                    description: str = "", output: Output = OutputOption) -> None:
+def projects_create(
+    name: str,
+    team: str = typer.Option(..., help="Owning team."),
+    description: str = "",
+    output: Output = OutputOption,
+) -> None:
     """Create a project owned by a team."""
     with KosmosClient() as c:
         render(c.post("/projects", {"name": name, "team": team, "description": description}), output)
@@ -50,8 +54,9 @@ def projects_members(name: str, output: Output = OutputOption) -> None:
 
 @projects.command("add-member")
 @handle_errors
-def projects_add_member(name: str, user: str, role: str = typer.Option(..., help=ROLE_HELP),
-                        output: Output = OutputOption) -> None:
+def projects_add_member(
+    name: str, user: str, role: str = typer.Option(..., help=ROLE_HELP), output: Output = OutputOption
+) -> None:
     """Give a user a role on a project (or change it)."""
     with KosmosClient() as c:
         render(c.put(f"/projects/{name}/members/{user}", {"role": role}), output)
@@ -80,8 +85,9 @@ def teams_show(name: str, output: Output = OutputOption) -> None:
 
 @teams.command("add-member")
 @handle_errors
-def teams_add_member(name: str, user: str, role: str = typer.Option(..., help=ROLE_HELP),
-                     output: Output = OutputOption) -> None:
+def teams_add_member(
+    name: str, user: str, role: str = typer.Option(..., help=ROLE_HELP), output: Output = OutputOption
+) -> None:
     """Give a user a role on every project of the team."""
     with KosmosClient() as c:
         render(c.put(f"/teams/{name}/members/{user}", {"role": role}), output)
@@ -89,8 +95,9 @@ def teams_add_member(name: str, user: str, role: str = typer.Option(..., help=RO
 
 @users.command("create")
 @handle_errors
-def users_create(name: str, email: str | None = None, admin: bool = False,
-                 output: Output = OutputOption) -> None:
+def users_create(
+    name: str, email: str | None = None, admin: bool = False, output: Output = OutputOption
+) -> None:
     with KosmosClient() as c:
         render(c.post("/users", {"name": name, "email": email, "is_admin": admin}), output)
 
@@ -114,8 +121,9 @@ def tokens_create(
 ) -> None:
     """Create a token. The secret is printed once and never again."""
     with KosmosClient() as c:
-        created = c.post("/tokens", {"name": name, "project": project, "role": role,
-                                     "ttl_days": ttl_days, "user": user})
+        created = c.post(
+            "/tokens", {"name": name, "project": project, "role": role, "ttl_days": ttl_days, "user": user}
+        )
     render(created, output, ["name", "user", "project", "role", "expires_at", "token"])
 
 
@@ -123,8 +131,11 @@ def tokens_create(
 @handle_errors
 def tokens_list(user: str | None = None, output: Output = OutputOption) -> None:
     with KosmosClient() as c:
-        render(c.get("/tokens", user=user), output,
-               ["name", "prefix", "project", "role", "expires_at", "revoked_at", "last_used_at"])
+        render(
+            c.get("/tokens", user=user),
+            output,
+            ["name", "prefix", "project", "role", "expires_at", "revoked_at", "last_used_at"],
+        )
 
 
 @tokens.command("revoke")
@@ -149,6 +160,14 @@ def audit_list(
 ) -> None:
     """Audit events, newest first."""
     with KosmosClient() as c:
-        rows = c.get("/audit", project=project, actor=actor, object=object, action=action,
-                     since=since, until=until, limit=limit)
+        rows = c.get(
+            "/audit",
+            project=project,
+            actor=actor,
+            object=object,
+            action=action,
+            since=since,
+            until=until,
+            limit=limit,
+        )
     render(rows, output, ["at", "actor", "action", "object_name", "project", "outcome"])

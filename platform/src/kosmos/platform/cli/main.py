@@ -11,8 +11,12 @@ from kosmos.platform.credentials import save_credentials
 from kosmos.platform.plugins import installed_plugins
 from kosmos.platform.settings import get_settings
 
-app = typer.Typer(name="kosmos", help="Kosmos: the ML and GenAI platform.", no_args_is_help=True,
-                  pretty_exceptions_enable=False)
+app = typer.Typer(
+    name="kosmos",
+    help="Kosmos: the ML and GenAI platform.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 db = typer.Typer(help="The metadata database.", no_args_is_help=True)
 app.add_typer(identity.projects, name="projects")
 app.add_typer(identity.teams, name="teams")
@@ -59,8 +63,10 @@ def up() -> None:
 @handle_errors
 def plugins(output: Output = OutputOption) -> None:
     """The Kosmos packages installed here."""
-    render([{"name": p.plugin.name, "package": p.package, "version": p.version}
-            for p in installed_plugins()], output)
+    render(
+        [{"name": p.plugin.name, "package": p.package, "version": p.version} for p in installed_plugins()],
+        output,
+    )
 
 
 @db.command("upgrade")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Sequence
-from enum import Enum
+from enum import StrEnum
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -21,7 +21,7 @@ from kosmos.platform.errors import (
 )
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     table = "table"
     json = "json"
 
@@ -56,8 +56,9 @@ def handle_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-def render(rows: Sequence[dict[str, Any]] | dict[str, Any], output: Output,
-           columns: Sequence[str] | None = None) -> None:
+def render(
+    rows: Sequence[dict[str, Any]] | dict[str, Any], output: Output, columns: Sequence[str] | None = None
+) -> None:
     """Print one object or a list of objects as an aligned table or as JSON."""
     if output is Output.json:
         typer.echo(json.dumps(rows, indent=2, default=str))

@@ -28,8 +28,10 @@ def name_problem(value: str) -> str | None:
     if value in (".", ".."):
         return "must not be '.' or '..'"
     if not _SLUG.fullmatch(value):
-        return ("must start with a lowercase letter or digit and contain only lowercase "
-                "letters, digits, '-' and '_'")
+        return (
+            "must start with a lowercase letter or digit and contain only lowercase "
+            "letters, digits, '-' and '_'"
+        )
     return None
 
 

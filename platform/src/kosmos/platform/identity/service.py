@@ -11,8 +11,7 @@ from kosmos.platform.errors import Forbidden, NotFound
 from kosmos.platform.identity.access import get_user, project_role, require_platform_admin
 
 
-def create_user(ctx: CallContext, name: str, *, email: str | None = None,
-                is_admin: bool = False) -> User:
+def create_user(ctx: CallContext, name: str, *, email: str | None = None, is_admin: bool = False) -> User:
     require_platform_admin(ctx.principal, "create users")
     user = User(name=name, email=email, is_admin=is_admin, disabled=False)
     ctx.insert(user, f"user {name!r}")
@@ -45,8 +44,10 @@ def get_team(ctx: CallContext, name: str) -> Team:
     team = ctx.session.scalar(select(Team).where(Team.name == name))
     visible = team is not None and (
         ctx.principal.platform_admin
-        or (ctx.principal.token_project_id is None
-            and _team_role(ctx.session, team, ctx.principal.user_id) is not None)
+        or (
+            ctx.principal.token_project_id is None
+            and _team_role(ctx.session, team, ctx.principal.user_id) is not None
+        )
     )
     if not visible:
         raise NotFound(f"team {name!r} not found")
@@ -65,7 +66,10 @@ def list_teams(ctx: CallContext) -> list[Team]:
 
 def add_team_member(ctx: CallContext, team_name: str, user_name: str, role: Role) -> TeamMember:
     team = get_team(ctx, team_name)
-    if not ctx.principal.platform_admin and _team_role(ctx.session, team, ctx.principal.user_id) != Role.admin:
+    if (
+        not ctx.principal.platform_admin
+        and _team_role(ctx.session, team, ctx.principal.user_id) != Role.admin
+    ):
         raise Forbidden(f"only an admin of team {team_name!r} may change its members")
     user = get_user(ctx.session, user_name)
     member = ctx.session.get(TeamMember, (team.id, user.id))
@@ -111,8 +115,13 @@ def set_project_member(ctx: CallContext, project_name: str, user_name: str, role
         ctx.session.add(member)
     else:
         member.role = int(role)
-    ctx.audit("project.member.set", "project", project_name, project=project_name,
-              details={"user": user_name, "role": role.name})
+    ctx.audit(
+        "project.member.set",
+        "project",
+        project_name,
+        project=project_name,
+        details={"user": user_name, "role": role.name},
+    )
     return member
 
 

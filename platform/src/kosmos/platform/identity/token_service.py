@@ -22,9 +22,15 @@ class IssuedToken:
     secret: str
 
 
-def issue_token(ctx: CallContext, name: str, *, project: str | None = None,
-                role: Role | None = None, ttl_days: int | None = 90,
-                user: str | None = None) -> IssuedToken:
+def issue_token(
+    ctx: CallContext,
+    name: str,
+    *,
+    project: str | None = None,
+    role: Role | None = None,
+    ttl_days: int | None = 90,
+    user: str | None = None,
+) -> IssuedToken:
     """A new token for the caller (or, for a platform admin, for ``user``).
 
     A token can be limited to one project and to a maximum role; it never grants
@@ -42,10 +48,10 @@ def issue_token(ctx: CallContext, name: str, *, project: str | None = None,
         project_id = ctx.project(project, Role.viewer).id
     if principal.token_project_id is not None and project_id != principal.token_project_id:
         raise Forbidden("a project-scoped token can only create tokens for its own project")
-    if principal.token_max_role is not None:
-        if role is None or role > principal.token_max_role:
-            raise Forbidden(f"this token is limited to role {principal.token_max_role.name}; "
-                            "new tokens cannot exceed it")
+    if principal.token_max_role is not None and (role is None or role > principal.token_max_role):
+        raise Forbidden(
+            f"this token is limited to role {principal.token_max_role.name}; new tokens cannot exceed it"
+        )
     if ttl_days is not None and ttl_days <= 0:
         raise InvalidInput.field("ttl_days", "must be positive")
     secret = new_token()
@@ -59,8 +65,13 @@ def issue_token(ctx: CallContext, name: str, *, project: str | None = None,
         expires_at=utcnow() + timedelta(days=ttl_days) if ttl_days is not None else None,
     )
     ctx.insert(row, f"token {name!r} of user {owner.name!r}")
-    ctx.audit("token.create", "token", f"{owner.name}/{name}", project=project,
-              details={"role": role.name if role else None, "ttl_days": ttl_days})
+    ctx.audit(
+        "token.create",
+        "token",
+        f"{owner.name}/{name}",
+        project=project,
+        details={"role": role.name if role else None, "ttl_days": ttl_days},
+    )
     return IssuedToken(row=row, secret=secret)
 
 
@@ -79,9 +90,7 @@ def revoke_token(ctx: CallContext, name: str, *, user: str | None = None) -> Api
     owner = user or ctx.principal.user_name
     if owner != ctx.principal.user_name:
         require_platform_admin(ctx.principal, "revoke other users' tokens")
-    row = ctx.session.scalar(
-        select(ApiToken).join(User).where(User.name == owner, ApiToken.name == name)
-    )
+    row = ctx.session.scalar(select(ApiToken).join(User).where(User.name == owner, ApiToken.name == name))
     if row is None:
         raise NotFound(f"token {name!r} of user {owner!r} not found")
     if row.revoked_at is None:

@@ -30,8 +30,11 @@ def read_audit(
     for name, value in (("since", since), ("until", until)):
         if value is not None and value.tzinfo is None:
             raise InvalidInput.field(name, "needs a timezone, e.g. 2026-01-01T00:00:00Z")
-    q = audit.AuditQuery(project=project, actor=actor, object_name=object, action=action,
-                         since=since, until=until, limit=limit)
+    q = audit.AuditQuery(
+        project=project, actor=actor, object_name=object, action=action, since=since, until=until, limit=limit
+    )
     with call.tx() as ctx:
-        return [AuditEventOut.model_validate(e, from_attributes=True)
-                for e in audit.query(ctx.session, ctx.principal, q)]
+        return [
+            AuditEventOut.model_validate(e, from_attributes=True)
+            for e in audit.query(ctx.session, ctx.principal, q)
+        ]

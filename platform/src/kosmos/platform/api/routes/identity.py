@@ -29,17 +29,26 @@ router = APIRouter()
 
 def _token_out(row: ApiToken) -> dict:
     return {
-        "name": row.name, "user": row.user.name, "prefix": row.prefix,
+        "name": row.name,
+        "user": row.user.name,
+        "prefix": row.prefix,
         "project": row.project.name if row.project else None,
         "role": Role(row.max_role).name if row.max_role is not None else None,
-        "created_at": row.created_at, "expires_at": row.expires_at,
-        "revoked_at": row.revoked_at, "last_used_at": row.last_used_at,
+        "created_at": row.created_at,
+        "expires_at": row.expires_at,
+        "revoked_at": row.revoked_at,
+        "last_used_at": row.last_used_at,
     }
 
 
 def _project_out(project: Project, role: Role) -> ProjectOut:
-    return ProjectOut(name=project.name, team=project.team.name, description=project.description,
-                      created_at=project.created_at, role=role.name)
+    return ProjectOut(
+        name=project.name,
+        team=project.team.name,
+        description=project.description,
+        created_at=project.created_at,
+        role=role.name,
+    )
 
 
 @router.get("/whoami", response_model=WhoAmI, tags=["identity"])
@@ -48,9 +57,12 @@ def whoami(call: CallDep) -> WhoAmI:
     p = call.principal
     with call.tx() as ctx:
         scoped = ctx.session.get(Project, p.token_project_id) if p.token_project_id else None
-        return WhoAmI(user=p.user_name, is_admin=p.is_admin,
-                      token_project=scoped.name if scoped else None,
-                      token_role=p.token_max_role.name if p.token_max_role else None)
+        return WhoAmI(
+            user=p.user_name,
+            is_admin=p.is_admin,
+            token_project=scoped.name if scoped else None,
+            token_role=p.token_max_role.name if p.token_max_role else None,
+        )
 
 
 @router.post("/users", response_model=UserOut, status_code=status.HTTP_201_CREATED, tags=["identity"])
@@ -95,8 +107,7 @@ def set_team_member(team: Name, user: Name, body: MemberSet, call: CallDep) -> M
         return MemberOut(user=user, role=body.role)
 
 
-@router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED,
-             tags=["projects"])
+@router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED, tags=["projects"])
 def create_project(body: ProjectCreate, call: CallDep) -> ProjectOut:
     """Create a project owned by a team."""
     with call.tx() as ctx:
@@ -133,14 +144,18 @@ def set_member(project: Name, user: Name, body: MemberSet, call: CallDep) -> Mem
         return MemberOut(user=user, role=body.role)
 
 
-@router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED,
-             tags=["tokens"])
+@router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED, tags=["tokens"])
 def create_token(body: TokenCreate, call: CallDep) -> TokenCreated:
     """Create a token; the secret is in this response only."""
     with call.tx() as ctx:
         issued = token_service.issue_token(
-            ctx, body.name, project=body.project, role=Role[body.role] if body.role else None,
-            ttl_days=body.ttl_days, user=body.user)
+            ctx,
+            body.name,
+            project=body.project,
+            role=Role[body.role] if body.role else None,
+            ttl_days=body.ttl_days,
+            user=body.user,
+        )
         ctx.session.refresh(issued.row)
         return TokenCreated(**_token_out(issued.row), token=issued.secret)
 

@@ -53,10 +53,12 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer, nullable=False),
         sa.Column("role", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("team_id", "user_id", name="pk_team_members"),
-        sa.ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="CASCADE",
-                                name="fk_team_members_team_id_teams"),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE",
-                                name="fk_team_members_user_id_users"),
+        sa.ForeignKeyConstraint(
+            ["team_id"], ["teams.id"], ondelete="CASCADE", name="fk_team_members_team_id_teams"
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_team_members_user_id_users"
+        ),
     )
     op.create_table(
         "projects",
@@ -67,8 +69,9 @@ def upgrade() -> None:
         sa.Column("created_at", UTCDateTime, nullable=False),
         sa.PrimaryKeyConstraint("id", name="pk_projects"),
         sa.UniqueConstraint("name", name="uq_projects_name"),
-        sa.ForeignKeyConstraint(["team_id"], ["teams.id"], ondelete="RESTRICT",
-                                name="fk_projects_team_id_teams"),
+        sa.ForeignKeyConstraint(
+            ["team_id"], ["teams.id"], ondelete="RESTRICT", name="fk_projects_team_id_teams"
+        ),
     )
     op.create_index("ix_projects_team_id", "projects", ["team_id"])
     op.create_table(
@@ -77,10 +80,12 @@ def upgrade() -> None:
         sa.Column("user_id", sa.Integer, nullable=False),
         sa.Column("role", sa.Integer, nullable=False),
         sa.PrimaryKeyConstraint("project_id", "user_id", name="pk_project_members"),
-        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE",
-                                name="fk_project_members_project_id_projects"),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE",
-                                name="fk_project_members_user_id_users"),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], ondelete="CASCADE", name="fk_project_members_project_id_projects"
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_project_members_user_id_users"
+        ),
     )
     op.create_table(
         "api_tokens",
@@ -98,10 +103,12 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name="pk_api_tokens"),
         sa.UniqueConstraint("token_hash", name="uq_api_tokens_token_hash"),
         sa.UniqueConstraint("user_id", "name", name="uq_api_tokens_user_id"),
-        sa.ForeignKeyConstraint(["user_id"], ["users.id"], ondelete="CASCADE",
-                                name="fk_api_tokens_user_id_users"),
-        sa.ForeignKeyConstraint(["project_id"], ["projects.id"], ondelete="CASCADE",
-                                name="fk_api_tokens_project_id_projects"),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], ondelete="CASCADE", name="fk_api_tokens_user_id_users"
+        ),
+        sa.ForeignKeyConstraint(
+            ["project_id"], ["projects.id"], ondelete="CASCADE", name="fk_api_tokens_project_id_projects"
+        ),
     )
     op.create_index("ix_api_tokens_user_id", "api_tokens", ["user_id"])
     op.create_table(
@@ -136,6 +143,13 @@ def downgrade() -> None:
     if bind.dialect.name == "postgresql":
         op.execute("DROP TRIGGER IF EXISTS audit_events_append_only ON audit_events")
         op.execute("DROP FUNCTION IF EXISTS kosmos_audit_append_only()")
-    for table in ("audit_events", "api_tokens", "project_members", "projects", "team_members",
-                  "teams", "users"):
+    for table in (
+        "audit_events",
+        "api_tokens",
+        "project_members",
+        "projects",
+        "team_members",
+        "teams",
+        "users",
+    ):
         op.drop_table(table)

@@ -1,0 +1,128 @@
+"""Fixtures shared by the whole suite: the real services, isolated per test run.
+
+PostgreSQL and Redis are the ones these machines run. With CI=true a missing
+service fails the run and names the service; elsewhere those tests skip.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis as redis_lib
+
+from kosmos.platform.db.migrate import upgrade
+from kosmos.platform.settings import get_settings
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+PG_HOST = os.environ.get("KOSMOS_TEST_PG_HOST", "127.0.0.1")
+PG_PORT = int(os.environ.get("KOSMOS_TEST_PG_PORT", "5432"))
+PG_USER = os.environ.get("KOSMOS_TEST_PG_USER", "postgres")
+REDIS_URL = os.environ.get("KOSMOS_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+RUN_ID = uuid.uuid4().hex[:10]
+
+
+def service_missing(name: str, problem: object) -> None:
+    """Fail in CI, skip elsewhere, and say which service is missing either way."""
+    message = f"{name} is not available ({problem}); start it or see ../shared/TESTING.md"
+    if IN_CI:
+        pytest.fail(message, pytrace=False)
+    pytest.skip(message)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """No test reads or writes the developer's ~/.kosmos or a stray kosmos.yaml."""
+    home = tmp_path / "kosmos-home"
+    monkeypatch.setenv("KOSMOS_HOME", str(home))
+    monkeypatch.chdir(tmp_path)  # no ./kosmos.yaml of the checkout applies
+    for key in list(os.environ):
+        if key.startswith("KOSMOS_") and key != "KOSMOS_HOME" and not key.startswith("KOSMOS_TEST_"):
+            monkeypatch.delenv(key)
+    get_settings.cache_clear()
+    yield home
+    get_settings.cache_clear()
+
+
+def _pg_admin() -> psycopg.Connection:
+    try:
+        return psycopg.connect(
+            host=PG_HOST, port=PG_PORT, user=PG_USER, dbname="postgres", autocommit=True, connect_timeout=3
+        )
+    except psycopg.OperationalError as exc:
+        service_missing(f"PostgreSQL at {PG_HOST}:{PG_PORT}", exc)
+        raise
+
+
+def pg_url(dbname: str) -> str:
+    return f"postgresql+psycopg://{PG_USER}@{PG_HOST}:{PG_PORT}/{dbname}"
+
+
+@pytest.fixture(scope="session")
+def pg_template() -> Iterator[str]:
+    """A migrated database for this run; each test copies it (CREATE DATABASE ... TEMPLATE)."""
+    name = f"kosmos_tpl_{RUN_ID}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        upgrade(pg_url(name))
+        yield name
+    finally:
+        with _pg_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def postgres_url(pg_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database of its own for one test."""
+    name = f"kosmos_t_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+    with _pg_admin() as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
+    try:
+        yield pg_url(name)
+    finally:
+        with _pg_admin() as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "kosmos.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+@pytest.fixture
+def sqlite_url(sqlite_template: Path, tmp_path: Path) -> str:
+    path = tmp_path / "kosmos.db"
+    shutil.copy(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Every database test runs on both backends."""
+    return request.getfixturevalue(f"{request.param}_url")
+
+
+@pytest.fixture
+def redis_url() -> Iterator[str]:
+    client = redis_lib.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis_lib.RedisError as exc:
+        service_missing(f"Redis at {REDIS_URL}", exc)
+    yield REDIS_URL
+    client.close()

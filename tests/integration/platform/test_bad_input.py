@@ -1,0 +1,99 @@
+"""Bad input gets a 4xx whose JSON names the field and the reason; nothing is half-written."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import func, select
+
+from kosmos.platform.db.models import AuditEvent, Project
+
+
+def _error(response, status: int) -> dict:
+    assert response.status_code == status, response.text
+    body = response.json()["error"]
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    return body
+
+
+def test_malformed_json(platform_env) -> None:
+    response = platform_env.client.post(
+        "/api/v1/teams",
+        content=b'{"name": "x",',
+        headers={**platform_env.auth(platform_env.admin_token), "Content-Type": "application/json"},
+    )
+    error = _error(response, 422)
+    assert "malformed JSON" in error["details"][0]["reason"]
+
+
+def test_unknown_field_is_named(platform_env) -> None:
+    response = platform_env.call("POST", "/api/v1/teams", json={"name": "ops", "colour": "red"})
+    error = _error(response, 422)
+    assert {"field": "colour", "reason": "unknown field"} in error["details"]
+
+
+def test_wrong_type_is_named(platform_env) -> None:
+    response = platform_env.call("POST", "/api/v1/tokens", json={"name": "t", "ttl_days": "soon"})
+    error = _error(response, 422)
+    assert error["details"][0]["field"] == "ttl_days"
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("", "must not be empty"),
+        ("a" * 129, "at most 128 characters"),
+        ("risk/fraud", "path separators"),
+        ("risk\\fraud", "path separators"),
+        ("risk\nfraud", "control characters"),
+        ("Risk Team", "lowercase"),
+    ],
+)
+def test_names_that_break_the_rules(platform_env, name: str, reason: str) -> None:
+    response = platform_env.call("POST", "/api/v1/projects", json={"name": name, "team": "risk"})
+    error = _error(response, 422)
+    assert error["details"][0]["field"] == "name"
+    assert reason in error["details"][0]["reason"]
+
+
+def test_duplicate_is_409_and_writes_nothing(platform_env) -> None:
+    response = platform_env.call("POST", "/api/v1/projects", json={"name": "demo", "team": "risk"})
+    error = _error(response, 409)
+    assert "demo" in error["message"]
+    with platform_env.database.transaction() as session:
+        creations = session.scalar(
+            select(func.count())
+            .select_from(AuditEvent)
+            .where(AuditEvent.action == "project.create", AuditEvent.object_name == "demo")
+        )
+    assert creations == 1
+
+
+def test_a_failed_request_leaves_no_trace_of_its_work(platform_env) -> None:
+    # the project is valid, the team is not: nothing of the request may remain
+    response = platform_env.call("POST", "/api/v1/projects", json={"name": "orphan", "team": "nope"})
+    _error(response, 404)
+    platform_env.ok("POST", "/api/v1/users", json={"name": "ursula"})
+    response = platform_env.call("PUT", "/api/v1/projects/demo/members/ghost", json={"role": "viewer"})
+    _error(response, 404)
+    with platform_env.database.transaction() as session:
+        assert session.scalar(select(Project).where(Project.name == "orphan")) is None
+        actions = set(session.scalars(select(AuditEvent.action)))
+    assert "project.member.set" not in actions
+
+
+def test_unknown_role_is_named(platform_env) -> None:
+    response = platform_env.call("PUT", "/api/v1/projects/demo/members/admin", json={"role": "owner"})
+    error = _error(response, 422)
+    assert error["details"][0]["field"] == "role"
+
+
+def test_unknown_route_uses_the_error_shape(platform_env) -> None:
+    error = _error(platform_env.call("GET", "/api/v1/nothing-here"), 404)
+    assert error["code"] == "not_found"
+
+
+def test_request_id_is_echoed_or_made(platform_env) -> None:
+    mine = platform_env.client.get("/healthz", headers={"X-Request-ID": "trace-123"})
+    assert mine.headers["X-Request-ID"] == "trace-123"
+    bad = platform_env.client.get("/healthz", headers={"X-Request-ID": "a b\tc"})
+    assert bad.headers["X-Request-ID"] != "a b\tc" and len(bad.headers["X-Request-ID"]) == 32

@@ -1,0 +1,91 @@
+"""A token of project A can do nothing in project B, on every registered route."""
+
+from __future__ import annotations
+
+import re
+
+# Routes that name no project. Each must be listed here on purpose, with what it
+# exposes to a project-scoped token; a new route fails this test until it is classified.
+GLOBAL_ROUTES = {
+    ("GET", "/api/v1/whoami"),  # the caller themself
+    ("POST", "/api/v1/users"),
+    ("GET", "/api/v1/users"),  # platform admins only
+    ("POST", "/api/v1/teams"),
+    ("GET", "/api/v1/teams"),  # admins; members see their teams
+    ("GET", "/api/v1/teams/{team}"),
+    ("PUT", "/api/v1/teams/{team}/members/{user}"),
+    ("POST", "/api/v1/projects"),
+    ("GET", "/api/v1/projects"),  # only visible projects
+    ("POST", "/api/v1/tokens"),
+    ("GET", "/api/v1/tokens"),  # the caller's own tokens
+    ("DELETE", "/api/v1/tokens/{name}"),
+    ("GET", "/api/v1/audit"),  # needs ?project=, checked like a path
+    ("GET", "/api/v1/plugins"),  # installed package names
+}
+
+
+def _api_routes(app) -> list[tuple[str, str]]:
+    """Every (method, path) the app serves under /api/v1, from its OpenAPI document."""
+    return sorted(
+        (method.upper(), path)
+        for path, operations in app.openapi()["paths"].items()
+        if path.startswith("/api/v1")
+        for method in operations
+    )
+
+
+def _setup(platform_env) -> str:
+    platform_env.ok("POST", "/api/v1/teams", json={"name": "bank"})
+    platform_env.ok("POST", "/api/v1/projects", json={"name": "proj-a", "team": "bank"})
+    platform_env.ok("POST", "/api/v1/projects", json={"name": "proj-b", "team": "bank"})
+    return platform_env.user_with_token("alice", project="proj-a", role="admin", scoped=True)
+
+
+def test_every_project_route_refuses_another_projects_token(platform_env) -> None:
+    token_a = _setup(platform_env)
+    routes = _api_routes(platform_env.client.app)
+    unclassified = [r for r in routes if "{project}" not in r[1] and r not in GLOBAL_ROUTES]
+    assert len(routes) >= len(GLOBAL_ROUTES)
+    assert not unclassified, f"classify these routes in GLOBAL_ROUTES or scope them: {unclassified}"
+
+    walked = 0
+    for method, path in routes:
+        if "{project}" not in path:
+            continue
+        url = re.sub(r"\{(\w+)\}", lambda m: "proj-b" if m[1] == "project" else "x", path)
+        response = platform_env.call(method, url, token=token_a, json={})
+        assert response.status_code in (403, 404), (method, path, response.status_code)
+        assert "proj-b" not in response.text or "not found" in response.text
+        # the same route in the token's own project is not refused for scope reasons
+        own = platform_env.call(method, url.replace("proj-b", "proj-a"), token=token_a, json={})
+        assert own.status_code not in (401, 403), (method, path, own.text)
+        walked += 1
+    assert walked >= 3
+
+
+def test_a_project_b_that_exists_looks_like_one_that_does_not(platform_env) -> None:
+    token_a = _setup(platform_env)
+    existing = platform_env.call("GET", "/api/v1/projects/proj-b", token=token_a)
+    missing = platform_env.call("GET", "/api/v1/projects/proj-zzz", token=token_a)
+    assert existing.status_code == missing.status_code == 404
+    assert existing.json()["error"]["message"].replace("proj-b", "X") == missing.json()["error"][
+        "message"
+    ].replace("proj-zzz", "X")
+
+
+def test_global_routes_reveal_nothing_of_project_b(platform_env) -> None:
+    token_a = _setup(platform_env)
+    names = [p["name"] for p in platform_env.ok("GET", "/api/v1/projects", token=token_a)]
+    assert names == ["proj-a"]
+    assert (
+        platform_env.call("GET", "/api/v1/audit", token=token_a, params={"project": "proj-b"}).status_code
+        == 404
+    )
+    assert platform_env.call("GET", "/api/v1/audit", token=token_a).status_code == 403
+    assert platform_env.ok("GET", "/api/v1/teams", token=token_a) == []
+    assert platform_env.call("GET", "/api/v1/teams/bank", token=token_a).status_code == 404
+    assert platform_env.call("GET", "/api/v1/users", token=token_a).status_code == 403
+    response = platform_env.call(
+        "POST", "/api/v1/tokens", token=token_a, json={"name": "sneaky", "project": "proj-b"}
+    )
+    assert response.status_code == 404
