@@ -10,7 +10,7 @@ import os
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
@@ -36,10 +36,16 @@ def service_missing(name: str, problem: object) -> None:
     pytest.skip(message)
 
 
-def free_port() -> int:
+def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+@pytest.fixture
+def free_port() -> Callable[[], int]:
+    """Ask the OS for a free port: ``port = free_port()``."""
+    return _free_port
 
 
 @pytest.fixture(autouse=True)

@@ -1,0 +1,112 @@
+"""`make run` on a machine with nothing configured: the whole platform, then Ctrl-C, then again."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.slow
+
+
+def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    out = log.open("wb")
+    return subprocess.Popen(
+        ["make", "-s", "run"], cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _wait_for(log: Path, proc: subprocess.Popen[bytes], text: str, timeout: float = 240) -> str:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = log.read_text(errors="replace")
+        if text in content:
+            return content
+        if proc.poll() is not None:
+            pytest.fail(f"make run exited with {proc.returncode}:\n{content[-3000:]}")
+        time.sleep(0.5)
+    pytest.fail(f"make run did not print {text!r} in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _stop(proc: subprocess.Popen[bytes], ports: list[int]) -> None:
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
+    proc.wait(timeout=90)
+    deadline = time.monotonic() + 30
+    while any(_port_open(p) for p in ports) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert not [p for p in ports if _port_open(p)], "a service outlived Ctrl-C"
+
+
+def _kosmos(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "kosmos.platform.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_make_run_brings_up_the_platform_and_reuses_its_state(
+    tmp_path: Path, free_port: Callable[[], int]
+) -> None:
+    api, mlflow, ui, gcs = (free_port() for _ in range(4))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS_", "MLFLOW_", "RAY_"))}
+    env.update(
+        KOSMOS_HOME=str(tmp_path / "home"),
+        KOSMOS_SERVER__PORT=str(api),
+        KOSMOS_MLFLOW__PORT=str(mlflow),
+        KOSMOS_UI__PORT=str(ui),
+        KOSMOS_RAY__GCS_PORT=str(gcs),
+        KOSMOS_RAY__NUM_CPUS="1",
+    )
+    ports = [api, mlflow, ui, gcs]
+
+    first_log = tmp_path / "first.log"
+    proc = _start(env, first_log)
+    try:
+        output = _wait_for(first_log, proc, "Try:")
+        token = re.search(r"^\s+(kos_\S+)$", output, re.M)
+        assert token, output
+        assert httpx.get(f"http://127.0.0.1:{api}/healthz").json() == {"status": "ok"}
+        assert httpx.get(f"http://127.0.0.1:{api}/readyz").status_code == 200
+        assert httpx.get(f"http://127.0.0.1:{mlflow}/health").text.strip() == "OK"
+        assert "MLflow" in httpx.get(f"http://127.0.0.1:{mlflow}/").text
+        assert httpx.get(f"http://127.0.0.1:{ui}/").status_code == 200
+        assert _port_open(gcs)
+
+        listed = _kosmos({**env, "KOSMOS_CLIENT__TOKEN": token[1]}, "projects", "list", "-o", "json")
+        assert listed.returncode == 0, listed.stderr
+        assert [p["name"] for p in json.loads(listed.stdout)] == ["demo"]
+        # the token was also saved, so the CLI works without it in the environment
+        assert _kosmos(env, "whoami").returncode == 0
+        assert token[1] not in (tmp_path / "home" / "logs" / "control-plane.log").read_text()
+    finally:
+        _stop(proc, ports)
+
+    second_log = tmp_path / "second.log"
+    proc = _start(env, second_log)
+    try:
+        output = _wait_for(second_log, proc, "Try:")
+        assert "kos_" not in output, "a second start must not mint another admin token"
+        listed = _kosmos(env, "projects", "list", "-o", "json")
+        assert [p["name"] for p in json.loads(listed.stdout)] == ["demo"]
+    finally:
+        _stop(proc, ports)
