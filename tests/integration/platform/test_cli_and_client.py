@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -57,7 +58,7 @@ def test_login_saves_a_private_token_and_commands_use_it(server, isolated_home: 
 
 
 def test_the_identity_flow(server, monkeypatch) -> None:
-    url, token = server
+    _url, token = server
     monkeypatch.setenv("KOSMOS_CLIENT__TOKEN", token)
     kosmos("teams", "create", "compliance")
     kosmos("projects", "create", "aml", "--team", "compliance")
@@ -82,7 +83,7 @@ def test_the_identity_flow(server, monkeypatch) -> None:
 
 
 def test_exit_codes_scripts_rely_on(server, monkeypatch) -> None:
-    url, token = server
+    _url, token = server
     kosmos("projects", "list", code=3)  # no token anywhere
     monkeypatch.setenv("KOSMOS_CLIENT__TOKEN", token)
     kosmos("projects", "show", "nope", code=5)
@@ -130,3 +131,17 @@ def test_client_raises_the_servers_error(server, free_port) -> None:
         pytest.raises(ConnectionFailed),
     ):
         client.get("/projects")
+
+
+def test_onboarding_example_runs_and_is_idempotent(server, monkeypatch) -> None:
+    url, token = server
+    env = {**os.environ, "KOSMOS_CLIENT__URL": url, "KOSMOS_CLIENT__TOKEN": token}
+    script = Path(__file__).resolve().parents[3] / "examples" / "identity" / "onboard_team.py"
+    args = [sys.executable, str(script), "--team", "compliance", "--project", "aml", "--user", "carol"]
+    for _ in range(2):
+        out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=60)
+        assert out.returncode == 0, out.stderr
+        assert "carol (developer)" in out.stdout
+    carol = out.stdout.strip().splitlines()[-1].strip()
+    with KosmosClient(url=url, token=carol) as client:
+        assert [p["name"] for p in client.get("/projects")] == ["aml"]
