@@ -143,11 +143,10 @@ def run_embedded(settings: Settings) -> int:
     """Start everything, print where it is, block until Ctrl-C or a child dies."""
     result = bootstrap(settings)
     services = core_services(settings)
-    for installed in installed_plugins():
-        if installed.plugin.bootstrap is not None:
-            installed.plugin.bootstrap(settings)
-        if installed.plugin.embedded_services is not None:
-            services += installed.plugin.embedded_services(settings)
+    plugins = [installed.plugin for installed in installed_plugins()]
+    for plugin in plugins:
+        if plugin.embedded_services is not None:
+            services += plugin.embedded_services(settings)
 
     logs_dir = settings.home / "logs"
     logs_dir.mkdir(parents=True, exist_ok=True)
@@ -175,6 +174,10 @@ def run_embedded(settings: Settings) -> int:
             running.append(_Running(service, process, log_path))
             print(f"starting {service.name} (log: {log_path})", flush=True)
         _wait_ready(running, time.monotonic() + STARTUP_TIMEOUT_S, lambda: stop_requested)
+        for plugin in plugins:
+            if plugin.bootstrap is not None and not stop_requested:
+                print(f"preparing {plugin.name} ...", flush=True)
+                plugin.bootstrap(settings)
         if not stop_requested:
             _print_summary(settings, running, result.token)
         while not stop_requested:

@@ -42,6 +42,7 @@ class Plugin:
     cli: Callable[[], Any] | None = None
     embedded_services: Callable[[Settings], list[EmbeddedService]] | None = None
     bootstrap: Callable[[Settings], None] | None = None
+    """Runs on every `kosmos up` once all services answer (seed demo data; must be idempotent)."""
 
 
 @dataclass(frozen=True)
