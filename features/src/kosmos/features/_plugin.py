@@ -1,5 +1,42 @@
 """Registers kosmos-features with the platform (entry point group `kosmos.plugins`)."""
 
-from kosmos.platform.plugins import Plugin
+from __future__ import annotations
 
-plugin = Plugin(name="features")
+import sys
+from typing import TYPE_CHECKING
+
+from kosmos.platform.plugins import EmbeddedService, Plugin
+from kosmos.platform.settings import Settings
+
+if TYPE_CHECKING:
+    import typer
+    from fastapi import APIRouter
+
+
+def _router() -> APIRouter:  # Feast is imported only when the router is built
+    from kosmos.features.api import router
+
+    return router
+
+
+def _cli() -> typer.Typer:
+    from kosmos.features.cli import app
+
+    return app
+
+
+def _bootstrap(settings: Settings) -> None:
+    from kosmos.features.demo.setup import setup_demo
+
+    setup_demo(settings)
+
+
+def _services(settings: Settings) -> list[EmbeddedService]:
+    if settings.features.materialize_every_minutes == 0:
+        return []
+    return [
+        EmbeddedService(name="feature scheduler", command=[sys.executable, "-m", "kosmos.features.scheduler"])
+    ]
+
+
+plugin = Plugin(name="features", router=_router, cli=_cli, bootstrap=_bootstrap, embedded_services=_services)

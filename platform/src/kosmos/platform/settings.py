@@ -117,6 +117,24 @@ class RedisSettings(_Section):
     url: str | None = Field(default=None, description="redis://host:6379/0. Unset: nothing uses Redis.")
 
 
+class FeatureSettings(_Section):
+    """Feast, configured per project by Kosmos (the stores are Feast's own)."""
+
+    online_store: Literal["sqlite", "redis"] = Field(
+        default="sqlite", description="Feast online store: sqlite (embedded) or redis (uses redis.url)."
+    )
+    registry: Literal["file", "sql"] = Field(
+        default="file", description="Feast registry: a file per project, or Feast's SQL registry."
+    )
+    registry_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the SQL registry. Unset: database.url when it is PostgreSQL.",
+    )
+    materialize_every_minutes: int = Field(
+        default=15, ge=0, description="How often `kosmos up` runs the feature pipelines; 0 turns it off."
+    )
+
+
 class UISettings(_Section):
     """The Streamlit web UI."""
 
@@ -148,6 +166,7 @@ class Settings(BaseSettings):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
+    features: FeatureSettings = Field(default_factory=FeatureSettings)
     ui: UISettings = Field(default_factory=UISettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
 
@@ -185,6 +204,11 @@ class Settings(BaseSettings):
         """The control plane's base URL as clients see it."""
         host = "127.0.0.1" if self.server.host in ("0.0.0.0", "::") else self.server.host
         return (self.client.url or f"http://{host}:{self.server.port}").rstrip("/")
+
+    @property
+    def projects_dir(self) -> Path:
+        """Where per-project state lives (feature repositories, raw data, DVC repositories)."""
+        return self.home / "projects"
 
     @property
     def credentials_path(self) -> Path:

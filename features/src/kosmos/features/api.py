@@ -1,0 +1,153 @@
+"""REST routes of the features package, under ``/api/v1/projects/{project}/features``."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+from fastapi import APIRouter
+from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
+
+from kosmos.features import runs, serving, stats
+from kosmos.features.repo import FeatureRepo, feature_repo
+from kosmos.platform.api import Call, CallDep
+from kosmos.platform.db.models import Role
+from kosmos.platform.errors import InvalidInput
+from kosmos.platform.identity.names import Name
+
+router = APIRouter(prefix="/projects/{project}/features", tags=["features"])
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class InitBody(_Body):
+    template: str | None = Field(default=None, description="Start from a template, e.g. 'fraud'.")
+
+
+class RunBody(_Body):
+    materialize: bool = Field(default=True, description="Also materialize into the online store.")
+
+
+class OnlineBody(_Body):
+    feature_service: str | None = Field(default=None, description="A feature service name.")
+    features: list[str] | None = Field(default=None, description="Or 'view:feature' references.")
+    entities: dict[str, list[Any]] = Field(description="Join key to values, e.g. {'user_id': [7]}.")
+    request_data: dict[str, list[Any]] | None = Field(
+        default=None, description="Request-time inputs of on-demand views, e.g. {'amount': [12.5]}."
+    )
+
+
+class TrainingSetBody(_Body):
+    feature_service: str | None = Field(default=None, description="A feature service name.")
+    features: list[str] | None = Field(default=None, description="Or 'view:feature' references.")
+    entity_df: dict[str, list[Any]] = Field(
+        description="Columns of the entity frame; event_timestamp as ISO times with a zone."
+    )
+
+
+def _repo(call: Call, project: str) -> FeatureRepo:
+    return feature_repo(call.settings, project)
+
+
+@router.get("", summary="Feature views, services and the last pipeline run")
+def describe(project: Name, call: CallDep) -> dict[str, Any]:
+    # viewer access to {project} is checked by the router-level dependency for every route here
+    repo = _repo(call, project)
+    return {**repo.describe(), "last_run": runs.last_run(repo)}
+
+
+@router.post("/init", summary="Create the project's Feast repository")
+def init(project: Name, body: InitBody, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        ctx.project(project, Role.maintainer)
+        repo = _repo(call, project)
+        repo.init(template=body.template)
+        described = repo.apply()
+        ctx.audit(
+            "features.init", "feature_repo", project, project=project, details={"template": body.template}
+        )
+    return described
+
+
+@router.post("/apply", summary="Register the repository's definitions (feast apply)")
+def apply(project: Name, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        ctx.project(project, Role.developer)
+        described = _repo(call, project).apply()
+        ctx.audit("features.apply", "feature_repo", project, project=project)
+    return described
+
+
+@router.post("/pipelines/run", summary="Run the feature pipelines and materialize")
+def run_pipelines(project: Name, body: RunBody, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        ctx.project(project, Role.developer)
+    run = runs.run_pipelines(_repo(call, project), materialize=body.materialize)
+    with call.tx() as ctx:
+        ctx.audit(
+            "features.pipelines.run",
+            "feature_repo",
+            project,
+            project=project,
+            details={"rows": run.rows, "materialized_until": run.materialized_until},
+        )
+    return run.__dict__
+
+
+@router.post("/online", summary="Online feature values for entity keys")
+async def online(project: Name, body: OnlineBody, call: CallDep) -> dict[str, Any]:
+    repo = _repo(call, project)
+    return await run_in_threadpool(
+        serving.get_online,
+        repo,
+        body.entities,
+        feature_service=body.feature_service,
+        features=body.features,
+        request_data=body.request_data,
+    )
+
+
+@router.post("/training-set", summary="A point-in-time correct training set")
+def training_set(project: Name, body: TrainingSetBody, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        ctx.project(project, Role.developer)
+    frame = pd.DataFrame(body.entity_df)
+    if "event_timestamp" in frame.columns:
+        frame["event_timestamp"] = _parse_times(frame["event_timestamp"])
+    result = serving.get_training_set(
+        _repo(call, project), frame, feature_service=body.feature_service, features=body.features
+    )
+    return json.loads(result.to_json(orient="split", date_format="iso", index=False))
+
+
+def _parse_times(column: pd.Series) -> pd.Series:
+    try:
+        parsed = pd.to_datetime(column, format="ISO8601")
+    except (ValueError, TypeError) as exc:
+        raise InvalidInput.field("entity_df.event_timestamp", f"not ISO times: {exc}") from exc
+    return parsed
+
+
+@router.get("/views/{view}/stats", summary="Statistics and freshness of a feature view")
+def view_stats(project: Name, view: str, call: CallDep) -> dict[str, Any]:
+    return stats.feature_stats(_repo(call, project), view)
+
+
+@router.get("/views/{view}/drift", summary="PSI drift between two time windows")
+def view_drift(
+    project: Name,
+    view: str,
+    call: CallDep,
+    reference_start: datetime | None = None,
+    reference_end: datetime | None = None,
+    current_start: datetime | None = None,
+    current_end: datetime | None = None,
+) -> dict[str, Any]:
+    reference = (reference_start, reference_end) if reference_start and reference_end else None
+    current = (current_start, current_end) if current_start and current_end else None
+    return stats.feature_drift(_repo(call, project), view, reference=reference, current=current)

@@ -1,0 +1,131 @@
+"""`kosmos features ...`: feature repositories, pipelines, online lookups, statistics."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+from kosmos.features import sdk
+from kosmos.platform.cli.output import Output, OutputOption, handle_errors, render
+from kosmos.platform.client import KosmosClient
+from kosmos.platform.errors import InvalidInput
+
+app = typer.Typer(help="Feature views, pipelines and online features (Feast).", no_args_is_help=True)
+ProjectOption = typer.Option(..., "--project", "-p", help="The project.")
+
+
+@app.command("list")
+@handle_errors
+def list_(project: str = ProjectOption, output: Output = OutputOption) -> None:
+    """Feature views, on-demand views and feature services of a project."""
+    described = sdk.list_features(project)
+    if output is Output.json:
+        render(described, output)
+        return
+    rows = [
+        {"kind": kind.removesuffix("s").replace("_", " "), "name": name}
+        for kind in ("entities", "feature_views", "on_demand_feature_views", "feature_services")
+        for name in described[kind]
+    ]
+    render(rows, output)
+
+
+@app.command("init")
+@handle_errors
+def init(
+    project: str = ProjectOption,
+    template: str | None = typer.Option(None, help="e.g. fraud"),
+    output: Output = OutputOption,
+) -> None:
+    """Create the project's Feast repository (optionally from a template) and apply it."""
+    with KosmosClient() as client:
+        render(client.post(f"/projects/{project}/features/init", {"template": template}), output)
+
+
+@app.command("apply")
+@handle_errors
+def apply(project: str = ProjectOption, output: Output = OutputOption) -> None:
+    """Register the repository's definitions with Feast."""
+    with KosmosClient() as client:
+        render(client.post(f"/projects/{project}/features/apply", {}), output)
+
+
+@app.command("run")
+@handle_errors
+def run(
+    project: str = ProjectOption,
+    materialize: bool = typer.Option(True, help="Also materialize."),
+    output: Output = OutputOption,
+) -> None:
+    """Run the feature pipelines, then materialize into the online store."""
+    typer.echo(f"running the feature pipelines of {project} ...", err=True)
+    render(sdk.run_pipelines(project, materialize=materialize), output)
+
+
+def _parse_pairs(pairs: list[str], what: str) -> dict[str, list[object]]:
+    parsed: dict[str, list[object]] = {}
+    for pair in pairs:
+        key, sep, raw = pair.partition("=")
+        if not sep or not key:
+            raise InvalidInput.field(what, f"{pair!r} must look like key=value")
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        parsed.setdefault(key, []).append(value)
+    return parsed
+
+
+@app.command("get")
+@handle_errors
+def get(
+    project: str = ProjectOption,
+    entity: list[str] = typer.Option(..., "--entity", "-e", help="Join key and value: user_id=7."),
+    service: str | None = typer.Option(None, "--service", "-s", help="Feature service."),
+    feature: list[str] = typer.Option([], "--feature", "-f", help="view:feature (repeatable)."),
+    request: list[str] = typer.Option([], "--request", "-r", help="Request data: amount=12.5."),
+    output: Output = OutputOption,
+) -> None:
+    """Online feature values for entity keys."""
+    values = sdk.get_online(
+        project,
+        _parse_pairs(entity, "entity"),
+        feature_service=service,
+        features=feature or None,
+        request_data=_parse_pairs(request, "request") or None,
+    )
+    if output is Output.json:
+        render(values, output)
+        return
+    rows = [{"feature": name, **{f"row {i}": v for i, v in enumerate(col)}} for name, col in values.items()]
+    render(rows, output)
+
+
+@app.command("stats")
+@handle_errors
+def stats(view: str, project: str = ProjectOption, output: Output = OutputOption) -> None:
+    """Row count, freshness and per-feature statistics of a feature view."""
+    result = sdk.feature_stats(project, view)
+    if output is Output.json:
+        render(result, output)
+        return
+    typer.echo(f"{result['view']}: {result['rows']} rows, latest event {result['latest_event']}")
+    render([{"feature": k, **v} for k, v in result["features"].items()], output)
+
+
+@app.command("drift")
+@handle_errors
+def drift(view: str, project: str = ProjectOption, output: Output = OutputOption) -> None:
+    """PSI drift of each feature: the week before last against last week."""
+    result = sdk.feature_drift(project, view)
+    if output is Output.json:
+        render(result, output)
+        return
+    render(
+        [
+            {"feature": k, "psi": None if v is None else round(v, 4), "drifted": k in result["drifted"]}
+            for k, v in result["psi"].items()
+        ],
+        output,
+    )

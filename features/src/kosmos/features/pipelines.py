@@ -1,0 +1,134 @@
+"""Feature pipelines: raw tables in, one offline source frame per feature view out.
+
+A feature view names its pipeline with the tag ``kosmos.pipeline``; this module
+holds the pipelines Kosmos ships (those of the fraud demo). Every aggregate of a
+row stamped ``t`` uses only events strictly before ``t``, and the merchant fraud
+rate uses only labels known by ``t``, so training sets built from them cannot
+leak the future.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from kosmos.platform.errors import InvalidInput
+
+TRANSACTIONS_SCHEMA: dict[str, str] = {
+    "transaction_id": "integer",
+    "user_id": "integer",
+    "merchant_id": "integer",
+    "amount": "number",
+    "currency": "string",
+    "country": "string",
+    "channel": "string",
+    "device": "string",
+    "event_timestamp": "timestamp",
+    "label": "integer",
+    "ingested_at": "timestamp",
+    "label_timestamp": "timestamp",
+}
+USERS_SCHEMA: dict[str, str] = {"user_id": "integer", "home_country": "string"}
+
+
+@dataclass(frozen=True)
+class RawTables:
+    transactions: pd.DataFrame
+    users: pd.DataFrame
+
+
+def _kind_ok(series: pd.Series, kind: str) -> bool:
+    dtype = series.dtype
+    if kind == "integer":
+        return pd.api.types.is_integer_dtype(dtype)
+    if kind == "number":
+        return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
+    if kind == "timestamp":
+        return isinstance(dtype, pd.DatetimeTZDtype)
+    return pd.api.types.is_string_dtype(dtype) or pd.api.types.is_object_dtype(dtype)
+
+
+def validate(frame: pd.DataFrame, schema: dict[str, str], table: str) -> None:
+    """Raise InvalidInput naming every missing column and every column of the wrong type."""
+    problems = []
+    for column, kind in schema.items():
+        if column not in frame.columns:
+            problems.append({"field": f"{table}.{column}", "reason": "missing column"})
+        elif not _kind_ok(frame[column], kind):
+            reason = f"expected {kind}, found {frame[column].dtype}"
+            if kind == "timestamp" and pd.api.types.is_datetime64_dtype(frame[column].dtype):
+                reason = "timestamps must be timezone-aware (UTC)"
+            problems.append({"field": f"{table}.{column}", "reason": reason})
+    if problems:
+        summary = "; ".join(f"{p['field']}: {p['reason']}" for p in problems)
+        raise InvalidInput(f"raw data does not match its schema: {summary}", details=problems)
+
+
+def user_transaction_stats(raw: RawTables) -> pd.DataFrame:
+    """Per transaction: the user's activity in the 1 h, 24 h and 7 d before it."""
+    tx = raw.transactions.merge(raw.users[["user_id", "home_country"]], on="user_id", how="left")
+    tx = tx.sort_values(["user_id", "event_timestamp"], kind="stable").reset_index(drop=True)
+    tx["foreign"] = (tx["country"].notna() & (tx["country"] != tx["home_country"])).astype(float)
+    indexed = tx.set_index("event_timestamp")
+    grouped = indexed.groupby("user_id", sort=False)
+    out = pd.DataFrame(
+        {
+            "user_id": tx["user_id"].to_numpy(),
+            "event_timestamp": tx["event_timestamp"].to_numpy(),
+            "created": tx["ingested_at"].to_numpy(),
+        }
+    )
+    for label, window in (("1h", "1h"), ("24h", "24h"), ("7d", "7D")):
+        rolled = grouped["amount"].rolling(window, closed="left")
+        out[f"txn_count_{label}"] = rolled.count().fillna(0).to_numpy().astype(np.int64)
+        out[f"spend_{label}"] = rolled.sum().fillna(0.0).to_numpy()
+    foreign = grouped["foreign"].rolling("7D", closed="left").mean().to_numpy()
+    out["avg_amount_7d"] = np.where(
+        out["txn_count_7d"] > 0, out["spend_7d"] / out["txn_count_7d"].clip(lower=1), np.nan
+    )
+    out["foreign_ratio_7d"] = foreign
+    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
+    out["created"] = pd.to_datetime(out["created"], utc=True)
+    return out
+
+
+def merchant_stats(raw: RawTables) -> pd.DataFrame:
+    """Daily per merchant: 30-day volume and the fraud rate from labels known that day."""
+    tx = raw.transactions
+    first = tx["event_timestamp"].min().normalize() + pd.Timedelta(days=1)
+    last = tx["event_timestamp"].max().normalize() + pd.Timedelta(days=1)
+    frames = []
+    for day in pd.date_range(first, last, freq="D"):
+        window = tx[(tx["event_timestamp"] >= day - pd.Timedelta(days=30)) & (tx["event_timestamp"] < day)]
+        known_fraud = (window["label"] == 1) & (window["label_timestamp"] <= day)
+        agg = pd.DataFrame({"merchant_id": window["merchant_id"], "fraud": known_fraud.astype(int)})
+        stats = (
+            agg.groupby("merchant_id")
+            .agg(merchant_txn_count_30d=("fraud", "size"), frauds=("fraud", "sum"))
+            .reset_index()
+        )
+        stats["merchant_fraud_rate_30d"] = stats["frauds"] / stats["merchant_txn_count_30d"]
+        stats["event_timestamp"] = day
+        frames.append(stats.drop(columns="frauds"))
+    out = pd.concat(frames, ignore_index=True)
+    out["merchant_txn_count_30d"] = out["merchant_txn_count_30d"].astype(np.int64)
+    out["created"] = out["event_timestamp"]
+    return out
+
+
+PIPELINES: dict[str, Callable[[RawTables], pd.DataFrame]] = {
+    "user_transaction_stats": user_transaction_stats,
+    "merchant_stats": merchant_stats,
+}
+
+
+def get_pipeline(name: str) -> Callable[[RawTables], pd.DataFrame]:
+    try:
+        return PIPELINES[name]
+    except KeyError:
+        raise InvalidInput.field(
+            "kosmos.pipeline", f"unknown pipeline {name!r}; valid: {sorted(PIPELINES)}"
+        ) from None

@@ -1,0 +1,147 @@
+"""Online feature lookups and point-in-time training sets, with input checked first.
+
+Feast does the work (``get_online_features``, ``get_historical_features``);
+this module turns bad input into errors that name the problem.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+from feast import FeatureService
+from feast.errors import FeastError
+from feast.value_type import ValueType
+
+from kosmos.features.repo import FeatureRepo
+from kosmos.platform.errors import InvalidInput
+
+_INT_TYPES = {ValueType.INT32, ValueType.INT64}
+
+
+def _service(repo: FeatureRepo, name: str) -> FeatureService:
+    store = repo.store()
+    try:
+        return store.get_feature_service(name, allow_cache=True)
+    except FeastError:
+        valid = sorted(s.name for s in store.list_feature_services(allow_cache=True))
+        raise InvalidInput.field(
+            "feature_service", f"unknown feature service {name!r}; valid: {valid}"
+        ) from None
+
+
+def _check_refs(repo: FeatureRepo, refs: Sequence[str]) -> None:
+    store = repo.store()
+    views = {v.name: {f.name for f in v.features} for v in store.list_feature_views(allow_cache=True)}
+    views |= {
+        v.name: {f.name for f in v.features} for v in store.list_on_demand_feature_views(allow_cache=True)
+    }
+    for ref in refs:
+        view, _, feature = ref.partition(":")
+        if not feature:
+            raise InvalidInput.field("features", f"{ref!r} must look like 'feature_view:feature'")
+        if view not in views:
+            raise InvalidInput.field("features", f"unknown feature view {view!r}; valid: {sorted(views)}")
+        if feature not in views[view]:
+            raise InvalidInput.field(
+                "features", f"feature view {view!r} has no feature {feature!r}; valid: {sorted(views[view])}"
+            )
+
+
+def _join_keys(repo: FeatureRepo) -> dict[str, ValueType]:
+    return {e.join_key: e.value_type for e in repo.store().list_entities(allow_cache=True)}
+
+
+def _features_arg(
+    repo: FeatureRepo, feature_service: str | None, features: Sequence[str] | None
+) -> FeatureService | list[str]:
+    if bool(feature_service) == bool(features):
+        raise InvalidInput.field("feature_service", "give either a feature_service or a features list")
+    if feature_service:
+        return _service(repo, feature_service)
+    _check_refs(repo, list(features or []))
+    return list(features or [])
+
+
+def _check_key_values(key: str, values: Sequence[Any], value_type: ValueType) -> None:
+    if value_type in _INT_TYPES:
+        bad = [v for v in values if isinstance(v, bool) or not isinstance(v, int)]
+        if bad:
+            raise InvalidInput.field(f"entities.{key}", f"entity key must be an integer, got {bad[0]!r}")
+
+
+def get_online(
+    repo: FeatureRepo,
+    entities: Mapping[str, Sequence[Any]],
+    *,
+    feature_service: str | None = None,
+    features: Sequence[str] | None = None,
+    request_data: Mapping[str, Sequence[Any]] | None = None,
+) -> dict[str, list[Any]]:
+    """The latest feature values for each entity row, column by column."""
+    wanted = _features_arg(repo, feature_service, features)
+    if not entities:
+        raise InvalidInput.field("entities", "give at least one entity key, e.g. {'user_id': [1]}")
+    keys = _join_keys(repo)
+    lengths = {len(v) for v in entities.values()} | {len(v) for v in (request_data or {}).values()}
+    if len(lengths) != 1 or 0 in lengths:
+        raise InvalidInput.field(
+            "entities", "every entity and request column needs the same, non-zero number of values"
+        )
+    for key, values in entities.items():
+        if key not in keys:
+            raise InvalidInput.field(f"entities.{key}", f"unknown entity key; valid: {sorted(keys)}")
+        _check_key_values(key, values, keys[key])
+    rows = {**entities, **(request_data or {})}
+    try:
+        response = repo.store().get_online_features(features=wanted, entity_rows=rows)
+    except (FeastError, KeyError, ValueError) as exc:
+        raise InvalidInput.field("features", f"Feast refused the lookup: {exc}") from exc
+    return response.to_dict()
+
+
+def check_entity_frame(repo: FeatureRepo, frame: pd.DataFrame) -> None:
+    """An entity frame must be non-empty, with integer join keys and tz-aware event_timestamp."""
+    if frame.empty:
+        raise InvalidInput.field("entity_df", "the entity frame is empty")
+    if "event_timestamp" not in frame.columns:
+        raise InvalidInput.field("entity_df.event_timestamp", "missing column")
+    ts = frame["event_timestamp"].dtype
+    if not isinstance(ts, pd.DatetimeTZDtype):
+        reason = (
+            "timestamps must be timezone-aware (UTC)"
+            if pd.api.types.is_datetime64_dtype(ts)
+            else f"expected timestamps, found {ts}"
+        )
+        raise InvalidInput.field("entity_df.event_timestamp", reason)
+    keys = _join_keys(repo)
+    present = [k for k in keys if k in frame.columns]
+    if not present:
+        raise InvalidInput.field("entity_df", f"no entity key column; expected one of {sorted(keys)}")
+    for key in present:
+        if keys[key] in _INT_TYPES and not pd.api.types.is_integer_dtype(frame[key].dtype):
+            raise InvalidInput.field(
+                f"entity_df.{key}", f"entity key must be integers, found {frame[key].dtype}"
+            )
+
+
+def get_training_set(
+    repo: FeatureRepo,
+    entity_df: pd.DataFrame,
+    feature_service: str | None = None,
+    features: Sequence[str] | None = None,
+) -> pd.DataFrame:
+    """The entity frame joined point-in-time correctly with the features (Feast)."""
+    wanted = _features_arg(repo, feature_service, features)
+    check_entity_frame(repo, entity_df)
+    frame = entity_df.copy()
+    # the offline store keeps microseconds; flooring only moves an event earlier, never later
+    frame["event_timestamp"] = frame["event_timestamp"].dt.floor("us").astype("datetime64[us, UTC]")
+    try:
+        job = repo.store().get_historical_features(
+            entity_df=frame, features=wanted, filter_by_created_timestamp=True
+        )
+        return job.to_df()
+    except (FeastError, KeyError, ValueError) as exc:
+        raise InvalidInput.field("entity_df", f"Feast could not build the training set: {exc}") from exc

@@ -1,0 +1,109 @@
+"""Feature statistics and drift, read from the offline sources the pipelines write."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kosmos.features.repo import FeatureRepo
+from kosmos.platform.errors import InvalidInput, NotFound
+
+_EPS = 1e-4
+
+
+def _view_frame(repo: FeatureRepo, view_name: str) -> tuple[pd.DataFrame, list[str]]:
+    store = repo.store()
+    views = {v.name: v for v in store.list_feature_views(allow_cache=True)}
+    if view_name not in views:
+        raise InvalidInput.field("view", f"unknown feature view {view_name!r}; valid: {sorted(views)}")
+    view = views[view_name]
+    path = Path(view.batch_source.path)
+    if not path.is_file():
+        raise NotFound(f"feature view {view_name!r} has no offline data yet; run the pipelines")
+    return pd.read_parquet(path), [f.name for f in view.features]
+
+
+def feature_stats(repo: FeatureRepo, view_name: str) -> dict[str, Any]:
+    """Rows, freshness, and per feature: null rate, min, max, mean and quantiles."""
+    frame, features = _view_frame(repo, view_name)
+    latest = frame["event_timestamp"].max() if len(frame) else None
+    out: dict[str, Any] = {
+        "view": view_name,
+        "rows": len(frame),
+        "latest_event": latest.isoformat() if latest is not None else None,
+        "freshness_seconds": (datetime.now(UTC) - latest).total_seconds() if latest is not None else None,
+        "features": {},
+    }
+    for name in features:
+        column = pd.to_numeric(frame[name], errors="coerce")
+        valid = column.dropna()
+        out["features"][name] = {
+            "null_rate": float(column.isna().mean()) if len(column) else 0.0,
+            "min": _num(valid.min()),
+            "max": _num(valid.max()),
+            "mean": _num(valid.mean()),
+            "p05": _num(valid.quantile(0.05)),
+            "p50": _num(valid.quantile(0.5)),
+            "p95": _num(valid.quantile(0.95)),
+        }
+    return out
+
+
+def _num(value: Any) -> float | None:
+    return None if value is None or pd.isna(value) else float(value)
+
+
+def psi(reference: pd.Series, current: pd.Series, bins: int = 10) -> float | None:
+    """Population stability index over quantile bins of ``reference`` (nulls ignored)."""
+    ref, cur = reference.dropna().to_numpy(float), current.dropna().to_numpy(float)
+    if len(ref) == 0 or len(cur) == 0:
+        return None
+    edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)))
+    if len(edges) < 2:
+        edges = np.array([ref.min() - 0.5, ref.max() + 0.5])
+    edges[0], edges[-1] = -np.inf, np.inf
+    ref_share = np.histogram(ref, edges)[0] / len(ref) + _EPS
+    cur_share = np.histogram(cur, edges)[0] / len(cur) + _EPS
+    return float(np.sum((cur_share - ref_share) * np.log(cur_share / ref_share)))
+
+
+def feature_drift(
+    repo: FeatureRepo,
+    view_name: str,
+    *,
+    reference: tuple[datetime, datetime] | None = None,
+    current: tuple[datetime, datetime] | None = None,
+) -> dict[str, Any]:
+    """PSI per feature between two time windows (default: the week before last vs. last week)."""
+    frame, features = _view_frame(repo, view_name)
+    if frame.empty:
+        raise NotFound(f"feature view {view_name!r} has no rows")
+    latest = frame["event_timestamp"].max()
+    current = current or (latest - timedelta(days=7), latest + timedelta(microseconds=1))
+    reference = reference or (current[0] - timedelta(days=7), current[0])
+    for name, (start, end) in (("reference", reference), ("current", current)):
+        if start.tzinfo is None or end.tzinfo is None:
+            raise InvalidInput.field(name, "window bounds need a timezone")
+        if start >= end:
+            raise InvalidInput.field(name, "window start must be before its end")
+    ts = frame["event_timestamp"]
+    ref_rows = frame[(ts >= reference[0]) & (ts < reference[1])]
+    cur_rows = frame[(ts >= current[0]) & (ts < current[1])]
+    scores = {
+        name: psi(
+            pd.to_numeric(ref_rows[name], errors="coerce"), pd.to_numeric(cur_rows[name], errors="coerce")
+        )
+        for name in features
+    }
+    return {
+        "view": view_name,
+        "reference": [reference[0].isoformat(), reference[1].isoformat()],
+        "current": [current[0].isoformat(), current[1].isoformat()],
+        "rows": {"reference": len(ref_rows), "current": len(cur_rows)},
+        "psi": scores,
+        "drifted": sorted(n for n, s in scores.items() if s is not None and s > 0.2),
+    }
