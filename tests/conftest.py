@@ -9,16 +9,24 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import threading
+import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import redis as redis_lib
+import uvicorn
 
+from kosmos.platform.api.app import create_app
+from kosmos.platform.db.engine import Database
 from kosmos.platform.db.migrate import upgrade
-from kosmos.platform.settings import get_settings
+from kosmos.platform.settings import Settings, get_settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 PG_HOST = os.environ.get("KOSMOS_TEST_PG_HOST", "127.0.0.1")
@@ -103,6 +111,24 @@ def postgres_url(pg_template: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture
+def empty_pg_database() -> Iterator[Callable[[], str]]:
+    """A factory of empty PostgreSQL databases, all dropped after the test."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"kosmos_e_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+        with _pg_admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return pg_url(name)
+
+    yield make
+    with _pg_admin() as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "kosmos.db"
@@ -132,3 +158,39 @@ def redis_url() -> Iterator[str]:
         service_missing(f"Redis at {REDIS_URL}", exc)
     yield REDIS_URL
     client.close()
+
+
+@contextmanager
+def serve_platform(settings: Settings, database: Database, port: int, delay_s: float = 0.0) -> Iterator[str]:
+    """Serve the control plane on ``port`` (after ``delay_s``) until the block ends."""
+    config = uvicorn.Config(
+        create_app(settings, database), host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
+    server = uvicorn.Server(config)
+
+    def run() -> None:
+        time.sleep(delay_s)
+        server.run()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{port}"
+    try:
+        if delay_s == 0:
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:
+                try:
+                    httpx.get(f"{url}/healthz", timeout=1)
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.05)
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_platform() -> Callable[..., Any]:
+    """``with live_platform(settings, database, port) as url:`` serves a real control plane."""
+    return serve_platform

@@ -21,19 +21,19 @@ from kosmos.platform.db.engine import Database
 from kosmos.platform.errors import ConnectionFailed
 from kosmos.platform.settings import Settings, get_settings
 
-from .live import serve
-
 runner = CliRunner()
 
 
 @pytest.fixture
-def server(postgres_url: str, isolated_home: Path, monkeypatch, free_port) -> Iterator[tuple[str, str]]:
+def server(
+    postgres_url: str, isolated_home: Path, monkeypatch, free_port, live_platform
+) -> Iterator[tuple[str, str]]:
     """A live control plane on PostgreSQL; yields (url, admin token)."""
     settings = Settings(home=isolated_home / "server", database={"url": postgres_url})
     database = Database(postgres_url)
     token = bootstrap(settings, database).token
     port = free_port()
-    with serve(settings, database, port) as url:
+    with live_platform(settings, database, port) as url:
         monkeypatch.setenv("KOSMOS_CLIENT__URL", url)
         yield url, token
     database.dispose()
@@ -103,12 +103,14 @@ def test_unreachable_control_plane_is_a_clear_error(monkeypatch, free_port) -> N
     assert "Traceback" not in out.stderr
 
 
-def test_client_retries_until_the_server_is_up(postgres_url: str, isolated_home: Path, free_port) -> None:
+def test_client_retries_until_the_server_is_up(
+    postgres_url: str, isolated_home: Path, free_port, live_platform
+) -> None:
     settings = Settings(home=isolated_home, database={"url": postgres_url})
     database = Database(postgres_url)
     token = bootstrap(settings, database).token
     port = free_port()
-    with serve(settings, database, port, delay_s=0.8) as url:
+    with live_platform(settings, database, port, delay_s=0.8) as url:
         started = time.monotonic()
         with KosmosClient(url=url, token=token, settings=settings) as client:
             assert client.get("/whoami")["user"] == "admin"

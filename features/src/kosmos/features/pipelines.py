@@ -90,9 +90,7 @@ def user_transaction_stats(raw: RawTables) -> pd.DataFrame:
         out["txn_count_7d"] > 0, out["spend_7d"] / out["txn_count_7d"].clip(lower=1), np.nan
     )
     out["foreign_ratio_7d"] = foreign
-    out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True)
-    out["created"] = pd.to_datetime(out["created"], utc=True)
-    return out
+    return _microseconds(out)
 
 
 def merchant_stats(raw: RawTables) -> pd.DataFrame:
@@ -116,7 +114,14 @@ def merchant_stats(raw: RawTables) -> pd.DataFrame:
     out = pd.concat(frames, ignore_index=True)
     out["merchant_txn_count_30d"] = out["merchant_txn_count_30d"].astype(np.int64)
     out["created"] = out["event_timestamp"]
-    return out
+    return _microseconds(out)
+
+
+def _microseconds(frame: pd.DataFrame) -> pd.DataFrame:
+    """Timestamps at the precision parquet and DuckDB keep (UTC, microseconds)."""
+    for column in ("event_timestamp", "created"):
+        frame[column] = pd.to_datetime(frame[column], utc=True).astype("datetime64[us, UTC]")
+    return frame
 
 
 PIPELINES: dict[str, Callable[[RawTables], pd.DataFrame]] = {

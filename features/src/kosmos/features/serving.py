@@ -25,7 +25,7 @@ def _service(repo: FeatureRepo, name: str) -> FeatureService:
     try:
         return store.get_feature_service(name, allow_cache=True)
     except FeastError:
-        valid = sorted(s.name for s in store.list_feature_services(allow_cache=True))
+        valid = sorted(s.name for s in store.list_feature_services())
         raise InvalidInput.field(
             "feature_service", f"unknown feature service {name!r}; valid: {valid}"
         ) from None

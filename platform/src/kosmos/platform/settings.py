@@ -128,7 +128,8 @@ class FeatureSettings(_Section):
     )
     registry_url: str | None = Field(
         default=None,
-        description="SQLAlchemy URL of the SQL registry. Unset: database.url when it is PostgreSQL.",
+        description="PostgreSQL URL of the SQL registry: a database of its own, not database.url "
+        "(Feast's tables would clash with Kosmos's).",
     )
     materialize_every_minutes: int = Field(
         default=15, ge=0, description="How often `kosmos up` runs the feature pipelines; 0 turns it off."

@@ -1,0 +1,63 @@
+"""The demo generator: deterministic, imbalanced, messy like real data, and learnable."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+
+from kosmos.features.demo import generate
+from kosmos.features.pipelines import RawTables, merchant_stats, user_transaction_stats
+
+END = datetime(2026, 11, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return generate(rows=20_000, seed=3, end=END)
+
+
+def test_same_seed_same_data(data) -> None:
+    again = generate(rows=20_000, seed=3, end=END)
+    assert again.transactions.equals(data.transactions)
+    assert not generate(rows=20_000, seed=4, end=END).transactions.equals(data.transactions)
+
+
+def test_looks_like_card_fraud(data) -> None:
+    tx = data.transactions
+    assert len(tx) == 20_000 and tx["transaction_id"].is_unique
+    assert 0.01 <= tx["label"].mean() <= 0.03
+    assert tx["device"].isna().mean() > 0.02 and tx["country"].isna().mean() > 0.002
+    late = (tx["ingested_at"] - tx["event_timestamp"]).dt.total_seconds() > 3_600
+    assert 0.01 < late.mean() < 0.06
+    assert (tx["label_timestamp"] > tx["event_timestamp"]).all()
+    assert tx["event_timestamp"].max() <= END
+
+
+def test_label_is_learnable_from_the_features(data) -> None:
+    raw = RawTables(data.transactions, data.users)
+    users = user_transaction_stats(raw).drop(columns=["created"])
+    frame = data.transactions.sort_values("event_timestamp")
+    frame = frame.merge(users, on=["user_id", "event_timestamp"], how="left")
+    merchants = merchant_stats(raw).drop(columns=["created"]).sort_values("event_timestamp")
+    frame = frame.sort_values("event_timestamp")
+    frame = pd.merge_asof(frame, merchants, on="event_timestamp", by="merchant_id")
+    columns = [
+        c
+        for c in frame.columns
+        if c.startswith(("txn_", "spend_", "avg_", "foreign_", "merchant_")) and c != "merchant_id"
+    ] + ["amount"]
+    split = int(len(frame) * 0.75)
+    train, test = frame.iloc[:split], frame.iloc[split:]
+    model = HistGradientBoostingClassifier(random_state=0).fit(train[columns], train["label"])
+    auc = roc_auc_score(test["label"], model.predict_proba(test[columns])[:, 1])
+    assert auc > 0.8, auc
+    assert roc_auc_score(test["label"], [0.5] * len(test)) == 0.5
+
+
+def test_too_few_rows_is_an_error() -> None:
+    with pytest.raises(ValueError, match="at least 1000"):
+        generate(rows=10)
