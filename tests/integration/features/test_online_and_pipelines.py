@@ -120,7 +120,7 @@ def test_failed_materialization_says_so_and_rerunning_repairs_it(fraud_repo) -> 
 
 def test_missing_raw_data_is_named(fraud_repo) -> None:
     (fraud_repo.raw_dir / "users.parquet").unlink()
-    with pytest.raises(NotFound, match="users.parquet"):
+    with pytest.raises(NotFound, match=r"users\.parquet"):
         run_pipelines(fraud_repo)
 
 

@@ -95,7 +95,7 @@ def test_bad_entity_frames_are_named(fraud_repo, change, field: str, reason: str
 
 
 def test_unknown_names_are_named(fraud_repo) -> None:
-    with pytest.raises(InvalidInput, match="unknown feature service 'nope'.*fraud_detection_v1"):
+    with pytest.raises(InvalidInput, match=r"unknown feature service 'nope'.*fraud_detection_v1"):
         get_training_set(fraud_repo, _entities(fraud_repo, 5), feature_service="nope")
     with pytest.raises(InvalidInput, match="unknown feature view 'ghost'"):
         get_training_set(fraud_repo, _entities(fraud_repo, 5), features=["ghost:x"])
