@@ -97,6 +97,24 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         assert [p["name"] for p in json.loads(listed.stdout)] == ["demo"]
         # the token was also saved, so the CLI works without it in the environment
         assert _kosmos(env, "whoami").returncode == 0
+        # the demo project's features were generated and materialized on first start
+        got = _kosmos(
+            env,
+            "features",
+            "get",
+            "-p",
+            "demo",
+            "-e",
+            "user_id=1",
+            "-e",
+            "merchant_id=1",
+            "-s",
+            "fraud_online_v1",
+            "-o",
+            "json",
+        )
+        assert got.returncode == 0, got.stderr
+        assert {"txn_count_1h", "spend_7d", "merchant_fraud_rate_30d"} <= set(json.loads(got.stdout))
         assert token[1] not in (tmp_path / "home" / "logs" / "control-plane.log").read_text()
     finally:
         _stop(proc, ports)

@@ -1,0 +1,177 @@
+"""Features through the doors: REST, SDK and CLI, each authorized by project."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from kosmos.features import sdk
+from kosmos.features.demo import write
+from kosmos.features.repo import feature_repo
+from kosmos.features.serving import get_training_set
+from kosmos.platform import Forbidden, InvalidInput, KosmosClient, NotFound
+from kosmos.platform.bootstrap import bootstrap
+from kosmos.platform.cli.main import app
+from kosmos.platform.db.engine import Database
+from kosmos.platform.settings import Settings, get_settings
+
+
+@pytest.fixture
+def features_server(
+    sqlite_url: str, isolated_home: Path, free_port, live_platform, fraud_data, monkeypatch
+) -> Iterator[dict]:
+    settings = Settings(home=isolated_home, database={"url": sqlite_url})
+    database = Database(sqlite_url)
+    admin = bootstrap(settings, database).token
+    with live_platform(settings, database, free_port()) as url:
+        monkeypatch.setenv("KOSMOS_CLIENT__URL", url)
+        with KosmosClient(url=url, token=admin) as c:
+            c.post("/projects", {"name": "fraud", "team": "risk"})
+            c.post("/projects", {"name": "other", "team": "risk"})
+            c.post("/projects/fraud/features/init", {"template": "fraud"})
+            write(fraud_data, feature_repo(settings, "fraud").raw_dir)
+            run = c.post("/projects/fraud/features/pipelines/run", {"materialize": True})
+            assert run["status"] == "succeeded"
+            c.post("/users", {"name": "vic"})
+            c.put("/projects/fraud/members/vic", {"role": "viewer"})
+            viewer = c.post("/tokens", {"name": "v", "user": "vic", "project": "fraud"})["token"]
+            c.post("/users", {"name": "otto"})
+            c.put("/projects/other/members/otto", {"role": "admin"})
+            outsider = c.post("/tokens", {"name": "o", "user": "otto", "project": "other"})["token"]
+        yield {"url": url, "admin": admin, "viewer": viewer, "outsider": outsider, "settings": settings}
+    database.dispose()
+
+
+def test_viewer_reads_but_cannot_run_pipelines(features_server) -> None:
+    with KosmosClient(url=features_server["url"], token=features_server["viewer"]) as c:
+        described = sdk.list_features("fraud", client=c)
+        assert "fraud_detection_v1" in described["feature_services"]
+        assert described["last_run"]["status"] == "succeeded"
+        values = sdk.get_online(
+            "fraud", {"user_id": [1, 2]}, client=c, features=["user_transaction_stats:txn_count_7d"]
+        )
+        assert values["user_id"] == [1, 2] and len(values["txn_count_7d"]) == 2
+        with pytest.raises(Forbidden):
+            sdk.run_pipelines("fraud", client=c)
+        with pytest.raises(Forbidden):
+            c.post("/projects/fraud/features/init", {"template": "fraud"})
+
+
+def test_another_projects_token_sees_nothing(features_server) -> None:
+    with KosmosClient(url=features_server["url"], token=features_server["outsider"]) as c:
+        with pytest.raises(NotFound):
+            sdk.get_online("fraud", {"user_id": [1]}, client=c, feature_service="fraud_online_v1")
+        with pytest.raises(NotFound):
+            sdk.feature_stats("fraud", "user_transaction_stats", client=c)
+
+
+def test_training_set_through_the_sdk_matches_feast(features_server, fraud_data) -> None:
+    entities = fraud_data.transactions.sample(200, random_state=2)[
+        ["transaction_id", "user_id", "merchant_id", "amount", "event_timestamp"]
+    ]
+    with KosmosClient(url=features_server["url"], token=features_server["admin"]) as c:
+        remote = sdk.get_training_set("fraud", entities, feature_service="fraud_detection_v1", client=c)
+        with pytest.raises(InvalidInput, match="timezone-aware"):
+            naive = entities.assign(event_timestamp=entities["event_timestamp"].dt.tz_localize(None))
+            sdk.get_training_set("fraud", naive, feature_service="fraud_detection_v1", client=c)
+    local = get_training_set(
+        feature_repo(features_server["settings"], "fraud"), entities, feature_service="fraud_detection_v1"
+    )
+    key = "transaction_id"
+    remote, local = (
+        remote.sort_values(key).reset_index(drop=True),
+        local.sort_values(key).reset_index(drop=True),
+    )
+    assert list(remote[key]) == list(local[key])
+    pd.testing.assert_series_equal(remote["spend_24h"], local["spend_24h"], check_dtype=False)
+
+
+def test_stats_and_drift_through_the_sdk(features_server) -> None:
+    with KosmosClient(url=features_server["url"], token=features_server["viewer"]) as c:
+        stats = sdk.feature_stats("fraud", "merchant_stats", client=c)
+        assert stats["rows"] > 0 and "merchant_fraud_rate_30d" in stats["features"]
+        drift = sdk.feature_drift("fraud", "merchant_stats", client=c)
+        assert set(drift["psi"]) == {"merchant_txn_count_30d", "merchant_fraud_rate_30d"}
+
+
+def test_cli_get_and_exit_codes(features_server, monkeypatch) -> None:
+    runner = CliRunner()
+    monkeypatch.setenv("KOSMOS_CLIENT__TOKEN", features_server["viewer"])
+    get_settings.cache_clear()
+    out = runner.invoke(
+        app,
+        [
+            "features",
+            "get",
+            "-p",
+            "fraud",
+            "-e",
+            "user_id=3",
+            "-e",
+            "merchant_id=4",
+            "-s",
+            "fraud_online_v1",
+            "-o",
+            "json",
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    values = json.loads(out.output)
+    assert values["user_id"] == [3] and "merchant_fraud_rate_30d" in values
+    out = runner.invoke(app, ["features", "get", "-p", "fraud", "-e", 'user_id="x"', "-s", "fraud_online_v1"])
+    assert out.exit_code == 2 and "must be an integer" in out.output
+    out = runner.invoke(app, ["features", "run", "-p", "fraud"])
+    assert out.exit_code == 4
+    listed = runner.invoke(app, ["features", "list", "-p", "fraud"])
+    assert listed.exit_code == 0 and "fraud_detection_v1" in listed.output
+
+
+def test_pipeline_runs_are_audited(features_server) -> None:
+    with KosmosClient(url=features_server["url"], token=features_server["admin"]) as c:
+        events = c.get("/audit", project="fraud", action="features.pipelines.run")
+    assert events and events[0]["details"]["rows"]["user_transaction_stats"] > 0
+
+
+def test_the_features_example_runs(features_server, tmp_path) -> None:
+    root = Path(__file__).resolve().parents[3]
+    script = root / "examples" / "features" / "online_and_training.py"
+    source = script.read_text().replace('PROJECT = "demo"', 'PROJECT = "fraud"')
+    copy = tmp_path / "example.py"
+    copy.write_text(source)
+    env = {
+        **os.environ,
+        "KOSMOS_CLIENT__URL": features_server["url"],
+        "KOSMOS_CLIENT__TOKEN": features_server["admin"],
+        "PYTHONWARNINGS": "ignore",
+    }
+    out = subprocess.run([sys.executable, str(copy)], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "fraud_detection_v1" in out.stdout and "amount_vs_user_mean_7d" in out.stdout
+    assert "drifted features" in out.stdout
+
+
+def test_the_generator_example_writes_parquet(tmp_path) -> None:
+    root = Path(__file__).resolve().parents[3]
+    out = subprocess.run(
+        [
+            sys.executable,
+            str(root / "examples" / "fraud" / "generate.py"),
+            "--rows",
+            "2000",
+            "--out",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stderr
+    assert len(pd.read_parquet(tmp_path / "transactions.parquet")) == 2000
