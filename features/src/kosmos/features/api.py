@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 from fastapi import APIRouter
-from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from kosmos.features import runs, serving, stats
@@ -99,17 +99,16 @@ def run_pipelines(project: Name, body: RunBody, call: CallDep) -> dict[str, Any]
     return run.__dict__
 
 
-@router.post("/online", summary="Online feature values for entity keys")
-async def online(project: Name, body: OnlineBody, call: CallDep) -> dict[str, Any]:
-    repo = _repo(call, project)
-    return await run_in_threadpool(
-        serving.get_online,
-        repo,
+@router.post("/online", summary="Online feature values for entity keys", response_model=dict[str, list[Any]])
+async def online(project: Name, body: OnlineBody, call: CallDep) -> JSONResponse:
+    values = await serving.get_online_async(
+        _repo(call, project),
         body.entities,
         feature_service=body.feature_service,
         features=body.features,
         request_data=body.request_data,
     )
+    return JSONResponse(values)  # plain JSON types already: skip the response-model pass
 
 
 @router.post("/training-set", summary="A point-in-time correct training set")

@@ -10,6 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
+from fastapi.concurrency import run_in_threadpool
 from feast import FeatureService
 from feast.errors import FeastError
 from feast.value_type import ValueType
@@ -71,15 +72,13 @@ def _check_key_values(key: str, values: Sequence[Any], value_type: ValueType) ->
             raise InvalidInput.field(f"entities.{key}", f"entity key must be an integer, got {bad[0]!r}")
 
 
-def get_online(
+def _prepare_online(
     repo: FeatureRepo,
     entities: Mapping[str, Sequence[Any]],
-    *,
-    feature_service: str | None = None,
-    features: Sequence[str] | None = None,
-    request_data: Mapping[str, Sequence[Any]] | None = None,
-) -> dict[str, list[Any]]:
-    """The latest feature values for each entity row, column by column."""
+    feature_service: str | None,
+    features: Sequence[str] | None,
+    request_data: Mapping[str, Sequence[Any]] | None,
+) -> tuple[FeatureService | list[str], dict[str, Sequence[Any]]]:
     wanted = _features_arg(repo, feature_service, features)
     if not entities:
         raise InvalidInput.field("entities", "give at least one entity key, e.g. {'user_id': [1]}")
@@ -93,9 +92,48 @@ def get_online(
         if key not in keys:
             raise InvalidInput.field(f"entities.{key}", f"unknown entity key; valid: {sorted(keys)}")
         _check_key_values(key, values, keys[key])
-    rows = {**entities, **(request_data or {})}
+    return wanted, {**entities, **(request_data or {})}
+
+
+def get_online(
+    repo: FeatureRepo,
+    entities: Mapping[str, Sequence[Any]],
+    *,
+    feature_service: str | None = None,
+    features: Sequence[str] | None = None,
+    request_data: Mapping[str, Sequence[Any]] | None = None,
+) -> dict[str, list[Any]]:
+    """The latest feature values for each entity row, column by column."""
+    wanted, rows = _prepare_online(repo, entities, feature_service, features, request_data)
     try:
         response = repo.store().get_online_features(features=wanted, entity_rows=rows)
+    except (FeastError, KeyError, ValueError) as exc:
+        raise InvalidInput.field("features", f"Feast refused the lookup: {exc}") from exc
+    return response.to_dict()
+
+
+async def get_online_async(
+    repo: FeatureRepo,
+    entities: Mapping[str, Sequence[Any]],
+    *,
+    feature_service: str | None = None,
+    features: Sequence[str] | None = None,
+    request_data: Mapping[str, Sequence[Any]] | None = None,
+) -> dict[str, list[Any]]:
+    """:func:`get_online` without a thread hop where the online store reads asynchronously (Redis)."""
+    store = repo.store()
+    if not store._get_provider().async_supported.online.read:  # Feast's own capability flag
+        return await run_in_threadpool(
+            get_online,
+            repo,
+            entities,
+            feature_service=feature_service,
+            features=features,
+            request_data=request_data,
+        )
+    wanted, rows = _prepare_online(repo, entities, feature_service, features, request_data)
+    try:
+        response = await store.get_online_features_async(features=wanted, entity_rows=rows)
     except (FeastError, KeyError, ValueError) as exc:
         raise InvalidInput.field("features", f"Feast refused the lookup: {exc}") from exc
     return response.to_dict()

@@ -25,6 +25,8 @@ class CallContext:
     session: Session
     principal: Principal
     request_id: str | None = None
+    identity_changed: bool = False
+    """Set by changes that can narrow someone's access, so cached access checks are dropped."""
 
     def project(self, name: str, minimum: Role) -> Project:
         """The project ``name``, or NotFound/Forbidden when the principal lacks ``minimum``."""

@@ -61,6 +61,13 @@ class ServerSettings(_Section):
 
     host: str = Field(default="127.0.0.1", description="Interface the control plane binds.")
     port: int = Field(default=8080, ge=1, le=65535, description="Control-plane port.")
+    auth_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long a control-plane process trusts a token and project-role check it "
+        "made; changes made through that process apply at once, other replicas see them after "
+        "at most this long. 0 checks the database on every request.",
+    )
     token_ttl_days: int = Field(
         default=90, ge=1, le=3650, description="Default lifetime of new API tokens, in days."
     )

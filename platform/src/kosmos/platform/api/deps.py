@@ -7,12 +7,13 @@ from contextlib import contextmanager
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from kosmos.platform.context import CallContext
 from kosmos.platform.db.engine import Database
 from kosmos.platform.db.models import Role
-from kosmos.platform.identity.access import Principal, authenticate, require_project
+from kosmos.platform.identity.access import AccessCache, Principal, authenticate, require_project
 from kosmos.platform.logs import request_id_var
 from kosmos.platform.settings import Settings
 
@@ -23,7 +24,16 @@ def database(request: Request) -> Database:
     return request.app.state.database
 
 
-def authenticated(
+def _check_in_database(request: Request, token: str | None, project: str | None) -> Principal:
+    with database(request).transaction() as session:
+        principal = authenticate(session, token)
+        request.state.principal = principal
+        if project is not None:
+            require_project(session, principal, project, Role.viewer)
+    return principal
+
+
+async def authenticated(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -31,14 +41,16 @@ def authenticated(
 
     When the path names a project, the caller must hold a role on it: otherwise
     the answer is the same 404 a missing project gets, before the body is read.
+    A success is remembered for ``server.auth_cache_seconds`` (see AccessCache).
     """
     token = credentials.credentials if credentials else None
-    with database(request).transaction() as session:
-        principal = authenticate(session, token)
-        request.state.principal = principal
-        project = request.path_params.get("project")
-        if project is not None:
-            require_project(session, principal, project, Role.viewer)
+    project = request.path_params.get("project")
+    cache: AccessCache = request.app.state.access_cache
+    principal = cache.get(token, project) if token else None
+    if principal is None:
+        principal = await run_in_threadpool(_check_in_database, request, token, project)
+        cache.put(token, project, principal)  # type: ignore[arg-type]
+    request.state.principal = principal
     return principal
 
 
@@ -57,10 +69,13 @@ class Call:
     def tx(self) -> Iterator[CallContext]:
         """One transaction for the whole call: it commits when the block ends, or not at all."""
         with database(self.request).transaction() as session:
-            yield CallContext(session=session, principal=self.principal, request_id=request_id_var.get())
+            ctx = CallContext(session=session, principal=self.principal, request_id=request_id_var.get())
+            yield ctx
+        if ctx.identity_changed:  # committed: drop cached access checks that may now be too wide
+            self.request.app.state.access_cache.clear()
 
 
-def get_call(request: Request, principal: Annotated[Principal, Depends(authenticated)]) -> Call:
+async def get_call(request: Request, principal: Annotated[Principal, Depends(authenticated)]) -> Call:
     return Call(request, principal)
 
 

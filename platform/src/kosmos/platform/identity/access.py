@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -25,11 +27,50 @@ class Principal:
     token_id: int | None = None
     token_project_id: int | None = None
     token_max_role: Role | None = None
+    token_expires_at: datetime | None = None
 
     @property
     def platform_admin(self) -> bool:
         """A platform administrator acting with an unrestricted token."""
         return self.is_admin and self.token_project_id is None and self.token_max_role is None
+
+
+class AccessCache:
+    """Recent successful access checks: (token hash, project) -> principal, for ``ttl_s``.
+
+    Only successes are kept, so a refusal is always decided by the database. Any
+    change that can narrow access, made through this process, clears it.
+    """
+
+    def __init__(self, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._entries: dict[tuple[str, str | None], tuple[float, Principal]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str, project: str | None) -> Principal | None:
+        if self.ttl_s <= 0:
+            return None
+        key = (hash_token(token), project)
+        with self._lock:
+            entry = self._entries.get(key)
+        if entry is None or entry[0] < time.monotonic():
+            return None
+        expires = entry[1].token_expires_at
+        if expires is not None and expires <= utcnow():
+            return None  # let the database say why it is refused
+        return entry[1]
+
+    def put(self, token: str, project: str | None, principal: Principal) -> None:
+        if self.ttl_s <= 0:
+            return
+        with self._lock:
+            if len(self._entries) > 10_000:
+                self._entries.clear()
+            self._entries[(hash_token(token), project)] = (time.monotonic() + self.ttl_s, principal)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
 
 
 def authenticate(session: Session, token: str | None) -> Principal:
@@ -58,6 +99,7 @@ def authenticate(session: Session, token: str | None) -> Principal:
         token_id=row.id,
         token_project_id=row.project_id,
         token_max_role=Role(row.max_role) if row.max_role is not None else None,
+        token_expires_at=row.expires_at,
     )
 
 

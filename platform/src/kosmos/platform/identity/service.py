@@ -78,6 +78,7 @@ def add_team_member(ctx: CallContext, team_name: str, user_name: str, role: Role
         ctx.session.add(member)
     else:
         member.role = int(role)
+    ctx.identity_changed = True
     ctx.audit("team.member.set", "team", team_name, details={"user": user_name, "role": role.name})
     return member
 
@@ -115,6 +116,7 @@ def set_project_member(ctx: CallContext, project_name: str, user_name: str, role
         ctx.session.add(member)
     else:
         member.role = int(role)
+    ctx.identity_changed = True
     ctx.audit(
         "project.member.set",
         "project",

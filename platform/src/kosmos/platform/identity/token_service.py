@@ -95,5 +95,6 @@ def revoke_token(ctx: CallContext, name: str, *, user: str | None = None) -> Api
         raise NotFound(f"token {name!r} of user {owner!r} not found")
     if row.revoked_at is None:
         row.revoked_at = utcnow()
+        ctx.identity_changed = True
         ctx.audit("token.revoke", "token", f"{owner}/{name}")
     return row

@@ -1,0 +1,209 @@
+"""Online feature serving: Feast directly vs. the Kosmos REST route, on Redis.
+
+One entity lookup (a user and a merchant), 11 features from 2 feature views,
+2,000 requests at concurrency 8, through (a) the Feast SDK in-process and
+(b) POST /api/v1/projects/{p}/features/online on a real control-plane process.
+Then materialization throughput for 1M transactions.
+
+    .venv/bin/python bench/feature_serving.py [--requests 2000] [--concurrency 8] [--rows 1000000]
+
+Needs Redis on 127.0.0.1:6379. Goal (issue 3): b - a <= 1 ms at p50, b's p99 <= 10 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+
+import httpx
+
+from kosmos.features.demo import generate, write
+from kosmos.features.repo import FeatureRepo
+from kosmos.features.runs import compute_offline
+from kosmos.platform.bootstrap import bootstrap
+from kosmos.platform.settings import Settings
+
+FEATURES = [
+    f"user_transaction_stats:{f}"
+    for f in (
+        "txn_count_1h",
+        "txn_count_24h",
+        "txn_count_7d",
+        "spend_1h",
+        "spend_24h",
+        "spend_7d",
+        "avg_amount_7d",
+        "foreign_ratio_7d",
+    )
+] + ["merchant_stats:merchant_txn_count_30d", "merchant_stats:merchant_fraud_rate_30d"]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
+
+
+def run_load(call, requests: int, concurrency: int) -> list[float]:
+    """Latencies in ms of ``requests`` calls spread over ``concurrency`` threads."""
+    latencies: list[float] = []
+    lock = threading.Lock()
+    per_thread = requests // concurrency
+
+    def worker(seed: int) -> None:
+        rng = random.Random(seed)
+        local = []
+        state = call.__call__ if not hasattr(call, "per_thread") else call.per_thread()
+        for _ in range(per_thread):
+            started = time.perf_counter()
+            state(rng.randint(1, 2000), rng.randint(1, 500))
+            local.append((time.perf_counter() - started) * 1000)
+        with lock:
+            latencies.extend(local)
+
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(worker, range(concurrency)))
+    return latencies
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    home = Path(tempfile.mkdtemp(prefix="kosmos-bench-"))
+    project = f"bench-{uuid.uuid4().hex[:8]}"
+    env_settings = {
+        "KOSMOS_HOME": str(home),
+        "KOSMOS_REDIS__URL": "redis://127.0.0.1:6379/0",
+        "KOSMOS_FEATURES__ONLINE_STORE": "redis",
+    }
+    os.environ.update(env_settings)
+    settings = Settings()
+    token = bootstrap(settings).token
+
+    repo = FeatureRepo(settings, project)
+    repo.init(template="fraud")
+    write(generate(rows=100_000), repo.raw_dir)
+    repo.apply()
+    compute_offline(repo)
+    repo.store().materialize_incremental(end_date=datetime.now(UTC))
+    store = repo.store()
+
+    def feast_direct(user: int, merchant: int) -> None:
+        store.get_online_features(features=FEATURES, entity_rows=[{"user_id": user, "merchant_id": merchant}])
+
+    for _ in range(50):
+        feast_direct(1, 1)
+    direct = run_load(feast_direct, args.requests, args.concurrency)
+
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "kosmos.platform.api"],
+        env={**os.environ, "KOSMOS_SERVER__PORT": str(port), "KOSMOS_LOG_LEVEL": "WARNING"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz").status_code == 200:
+                    break
+            except httpx.HTTPError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.2)
+        with httpx.Client(base_url=url) as http:
+            http.post(
+                "/api/v1/projects",
+                json={"name": project, "team": "risk"},
+                headers={"Authorization": f"Bearer {token}"},
+            )
+
+        class Rest:
+            def per_thread(self):
+                http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"})
+
+                def call(user: int, merchant: int) -> None:
+                    r = http.post(
+                        f"/api/v1/projects/{project}/features/online",
+                        json={
+                            "features": FEATURES,
+                            "entities": {"user_id": [user], "merchant_id": [merchant]},
+                        },
+                    )
+                    r.raise_for_status()
+
+                return call
+
+        warm = Rest().per_thread()
+        for _ in range(50):
+            warm(1, 1)
+        rest = run_load(Rest(), args.requests, args.concurrency)
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+    rows = [("(a) Feast SDK direct", direct), ("(b) Kosmos REST route", rest)]
+    print(
+        f"\nOnline lookup: 1 user + 1 merchant, {len(FEATURES)} features from 2 views, Redis, "
+        f"{args.requests} requests at concurrency {args.concurrency}"
+    )
+    print(f"{'path':<24}{'p50 ms':>9}{'p99 ms':>9}{'mean ms':>9}{'req/s':>9}")
+    for name, lat in rows:
+        rps = len(lat) / (sum(lat) / 1000 / args.concurrency)
+        print(
+            f"{name:<24}{percentile(lat, 50):>9.2f}{percentile(lat, 99):>9.2f}"
+            f"{statistics.mean(lat):>9.2f}{rps:>9.0f}"
+        )
+    d50 = percentile(rest, 50) - percentile(direct, 50)
+    d99 = percentile(rest, 99) - percentile(direct, 99)
+    print(f"{'b - a':<24}{d50:>9.2f}{d99:>9.2f}")
+    print(
+        f"goal: b - a <= 1 ms at p50 -> {'met' if d50 <= 1 else 'NOT met'}; "
+        f"b p99 <= 10 ms -> {'met' if percentile(rest, 99) <= 10 else 'NOT met'}"
+    )
+
+    big = FeatureRepo(settings, f"{project}-1m")
+    big.init(template="fraud")
+    started = time.perf_counter()
+    write(generate(rows=args.rows), big.raw_dir)
+    generated = time.perf_counter() - started
+    big.apply()
+    started = time.perf_counter()
+    offline_rows = compute_offline(big)
+    computed = time.perf_counter() - started
+    started = time.perf_counter()
+    big.store().materialize_incremental(end_date=datetime.now(UTC))
+    materialized = time.perf_counter() - started
+    total = sum(offline_rows.values())
+    print(f"\nMaterialization, {args.rows:,} transactions -> {total:,} offline feature rows")
+    print(f"{'step':<34}{'seconds':>9}{'rows/s':>12}")
+    print(f"{'generate raw data':<34}{generated:>9.1f}{args.rows / generated:>12,.0f}")
+    print(f"{'pipelines (windowed aggregates)':<34}{computed:>9.1f}{args.rows / computed:>12,.0f}")
+    print(f"{'materialize_incremental -> Redis':<34}{materialized:>9.1f}{total / materialized:>12,.0f}")
+    for r in (repo, big):
+        r.store().teardown()
+
+
+if __name__ == "__main__":
+    main()
