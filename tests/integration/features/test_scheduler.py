@@ -1,0 +1,29 @@
+"""The scheduler runs every project's pipelines; one project's failure never stops the others."""
+
+from __future__ import annotations
+
+from kosmos.features.demo import write
+from kosmos.features.repo import FeatureRepo
+from kosmos.features.runs import last_run
+from kosmos.features.scheduler import run_once
+from kosmos.platform.settings import Settings
+
+
+def test_run_once_covers_every_repository(tmp_path, fraud_data) -> None:
+    settings = Settings(home=tmp_path / "home")
+    healthy, broken = FeatureRepo(settings, "alpha"), FeatureRepo(settings, "beta")
+    for repo in (healthy, broken):
+        repo.init(template="fraud")
+        repo.apply()
+    write(fraud_data, healthy.raw_dir)  # beta has no raw data: its run fails
+    (settings.projects_dir / "not-a-repo").mkdir()
+
+    outcomes = run_once(settings)
+
+    assert outcomes["alpha"] == "succeeded"
+    assert outcomes["beta"].startswith("failed") and "raw data missing" in outcomes["beta"]
+    assert "not-a-repo" not in outcomes
+    assert last_run(healthy)["status"] == "succeeded"
+    assert last_run(broken)["status"] == "failed"
+    for repo in (healthy, broken):
+        repo.store().teardown()
