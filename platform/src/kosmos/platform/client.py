@@ -57,17 +57,28 @@ class KosmosClient:
         self._http.close()
 
     def request(
-        self, method: str, path: str, *, json: Any = None, params: dict[str, Any] | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        content: bytes | None = None,
+        raw: bool = False,
     ) -> Any:
         """Call ``/api/v1{path}`` (``/healthz``, ``/readyz`` as they are).
 
-        Returns the decoded JSON, or raises the :class:`KosmosError` the server named.
+        Returns the decoded JSON (the body's bytes with ``raw=True``), or raises the
+        :class:`KosmosError` the server named. ``content`` sends bytes instead of JSON.
         """
         full = path if path.startswith(_UNPREFIXED) else API_PREFIX + path
         clean = {k: v for k, v in (params or {}).items() if v is not None}
         for attempt in range(self.retries + 1):
             try:
-                response = self._http.request(method, full, json=json, params=clean)
+                headers = {"Content-Type": "application/octet-stream"} if content is not None else None
+                response = self._http.request(
+                    method, full, json=json, params=clean, content=content, headers=headers
+                )
                 break
             except _RETRYABLE as exc:
                 if attempt == self.retries:
@@ -76,6 +87,8 @@ class KosmosClient:
                         "Is it running (`make run`)? Is the URL right (`kosmos login --url`)?"
                     ) from exc
                 time.sleep(min(0.2 * 2**attempt, 2.0))
+        if raw and response.is_success:
+            return response.content
         return _decode(response)
 
     def get(self, path: str, **params: Any) -> Any:

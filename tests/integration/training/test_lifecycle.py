@@ -1,0 +1,172 @@
+"""features -> dataset -> run -> registered model -> lineage, and the ways it must refuse."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow.tracking import MlflowClient
+
+from kosmos.features import sdk as features
+from kosmos.platform import Forbidden, InvalidInput, KosmosClient, NotFound
+from kosmos.training import run, sdk
+from kosmos.training.trainers.fraud import train_baseline
+
+HERE = Path(__file__).resolve()
+
+
+def _training_set(c: KosmosClient, data) -> pd.DataFrame:
+    entities = data.transactions[
+        ["transaction_id", "user_id", "merchant_id", "amount", "event_timestamp", "label"]
+    ]
+    return features.get_training_set("demo", entities, feature_service="fraud_detection_v1", client=c)
+
+
+def test_from_features_to_a_champion_with_full_lineage(training_server, training_data) -> None:
+    settings = training_server["settings"]
+    with KosmosClient(url=training_server["url"], token=training_server["dev"]) as c:
+        frame = _training_set(c, training_data)
+        v1 = sdk.register_dataset(
+            "demo", "fraud-train", frame, feature_service="fraud_detection_v1", client=c
+        )
+        again = sdk.register_dataset(
+            "demo", "fraud-train", frame, feature_service="fraud_detection_v1", client=c
+        )
+        assert (v1["version"], again["version"]) == (1, 1)  # same content, same version
+        assert v1["rows"] == len(frame) and v1["time_range"]
+
+        with run(
+            "demo", "fraud", dataset=("fraud-train", 1), settings=settings, client=c, code_path=HERE
+        ) as r:
+            metrics = train_baseline(r, r.data)
+        assert metrics["roc_auc"] > 0.75, metrics
+
+        model = sdk.register_model("demo", "fraud-detector", r.run_id, client=c)
+        assert model["version"] == 1
+    with KosmosClient(url=training_server["url"], token=training_server["admin"]) as c:
+        promoted = sdk.promote(
+            "demo", "fraud-detector", 1, alias="champion", reason="best AUC so far", client=c
+        )
+        assert promoted["previous_version"] is None and promoted["by"] == "admin"
+        shown = sdk.show_model("demo", "fraud-detector", client=c)
+        assert shown["aliases"] == {"champion": 1}
+        assert shown["versions"][0]["metrics"]["roc_auc"] == pytest.approx(metrics["roc_auc"])
+        trail = sdk.lineage("demo", "fraud-detector", "champion", client=c)
+        events = c.get("/audit", project="demo", action="model.promote")
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=HERE.parent, capture_output=True, text=True
+    ).stdout
+    assert trail["code"]["commit"] == head.strip()
+    assert trail["dataset"]["name"] == "fraud-train" and trail["dataset"]["version"] == 1
+    assert trail["dataset"]["feature_service"] == "fraud_detection_v1"
+    views = {v["name"] for v in trail["features"]["feature_views"]}
+    assert {"user_transaction_stats", "merchant_stats", "transaction_features"} <= views
+    assert events[0]["details"]["reason"] == "best AUC so far"
+
+    tracked = MlflowClient(settings.mlflow_tracking_uri).get_run(r.run_id)
+    assert tracked.data.tags["kosmos.user"] == "dev" and tracked.data.tags["kosmos.team"] == "risk"
+    assert [d.dataset.name for d in tracked.inputs.dataset_inputs] == ["fraud-train@v1"]
+    artifacts = {
+        a.path for a in MlflowClient(settings.mlflow_tracking_uri).list_artifacts(r.run_id, "evaluation")
+    }
+    assert {
+        "evaluation/roc_curve.png",
+        "evaluation/pr_curve.png",
+        "evaluation/confusion_matrix.png",
+    } <= artifacts
+    losses = MlflowClient(settings.mlflow_tracking_uri).get_metric_history(r.run_id, "validation_loss")
+    assert len(losses) > 3  # per-step metrics arrived (logged asynchronously)
+
+
+def test_dataset_versions_load_back_and_diff(training_server, training_data) -> None:
+    frame = training_data.transactions.head(2_000)
+    with KosmosClient(url=training_server["url"], token=training_server["dev"]) as c:
+        sdk.register_dataset("demo", "raw", frame, client=c)
+        sdk.register_dataset(
+            "demo", "raw", frame.head(1_500).drop(columns="device").assign(risk=1.0), client=c
+        )
+        assert [v["version"] for v in sdk.dataset_versions("demo", "raw", client=c)] == [1, 2]
+        first = sdk.load_dataset("demo", "raw", 1, client=c)
+        pd.testing.assert_frame_equal(first, frame.reset_index(drop=True), check_dtype=False)
+        diff = sdk.diff_datasets("demo", "raw", 1, 2, client=c)
+        assert diff["added_columns"] == ["risk"] and diff["removed_columns"] == ["device"]
+        assert diff["rows"] == [2000, 1500]
+        with pytest.raises(NotFound, match="no version 9"):
+            sdk.load_dataset("demo", "raw", 9, client=c)
+        with pytest.raises(InvalidInput, match="no rows"):
+            sdk.register_dataset("demo", "empty", frame.head(0), client=c)
+    repo = training_server["settings"].projects_dir / "demo" / "datasets"
+    status = subprocess.run(
+        [str(Path(__import__("sys").executable).parent / "dvc"), "status"],
+        cwd=repo,
+        capture_output=True,
+        text=True,
+    )
+    assert status.returncode == 0 and "up to date" in status.stdout
+
+
+def test_a_crashing_run_ends_failed_keeps_metrics_and_cannot_be_registered(training_server) -> None:
+    settings = training_server["settings"]
+    with KosmosClient(url=training_server["url"], token=training_server["dev"]) as c:
+        sdk.register_dataset("demo", "tiny", pd.DataFrame({"x": [1.0, 2.0], "label": [0, 1]}), client=c)
+        with (
+            pytest.raises(ZeroDivisionError),
+            run("demo", "crash", dataset="tiny", settings=settings, client=c, code_path=HERE) as r,
+        ):
+            r.log_metrics({"loss": 0.5}, step=0)
+            r.log_metrics({"loss": 0.4}, step=1)
+            _ = 1 / 0
+        shown = sdk.list_runs("demo", "crash", client=c)[0]
+        assert shown["status"] == "FAILED" and shown["metrics"]["loss"] == pytest.approx(0.4)
+        with pytest.raises(InvalidInput, match="FAILED"):
+            sdk.register_model("demo", "crashy", r.run_id, client=c)
+
+
+def test_registration_needs_code_data_and_a_model(training_server, tmp_path) -> None:
+    settings = training_server["settings"]
+    with KosmosClient(url=training_server["url"], token=training_server["dev"]) as c:
+        with run("demo", "no-data", settings=settings, client=c, code_path=HERE) as r:
+            r.log_metrics({"m": 1.0})
+        with pytest.raises(InvalidInput, match="no dataset version"):
+            sdk.register_model("demo", "m", r.run_id, client=c)
+        sdk.register_dataset("demo", "d", pd.DataFrame({"x": [1.0], "label": [0]}), client=c)
+        with run("demo", "no-code", dataset="d", settings=settings, client=c, code_path=tmp_path) as r:
+            pass
+        with pytest.raises(InvalidInput, match="no code version"):
+            sdk.register_model("demo", "m", r.run_id, client=c)
+        with run("demo", "no-model", dataset="d", settings=settings, client=c, code_path=HERE) as r:
+            pass
+        with pytest.raises(NotFound, match="no model"):
+            sdk.register_model("demo", "m", r.run_id, client=c)
+        with (
+            pytest.raises(NotFound, match="dataset 'ghost' not found"),
+            run("demo", "x", dataset="ghost", settings=settings, client=c),
+        ):
+            pass
+
+
+def test_roles_and_projects_are_enforced(training_server) -> None:
+    settings = training_server["settings"]
+    with KosmosClient(url=training_server["url"], token=training_server["vic"]) as c:
+        with pytest.raises(Forbidden):
+            sdk.register_dataset("demo", "x", pd.DataFrame({"a": [1]}), client=c)
+        with pytest.raises(Forbidden), run("demo", "x", settings=settings, client=c):
+            pass
+        with pytest.raises(Forbidden):
+            sdk.promote("demo", "fraud-detector", 1, reason="viewer tries", client=c)
+        assert sdk.list_runs("demo", client=c) == []
+    with KosmosClient(url=training_server["url"], token=training_server["otto"]) as c:
+        for call in (
+            lambda: sdk.list_datasets("demo", client=c),
+            lambda: sdk.list_models("demo", client=c),
+            lambda: sdk.list_runs("demo", client=c),
+        ):
+            with pytest.raises(NotFound):
+                call()
+    with (
+        KosmosClient(url=training_server["url"], token=training_server["admin"]) as c,
+        pytest.raises(NotFound, match="not found"),
+    ):
+        sdk.promote("demo", "nope", 1, reason="missing model", client=c)

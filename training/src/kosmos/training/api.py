@@ -1,0 +1,202 @@
+"""REST routes of the training package: datasets, runs and models, per project."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import asdict
+from typing import Annotated, Any
+
+import pandas as pd
+from fastapi import APIRouter, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from kosmos.platform.api import Call, CallDep
+from kosmos.platform.db.models import Role
+from kosmos.platform.errors import InvalidInput
+from kosmos.platform.identity.names import Name
+from kosmos.training import registry
+from kosmos.training.datasets import DatasetRepo, DatasetVersion
+
+router = APIRouter(prefix="/projects/{project}", tags=["training"])
+MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+
+
+def _datasets(call: Call, project: str) -> DatasetRepo:
+    return DatasetRepo(call.settings, project)
+
+
+def _out(version: DatasetVersion) -> dict[str, Any]:
+    return {**asdict(version), "tag": version.tag, "uri": version.uri}
+
+
+@router.post(
+    "/datasets/{name}", summary="Register a new version of a dataset (parquet body)", status_code=201
+)
+async def register_dataset(
+    project: Name,
+    name: str,
+    request: Request,
+    call: CallDep,
+    feature_service: str | None = None,
+    description: str = "",
+) -> dict[str, Any]:
+    body = await request.body()
+    if len(body) > MAX_UPLOAD_BYTES:
+        raise InvalidInput.field("body", f"at most {MAX_UPLOAD_BYTES} bytes of parquet")
+    try:
+        frame = pd.read_parquet(io.BytesIO(body))
+    except Exception as exc:
+        raise InvalidInput.field("body", f"not a parquet file: {exc}") from exc
+    with call.tx() as ctx:
+        ctx.project(project, Role.developer)
+        version = _datasets(call, project).register(
+            name,
+            frame,
+            created_by=call.principal.user_name,
+            feature_service=feature_service,
+            description=description,
+        )
+        ctx.audit(
+            "dataset.register",
+            "dataset",
+            version.tag,
+            project=project,
+            details={"rows": version.rows, "hash": version.content_hash},
+        )
+    return _out(version)
+
+
+@router.get("/datasets", summary="Datasets and their latest versions")
+def list_datasets(project: Name, call: CallDep) -> list[dict[str, Any]]:
+    repo = _datasets(call, project)
+    return [_out(repo.get(name)) for name in repo.names()]
+
+
+@router.get("/datasets/{name}/versions", summary="Every version of a dataset")
+def list_versions(project: Name, name: str, call: CallDep) -> list[dict[str, Any]]:
+    return [_out(v) for v in _datasets(call, project).versions(name)]
+
+
+@router.get("/datasets/{name}/versions/{version}", summary="One version's metadata ('latest' works)")
+def show_version(project: Name, name: str, version: str, call: CallDep) -> dict[str, Any]:
+    return _out(_datasets(call, project).get(name, _version_number(version)))
+
+
+@router.get("/datasets/{name}/versions/{version}/data", summary="One version's data as parquet")
+def version_data(project: Name, name: str, version: str, call: CallDep) -> Response:
+    frame = _datasets(call, project).load(name, _version_number(version))
+    buffer = io.BytesIO()
+    frame.to_parquet(buffer, index=False)
+    return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet")
+
+
+@router.get("/datasets/{name}/diff", summary="Schema and statistics changes between two versions")
+def diff_versions(
+    project: Name, name: str, call: CallDep, a: Annotated[int, Query(ge=1)], b: Annotated[int, Query(ge=1)]
+) -> dict[str, Any]:
+    return _datasets(call, project).diff(name, a, b)
+
+
+def _version_number(version: str) -> int | None:
+    if version == "latest":
+        return None
+    if not version.isdigit() or int(version) < 1:
+        raise InvalidInput.field("version", "a positive integer or 'latest'")
+    return int(version)
+
+
+# -- runs -------------------------------------------------------------------------------------
+@router.get("/runs", summary="Training runs of the project's experiments")
+def list_runs(
+    project: Name,
+    call: CallDep,
+    experiment: str | None = None,
+    filter: str | None = None,  # noqa: A002 - the REST name
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[dict[str, Any]]:
+    return registry.search_runs(
+        call.settings, project, experiment=experiment, filter_string=filter, limit=limit
+    )
+
+
+@router.get("/runs/{run_id}", summary="One run: params, metrics, tags, inputs")
+def show_run(project: Name, run_id: str, call: CallDep) -> dict[str, Any]:
+    return registry.get_run(call.settings, project, run_id)
+
+
+@router.get("/runs-compare", summary="Runs side by side")
+def compare_runs(project: Name, call: CallDep, run_id: Annotated[list[str], Query()]) -> list[dict[str, Any]]:
+    return [registry.get_run(call.settings, project, r) for r in run_id]
+
+
+# -- models -----------------------------------------------------------------------------------
+class RegisterBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    run_id: str = Field(description="The run that logged the model.")
+    artifact: str = Field(default="model", description="The model's name within the run.")
+
+
+class PromoteBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: int = Field(ge=1, description="The model version to point the alias at.")
+    alias: str = Field(
+        default="champion",
+        pattern=r"^[a-z][a-z0-9_-]{0,63}$",
+        description="champion, challenger, or another alias.",
+    )
+    reason: str = Field(min_length=3, max_length=2000, description="Why: recorded with who and when.")
+
+
+@router.post("/models/{name}", summary="Register a model version from a run", status_code=201)
+def register_model(project: Name, name: Name, body: RegisterBody, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        ctx.project(project, Role.developer)
+        version = registry.register_model(
+            call.settings, project, name, body.run_id, body.artifact, actor=call.principal.user_name
+        )
+        ctx.audit(
+            "model.register",
+            "model",
+            f"{name}/v{version['version']}",
+            project=project,
+            details={"run_id": body.run_id},
+        )
+    return version
+
+
+@router.get("/models", summary="Registered models of the project")
+def list_models(project: Name, call: CallDep) -> list[dict[str, Any]]:
+    return registry.list_models(call.settings, project)
+
+
+@router.get("/models/{name}", summary="A model: versions, aliases, metrics side by side")
+def show_model(project: Name, name: Name, call: CallDep) -> dict[str, Any]:
+    return registry.show_model(call.settings, project, name)
+
+
+@router.post("/models/{name}/promote", summary="Point an alias at a version, with a reason")
+def promote(project: Name, name: Name, body: PromoteBody, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        ctx.project(project, Role.maintainer)
+        result = registry.promote(
+            call.settings,
+            project,
+            name,
+            body.version,
+            body.alias,
+            actor=call.principal.user_name,
+            reason=body.reason,
+        )
+        ctx.audit(
+            "model.promote",
+            "model",
+            f"{name}/v{body.version}",
+            project=project,
+            details={"alias": body.alias, "reason": body.reason, "previous": result.get("previous_version")},
+        )
+    return result
+
+
+@router.get("/models/{name}/versions/{version}/lineage", summary="Model -> run -> code -> data -> features")
+def lineage(project: Name, name: Name, version: str, call: CallDep) -> dict[str, Any]:
+    return registry.lineage(call.settings, project, name, version)

@@ -1,0 +1,244 @@
+"""Training runs on MLflow that record, unasked, the code and data they came from.
+
+    with kosmos.training.run("demo", "fraud", dataset=("fraud-train", 3)) as run:
+        run.log_params({"lr": 0.01})
+        for step in ...:
+            run.log_metrics({"loss": loss}, step=step)     # asynchronous
+        run.log_model(model, input_example=X[:5])
+
+A run records the git commit of the training code (and the diff when the tree is
+dirty), the dataset version as an MLflow dataset input, system metrics, the
+Python environment, and tags for team, project and user. If the block raises,
+the run ends FAILED with its partial metrics kept.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import logging
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import mlflow
+import pandas as pd
+from mlflow.data.http_dataset_source import HTTPDatasetSource
+from mlflow.tracking import MlflowClient
+
+from kosmos.platform.client import KosmosClient
+from kosmos.platform.settings import Settings, get_settings
+from kosmos.training.code_version import CodeVersion, code_version
+
+log = logging.getLogger(__name__)
+
+TAG_PROJECT = "kosmos.project"
+TAG_TEAM = "kosmos.team"
+TAG_USER = "kosmos.user"
+TAG_DATASET = "kosmos.dataset"
+TAG_DATASET_HASH = "kosmos.dataset.hash"
+TAG_COMMIT = "mlflow.source.git.commit"
+TAG_DIRTY = "kosmos.code.dirty"
+TAG_REPO = "kosmos.code.repo"
+
+
+def experiment_name(project: str, experiment: str) -> str:
+    """Experiments are namespaced per project: ``<project>/<experiment>``."""
+    return f"{project}/{experiment}"
+
+
+@dataclass
+class DatasetRef:
+    """A dataset version as the control plane describes it, plus its data."""
+
+    name: str
+    version: int
+    content_hash: str
+    uri: str
+    meta: dict[str, Any]
+    frame: pd.DataFrame
+
+
+class TrainingRun:
+    """A handle on one MLflow run; safe to use from one thread."""
+
+    def __init__(
+        self,
+        run_id: str,
+        client: MlflowClient,
+        project: str,
+        dataset: DatasetRef | None,
+        code: CodeVersion | None,
+    ) -> None:
+        self.run_id = run_id
+        self.client = client
+        self.project = project
+        self.dataset = dataset
+        self.code = code
+
+    @property
+    def data(self) -> pd.DataFrame:
+        """The training dataset's frame (the version the run recorded)."""
+        if self.dataset is None:
+            raise ValueError("this run was opened without a dataset")
+        return self.dataset.frame
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        mlflow.log_params(dict(params), run_id=self.run_id)
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
+        """Queue metrics for asynchronous logging (flushed when the run ends)."""
+        mlflow.log_metrics(
+            {k: float(v) for k, v in metrics.items()}, step=step, run_id=self.run_id, synchronous=False
+        )
+
+    def log_figure(self, figure: Any, artifact_file: str) -> None:
+        self.client.log_figure(self.run_id, figure, artifact_file)
+
+    def log_model(
+        self,
+        model: Any,
+        *,
+        input_example: pd.DataFrame,
+        flavor: str = "sklearn",
+        name: str = "model",
+        **flavor_kwargs: Any,
+    ) -> str:
+        """Log ``model`` with a signature inferred from ``input_example``; returns its model URI.
+
+        ``flavor_kwargs`` go to ``mlflow.<flavor>.log_model`` (e.g. ``skops_trusted_types``).
+        """
+        from mlflow.models import infer_signature
+
+        module = getattr(mlflow, flavor)
+        predict = model.predict_proba if hasattr(model, "predict_proba") else model.predict
+        output = predict(input_example)
+        signature = infer_signature(input_example, output)
+        extra = (
+            {"pyfunc_predict_fn": "predict_proba"}
+            if flavor == "sklearn" and hasattr(model, "predict_proba")
+            else {}
+        )
+        info = module.log_model(
+            model, name=name, signature=signature, input_example=input_example, **extra, **flavor_kwargs
+        )
+        return info.model_uri
+
+
+def _resolve_dataset(client: KosmosClient, project: str, dataset: Any) -> DatasetRef | None:
+    if dataset is None:
+        return None
+    name, version = (dataset, None) if isinstance(dataset, str) else dataset
+    from kosmos.training import sdk
+
+    meta = sdk.dataset_version(project, name, version, client=client)
+    frame = sdk.load_dataset(project, name, meta["version"], client=client)
+    return DatasetRef(
+        name=name,
+        version=meta["version"],
+        content_hash=meta["content_hash"],
+        uri=meta["uri"],
+        meta=meta,
+        frame=frame,
+    )
+
+
+@contextmanager
+def run(
+    project: str,
+    experiment: str,
+    *,
+    dataset: str | tuple[str, int | None] | None = None,
+    run_name: str | None = None,
+    tags: Mapping[str, str] | None = None,
+    code_path: Path | None = None,
+    settings: Settings | None = None,
+    client: KosmosClient | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[TrainingRun]:
+    """Open a tracked training run in ``project`` (needs role developer there)."""
+    settings = settings or get_settings()
+    own_client = client is None
+    kosmos = client or KosmosClient(settings=settings)
+    try:
+        me = kosmos.get("/whoami")
+        info = kosmos.get(f"/projects/{project}")
+        if info["role"] == "viewer":
+            from kosmos.platform.errors import Forbidden
+
+            raise Forbidden(f"training in project {project!r} needs role developer; you have viewer")
+        ref = _resolve_dataset(kosmos, project, dataset)
+    finally:
+        if own_client:
+            kosmos.close()
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    tracking = MlflowClient(settings.mlflow_tracking_uri)
+    exp_name = experiment_name(project, experiment)
+    exp = tracking.get_experiment_by_name(exp_name)
+    exp_id = exp.experiment_id if exp else tracking.create_experiment(exp_name, tags={TAG_PROJECT: project})
+    code = code_version(code_path)
+    run_tags = {TAG_PROJECT: project, TAG_TEAM: info["team"], TAG_USER: me["user"], **(tags or {})}
+    if code is not None:
+        run_tags |= {TAG_COMMIT: code.commit, TAG_DIRTY: str(code.dirty).lower(), TAG_REPO: code.repo_root}
+    if ref is not None:
+        run_tags |= {TAG_DATASET: ref.uri, TAG_DATASET_HASH: ref.content_hash}
+    with mlflow.start_run(
+        experiment_id=exp_id,
+        run_name=run_name,
+        tags=run_tags,
+        log_system_metrics=True,
+        parent_run_id=parent_run_id,
+        nested=parent_run_id is not None,
+    ) as active:
+        handle = TrainingRun(active.info.run_id, tracking, project, ref, code)
+        if code is not None and code.dirty:
+            tracking.log_text(handle.run_id, code.diff, "code/uncommitted.diff")
+        if ref is not None:
+            # the source is the control-plane URL of exactly this version's data
+            url = f"{kosmos.url}/api/v1/projects/{project}/datasets/{ref.name}/versions/{ref.version}/data"
+            source = mlflow.data.from_pandas(
+                ref.frame,
+                source=HTTPDatasetSource(url),
+                name=f"{ref.name}@v{ref.version}",
+                digest=ref.content_hash[:16],
+            )
+
+            mlflow.log_input(source, context="training")
+        tracking.log_text(handle.run_id, _environment(), "environment/requirements.txt")
+        try:
+            yield handle
+        finally:
+            mlflow.flush_async_logging()
+
+
+def _environment() -> str:
+    return "\n".join(
+        sorted(
+            f"{d.metadata['Name']}=={d.version}"
+            for d in importlib.metadata.distributions()
+            if d.metadata["Name"]
+        )
+    )
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def tracked(
+    project: str, experiment: str, **run_kwargs: Any
+) -> Callable[[Callable[..., R]], Callable[..., R]]:
+    """Decorator form: the function gets the :class:`TrainingRun` as its first argument."""
+
+    def decorate(fn: Callable[..., R]) -> Callable[..., R]:
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> R:
+            with run(project, experiment, **run_kwargs) as handle:
+                return fn(handle, *args, **kwargs)
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,1 @@
+"""Trainers for the demo: a gradient-boosting baseline (and the evaluation they share)."""
