@@ -115,6 +115,12 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         )
         assert got.returncode == 0, got.stderr
         assert {"txn_count_1h", "spend_7d", "merchant_fraud_rate_30d"} <= set(json.loads(got.stdout))
+        # ... and the demo model was trained on them, registered and made champion
+        shown = _kosmos(env, "models", "show", "fraud-detector", "-p", "demo", "-o", "json")
+        assert shown.returncode == 0, shown.stderr
+        model = json.loads(shown.stdout)
+        assert model["aliases"] == {"champion": 1}
+        assert model["versions"][0]["metrics"]["roc_auc"] > 0.8
         assert token[1] not in (tmp_path / "home" / "logs" / "control-plane.log").read_text()
     finally:
         _stop(proc, ports)
@@ -126,5 +132,6 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         assert "kos_" not in output, "a second start must not mint another admin token"
         listed = _kosmos(env, "projects", "list", "-o", "json")
         assert [p["name"] for p in json.loads(listed.stdout)] == ["demo"]
+        assert "demo model" not in output, "a second start must not train the demo model again"
     finally:
         _stop(proc, ports)

@@ -62,7 +62,11 @@ class PlatformEnv:
 
 @pytest.fixture
 def platform_env(database_url: str, tmp_path: Path) -> Iterator[PlatformEnv]:
-    settings = Settings(home=tmp_path / "home", database={"url": database_url})
+    settings = Settings(
+        home=tmp_path / "home",
+        database={"url": database_url},
+        mlflow={"tracking_uri": f"sqlite:///{tmp_path / 'mlflow.db'}"},
+    )
     database = Database(database_url)
     result = bootstrap(settings, database)
     assert result.token is not None

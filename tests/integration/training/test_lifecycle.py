@@ -170,3 +170,27 @@ def test_roles_and_projects_are_enforced(training_server) -> None:
         pytest.raises(NotFound, match="not found"),
     ):
         sdk.promote("demo", "nope", 1, reason="missing model", client=c)
+
+
+def test_an_mlflow_that_is_down_is_a_clear_503(platform_env, free_port) -> None:
+    import time
+
+    from fastapi.testclient import TestClient
+
+    from kosmos.platform.api.app import create_app
+
+    settings = platform_env.settings.model_copy(
+        update={
+            "mlflow": platform_env.settings.mlflow.model_copy(
+                update={"tracking_uri": f"http://127.0.0.1:{free_port()}"}
+            )
+        }
+    )
+    with TestClient(create_app(settings, platform_env.database)) as client:
+        started = time.monotonic()
+        response = client.get(
+            "/api/v1/projects/demo/runs", headers=platform_env.auth(platform_env.admin_token)
+        )
+    assert response.status_code == 503
+    assert "MLflow" in response.json()["error"]["message"]
+    assert time.monotonic() - started < 60

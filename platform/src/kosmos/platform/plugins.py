@@ -40,6 +40,7 @@ class Plugin:
     name: str
     router: Callable[[], APIRouter] | None = None
     cli: Callable[[], Any] | None = None
+    """A Typer app mounted as ``kosmos <name>``, or a mapping of group name to Typer app."""
     embedded_services: Callable[[Settings], list[EmbeddedService]] | None = None
     bootstrap: Callable[[Settings], None] | None = None
     """Runs on every `kosmos up` once all services answer (seed demo data; must be idempotent)."""

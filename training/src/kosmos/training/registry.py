@@ -6,18 +6,23 @@ Runs and models of another project answer exactly like missing ones.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
+import requests
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from kosmos.platform.errors import InvalidInput, NotFound
+from kosmos.platform.errors import InvalidInput, NotFound, ServiceUnavailable
 from kosmos.platform.settings import Settings
 from kosmos.training.tracking import TAG_COMMIT, TAG_DATASET, TAG_DIRTY, TAG_PROJECT, TAG_REPO
 
 ALIASES = ("champion", "challenger")
+P = ParamSpec("P")
+R = TypeVar("R")
 
 
 def model_name(project: str, name: str) -> str:
@@ -26,6 +31,20 @@ def model_name(project: str, name: str) -> str:
 
 def _client(settings: Settings) -> MlflowClient:
     return MlflowClient(settings.mlflow_tracking_uri, registry_uri=settings.mlflow_tracking_uri)
+
+
+def mlflow_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """An MLflow that does not answer is a 503 naming it, not a 500."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except (MlflowException, requests.RequestException) as exc:
+            message = getattr(exc, "message", str(exc))
+            raise ServiceUnavailable(f"MLflow did not answer as expected: {message}") from exc
+
+    return wrapper
 
 
 def _run_out(run: Run) -> dict[str, Any]:
@@ -63,6 +82,7 @@ def _project_run(client: MlflowClient, project: str, run_id: str) -> Run:
     return run
 
 
+@mlflow_errors
 def search_runs(
     settings: Settings,
     project: str,
@@ -93,10 +113,12 @@ def search_runs(
     ]
 
 
+@mlflow_errors
 def get_run(settings: Settings, project: str, run_id: str) -> dict[str, Any]:
     return _run_out(_project_run(_client(settings), project, run_id))
 
 
+@mlflow_errors
 def register_model(
     settings: Settings, project: str, name: str, run_id: str, artifact: str, *, actor: str
 ) -> dict[str, Any]:
@@ -126,12 +148,20 @@ def register_model(
         client.get_registered_model(full)
     except MlflowException:
         client.create_registered_model(full, tags={TAG_PROJECT: project})
-    version = client.create_model_version(
-        full,
-        source=info.model_uri,
-        run_id=run_id,
-        tags={"kosmos.registered_by": actor, TAG_DATASET: tags[TAG_DATASET], TAG_COMMIT: tags[TAG_COMMIT]},
-    )
+    try:
+        version = client.create_model_version(
+            full,
+            source=info.model_uri,
+            run_id=run_id,
+            model_id=info.model_id,
+            tags={
+                "kosmos.registered_by": actor,
+                TAG_DATASET: tags[TAG_DATASET],
+                TAG_COMMIT: tags[TAG_COMMIT],
+            },
+        )
+    except MlflowException as exc:
+        raise ServiceUnavailable(f"MLflow refused to register the model: {exc.message}") from exc
     return {"name": name, "version": int(version.version), "run_id": run_id, "source": info.model_uri}
 
 
@@ -139,6 +169,7 @@ def _versions(client: MlflowClient, full: str) -> list[Any]:
     return sorted(client.search_model_versions(f"name = '{full}'"), key=lambda v: int(v.version))
 
 
+@mlflow_errors
 def list_models(settings: Settings, project: str) -> list[dict[str, Any]]:
     client = _client(settings)
     out = []
@@ -166,6 +197,7 @@ def _model(client: MlflowClient, project: str, name: str) -> Any:
     return model
 
 
+@mlflow_errors
 def show_model(settings: Settings, project: str, name: str) -> dict[str, Any]:
     """Versions side by side: their runs' metrics, aliases, who registered and promoted them."""
     client = _client(settings)
@@ -186,6 +218,7 @@ def show_model(settings: Settings, project: str, name: str) -> dict[str, Any]:
     return {"name": name, "aliases": {a: int(n) for a, n in model.aliases.items()}, "versions": versions}
 
 
+@mlflow_errors
 def promote(
     settings: Settings, project: str, name: str, version: int, alias: str, *, actor: str, reason: str
 ) -> dict[str, Any]:
@@ -220,6 +253,7 @@ def resolve_version(client: MlflowClient, project: str, name: str, version: str)
         raise NotFound(f"model {name!r} has no version or alias {version!r}") from None
 
 
+@mlflow_errors
 def lineage(settings: Settings, project: str, name: str, version: str) -> dict[str, Any]:
     """Model version -> run -> git commit -> dataset version -> feature service -> feature views."""
     from kosmos.training.datasets import DatasetRepo

@@ -98,6 +98,11 @@ def list_runs(
         return c.get(f"/projects/{project}/runs", experiment=experiment, filter=filter, limit=limit)
 
 
+def get_run(project: str, run_id: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
+    with _client(client) as c:
+        return c.get(f"/projects/{project}/runs/{run_id}")
+
+
 def compare_runs(project: str, run_ids: Sequence[str], *, client: KosmosClient | None = None) -> pd.DataFrame:
     """Runs side by side: one column per run, rows for params and metrics."""
     with _client(client) as c:

@@ -3,13 +3,14 @@
     with kosmos.training.run("demo", "fraud", dataset=("fraud-train", 3)) as run:
         run.log_params({"lr": 0.01})
         for step in ...:
-            run.log_metrics({"loss": loss}, step=step)     # asynchronous
+            run.log_metrics({"loss": loss}, step=step)     # buffered, stored in the background
         run.log_model(model, input_example=X[:5])
 
 A run records the git commit of the training code (and the diff when the tree is
 dirty), the dataset version as an MLflow dataset input, system metrics, the
 Python environment, and tags for team, project and user. If the block raises,
-the run ends FAILED with its partial metrics kept.
+the run ends FAILED with its partial metrics kept. Metrics are batched in memory
+and stored by a background thread (see metric_buffer.py for why not MLflow's async mode).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from mlflow.tracking import MlflowClient
 from kosmos.platform.client import KosmosClient
 from kosmos.platform.settings import Settings, get_settings
 from kosmos.training.code_version import CodeVersion, code_version
+from kosmos.training.metric_buffer import MetricBuffer
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,7 @@ class TrainingRun:
         self.project = project
         self.dataset = dataset
         self.code = code
+        self._metrics = MetricBuffer(client, run_id)
 
     @property
     def data(self) -> pd.DataFrame:
@@ -89,10 +92,8 @@ class TrainingRun:
         mlflow.log_params(dict(params), run_id=self.run_id)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Queue metrics for asynchronous logging (flushed when the run ends)."""
-        mlflow.log_metrics(
-            {k: float(v) for k, v in metrics.items()}, step=step, run_id=self.run_id, synchronous=False
-        )
+        """Record metrics (per step if ``step`` is given); stored in the background, batched."""
+        self._metrics.add(metrics, step)
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         self.client.log_figure(self.run_id, figure, artifact_file)
@@ -211,7 +212,7 @@ def run(
         try:
             yield handle
         finally:
-            mlflow.flush_async_logging()
+            handle._metrics.close()  # before the run ends, FINISHED or FAILED: no metric is lost
 
 
 def _environment() -> str:

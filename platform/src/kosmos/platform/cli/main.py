@@ -95,7 +95,11 @@ def db_current() -> None:
 def _mount_plugins() -> None:
     for installed in installed_plugins():
         if installed.plugin.cli is not None:
-            app.add_typer(installed.plugin.cli(), name=installed.plugin.name)
+            groups = installed.plugin.cli()
+            if not isinstance(groups, dict):
+                groups = {installed.plugin.name: groups}
+            for name, group in groups.items():
+                app.add_typer(group, name=name)
 
 
 _mount_plugins()
