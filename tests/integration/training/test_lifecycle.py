@@ -194,3 +194,34 @@ def test_an_mlflow_that_is_down_is_a_clear_503(platform_env, free_port) -> None:
     assert response.status_code == 503
     assert "MLflow" in response.json()["error"]["message"]
     assert time.monotonic() - started < 60
+
+
+def test_a_sweep_picks_the_best_child_by_metric(training_server, training_data) -> None:
+    from kosmos.training.sweeps import sweep
+
+    settings = training_server["settings"]
+    with KosmosClient(url=training_server["url"], token=training_server["dev"]) as c:
+        frame = _training_set(c, training_data)
+        sdk.register_dataset("demo", "sweep-set", frame, feature_service="fraud_detection_v1", client=c)
+        grid = [{"learning_rate": 0.3, "max_iter": 5}, {"learning_rate": 0.1, "max_iter": 100}]
+        result = sweep(
+            "demo",
+            "sweeps",
+            grid,
+            train_baseline,
+            metric="pr_auc",
+            dataset="sweep-set",
+            settings=settings,
+            client=c,
+            code_path=HERE,
+        )
+        children = sdk.list_runs(
+            "demo", "sweeps", filter=f"tags.mlflow.parentRunId = '{result.parent_run_id}'", client=c
+        )
+        table = sdk.compare_runs("demo", [r["run_id"] for r in children], client=c)
+    assert len(children) == 2 and len(result.table) == 2
+    best = max(children, key=lambda r: r["metrics"]["pr_auc"])
+    assert result.best_run_id == best["run_id"]
+    assert result.best_value == pytest.approx(best["metrics"]["pr_auc"])
+    assert set(table.columns) == {r["run_id"] for r in children}
+    assert "metric.pr_auc" in table.index and "param.learning_rate" in table.index
