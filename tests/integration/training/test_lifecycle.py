@@ -225,3 +225,24 @@ def test_a_sweep_picks_the_best_child_by_metric(training_server, training_data) 
     assert result.best_value == pytest.approx(best["metrics"]["pr_auc"])
     assert set(table.columns) == {r["run_id"] for r in children}
     assert "metric.pr_auc" in table.index and "param.learning_rate" in table.index
+
+
+def test_the_mlp_trains_registers_and_predicts(training_server, training_data) -> None:
+    import mlflow.pyfunc
+
+    from kosmos.training.trainers.fraud_mlp import train_mlp
+
+    settings = training_server["settings"]
+    with KosmosClient(url=training_server["url"], token=training_server["dev"]) as c:
+        frame = _training_set(c, training_data)
+        sdk.register_dataset("demo", "mlp-set", frame, feature_service="fraud_detection_v1", client=c)
+        with run("demo", "mlp", dataset="mlp-set", settings=settings, client=c, code_path=HERE) as r:
+            metrics = train_mlp(r, r.data, {"max_epochs": 8, "hidden": 32})
+        assert metrics["roc_auc"] > 0.7, metrics
+        version = sdk.register_model("demo", "fraud-mlp", r.run_id, client=c)
+    losses = MlflowClient(settings.mlflow_tracking_uri).get_metric_history(r.run_id, "validation_loss")
+    assert 1 <= len(losses) <= 8
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    loaded = mlflow.pyfunc.load_model(version["source"])
+    scores = loaded.predict(frame[loaded.metadata.get_input_schema().input_names()].head(20))
+    assert len(scores) == 20 and all(0.0 <= s <= 1.0 for s in scores)

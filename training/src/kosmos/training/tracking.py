@@ -127,6 +127,17 @@ class TrainingRun:
         )
         return info.model_uri
 
+    def log_pyfunc(self, python_model: Any, *, input_example: pd.DataFrame, name: str = "model") -> str:
+        """Log a ``mlflow.pyfunc.PythonModel`` with a signature from its output on ``input_example``."""
+        from mlflow.models import infer_signature
+
+        output = python_model.predict(None, input_example)
+        signature = infer_signature(input_example, output)
+        info = mlflow.pyfunc.log_model(
+            name=name, python_model=python_model, signature=signature, input_example=input_example
+        )
+        return info.model_uri
+
 
 def _resolve_dataset(client: KosmosClient, project: str, dataset: Any) -> DatasetRef | None:
     if dataset is None:
