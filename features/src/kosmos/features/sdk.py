@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
 
-from kosmos.platform.client import KosmosClient
-
-
-@contextmanager
-def _client(client: KosmosClient | None) -> Iterator[KosmosClient]:
-    """The caller's client, or a default one closed after the call."""
-    if client is not None:
-        yield client
-        return
-    with KosmosClient() as own:
-        yield own
+from kosmos.platform.client import KosmosClient, client_or_default
 
 
 def list_features(project: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
     """Entities, feature views, on-demand views, feature services and the last pipeline run."""
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/features")
 
 
@@ -44,7 +33,7 @@ def get_online(
         "features": list(features) if features else None,
         "request_data": dict(request_data) if request_data else None,
     }
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.post(f"/projects/{project}/features/online", body)
 
 
@@ -66,7 +55,7 @@ def get_training_set(
         "feature_service": feature_service,
         "features": list(features) if features else None,
     }
-    with _client(client) as c:
+    with client_or_default(client) as c:
         result = c.post(f"/projects/{project}/features/training-set", body)
     out = pd.DataFrame(result["data"], columns=result["columns"])
     if "event_timestamp" in out.columns:
@@ -78,13 +67,13 @@ def run_pipelines(
     project: str, *, materialize: bool = True, client: KosmosClient | None = None
 ) -> dict[str, Any]:
     """Recompute the offline sources and materialize into the online store."""
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.post(f"/projects/{project}/features/pipelines/run", {"materialize": materialize})
 
 
 def feature_stats(project: str, view: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
     """Rows, freshness, null rates, min/max/mean/quantiles of a feature view."""
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/features/views/{view}/stats")
 
 
@@ -102,5 +91,5 @@ def feature_drift(
         params |= {"reference_start": reference[0].isoformat(), "reference_end": reference[1].isoformat()}
     if current:
         params |= {"current_start": current[0].isoformat(), "current_end": current[1].isoformat()}
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/features/views/{view}/drift", **params)

@@ -7,6 +7,8 @@ talk HTTP themselves.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import httpx
@@ -102,6 +104,19 @@ class KosmosClient:
 
     def delete(self, path: str, **params: Any) -> Any:
         return self.request("DELETE", path, params=params)
+
+
+@contextmanager
+def client_or_default(client: KosmosClient | None) -> Iterator[KosmosClient]:
+    """The caller's client as it is, or a default one that is closed after the block.
+
+    SDK functions take ``client=None`` and use this, so notebooks need not manage clients.
+    """
+    if client is not None:
+        yield client
+        return
+    with KosmosClient() as own:
+        yield own
 
 
 def _decode(response: httpx.Response) -> Any:

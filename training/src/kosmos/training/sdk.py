@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from kosmos.platform.client import KosmosClient
-
-
-@contextmanager
-def _client(client: KosmosClient | None) -> Iterator[KosmosClient]:
-    if client is not None:
-        yield client
-        return
-    with KosmosClient() as own:
-        yield own
+from kosmos.platform.client import KosmosClient, client_or_default
 
 
 # -- datasets ---------------------------------------------------------------------------------
@@ -40,7 +30,7 @@ def register_dataset(
         frame = pd.read_parquet(path) if path.suffix == ".parquet" else pd.read_csv(path)
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.request(
             "POST",
             f"/projects/{project}/datasets/{name}",
@@ -50,12 +40,12 @@ def register_dataset(
 
 
 def list_datasets(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/datasets")
 
 
 def dataset_versions(project: str, name: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/datasets/{name}/versions")
 
 
@@ -63,7 +53,7 @@ def dataset_version(
     project: str, name: str, version: int | None = None, *, client: KosmosClient | None = None
 ) -> dict[str, Any]:
     """One version's metadata; ``version=None`` means the latest."""
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/datasets/{name}/versions/{version or 'latest'}")
 
 
@@ -71,7 +61,7 @@ def load_dataset(
     project: str, name: str, version: int | None = None, *, client: KosmosClient | None = None
 ) -> pd.DataFrame:
     """The data of one version (read back through DVC on the platform)."""
-    with _client(client) as c:
+    with client_or_default(client) as c:
         raw = c.request(
             "GET", f"/projects/{project}/datasets/{name}/versions/{version or 'latest'}/data", raw=True
         )
@@ -81,7 +71,7 @@ def load_dataset(
 def diff_datasets(
     project: str, name: str, a: int, b: int, *, client: KosmosClient | None = None
 ) -> dict[str, Any]:
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/datasets/{name}/diff", a=a, b=b)
 
 
@@ -94,18 +84,18 @@ def list_runs(
     limit: int = 100,
     client: KosmosClient | None = None,
 ) -> list[dict[str, Any]]:
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/runs", experiment=experiment, filter=filter, limit=limit)
 
 
 def get_run(project: str, run_id: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/runs/{run_id}")
 
 
 def compare_runs(project: str, run_ids: Sequence[str], *, client: KosmosClient | None = None) -> pd.DataFrame:
     """Runs side by side: one column per run, rows for params and metrics."""
-    with _client(client) as c:
+    with client_or_default(client) as c:
         runs = c.request("GET", f"/projects/{project}/runs-compare", params={"run_id": list(run_ids)})
     table = {
         r["run_id"]: {
@@ -121,17 +111,17 @@ def compare_runs(project: str, run_ids: Sequence[str], *, client: KosmosClient |
 def register_model(
     project: str, name: str, run_id: str, *, artifact: str = "model", client: KosmosClient | None = None
 ) -> dict[str, Any]:
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.post(f"/projects/{project}/models/{name}", {"run_id": run_id, "artifact": artifact})
 
 
 def list_models(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/models")
 
 
 def show_model(project: str, name: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/models/{name}")
 
 
@@ -145,7 +135,7 @@ def promote(
     client: KosmosClient | None = None,
 ) -> dict[str, Any]:
     """Point ``alias`` at ``version``; who and why are recorded on the version and in the audit log."""
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.post(
             f"/projects/{project}/models/{name}/promote",
             {"version": version, "alias": alias, "reason": reason},
@@ -155,5 +145,5 @@ def promote(
 def lineage(
     project: str, name: str, version: int | str = "champion", *, client: KosmosClient | None = None
 ) -> dict[str, Any]:
-    with _client(client) as c:
+    with client_or_default(client) as c:
         return c.get(f"/projects/{project}/models/{name}/versions/{version}/lineage")
