@@ -177,7 +177,16 @@ def run_embedded(settings: Settings) -> int:
         for plugin in plugins:
             if plugin.bootstrap is not None and not stop_requested:
                 print(f"preparing {plugin.name} ...", flush=True)
-                plugin.bootstrap(settings)
+                try:
+                    plugin.bootstrap(settings)
+                except Exception as exc:  # demo content is optional; the platform itself is up
+                    log.exception("preparing %s failed", plugin.name)
+                    print(
+                        f"warning: preparing {plugin.name} failed: {exc}; the platform keeps running "
+                        f"(details in the log above)",
+                        file=sys.stderr,
+                        flush=True,
+                    )
         if not stop_requested:
             _print_summary(settings, running, result.token)
         while not stop_requested:
