@@ -6,7 +6,8 @@ this module turns bad input into errors that name the problem.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import pandas as pd
@@ -95,6 +96,15 @@ def _prepare_online(
     return wanted, {**entities, **(request_data or {})}
 
 
+@contextmanager
+def _feast_refusals() -> Iterator[None]:
+    """What Feast raises for a lookup it cannot do becomes an error that names it."""
+    try:
+        yield
+    except (FeastError, KeyError, ValueError) as exc:
+        raise InvalidInput.field("features", f"Feast refused the lookup: {exc}") from exc
+
+
 def get_online(
     repo: FeatureRepo,
     entities: Mapping[str, Sequence[Any]],
@@ -105,11 +115,8 @@ def get_online(
 ) -> dict[str, list[Any]]:
     """The latest feature values for each entity row, column by column."""
     wanted, rows = _prepare_online(repo, entities, feature_service, features, request_data)
-    try:
-        response = repo.store().get_online_features(features=wanted, entity_rows=rows)
-    except (FeastError, KeyError, ValueError) as exc:
-        raise InvalidInput.field("features", f"Feast refused the lookup: {exc}") from exc
-    return response.to_dict()
+    with _feast_refusals():
+        return repo.store().get_online_features(features=wanted, entity_rows=rows).to_dict()
 
 
 async def get_online_async(
@@ -132,11 +139,8 @@ async def get_online_async(
             request_data=request_data,
         )
     wanted, rows = _prepare_online(repo, entities, feature_service, features, request_data)
-    try:
-        response = await store.get_online_features_async(features=wanted, entity_rows=rows)
-    except (FeastError, KeyError, ValueError) as exc:
-        raise InvalidInput.field("features", f"Feast refused the lookup: {exc}") from exc
-    return response.to_dict()
+    with _feast_refusals():
+        return (await store.get_online_features_async(features=wanted, entity_rows=rows)).to_dict()
 
 
 def check_entity_frame(repo: FeatureRepo, frame: pd.DataFrame) -> None:

@@ -20,7 +20,6 @@ from kosmos.platform.errors import InvalidInput, NotFound, ServiceUnavailable
 from kosmos.platform.settings import Settings
 from kosmos.training.tracking import TAG_COMMIT, TAG_DATASET, TAG_DIRTY, TAG_PROJECT, TAG_REPO
 
-ALIASES = ("champion", "challenger")
 P = ParamSpec("P")
 R = TypeVar("R")
 

@@ -30,6 +30,7 @@ from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.tracking import MlflowClient
 
 from kosmos.platform.client import KosmosClient
+from kosmos.platform.errors import Forbidden
 from kosmos.platform.settings import Settings, get_settings
 from kosmos.training.code_version import CodeVersion, code_version
 from kosmos.training.metric_buffer import MetricBuffer
@@ -178,8 +179,6 @@ def run(
         me = kosmos.get("/whoami")
         info = kosmos.get(f"/projects/{project}")
         if info["role"] == "viewer":
-            from kosmos.platform.errors import Forbidden
-
             raise Forbidden(f"training in project {project!r} needs role developer; you have viewer")
         ref = _resolve_dataset(kosmos, project, dataset)
     finally:
