@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -194,3 +197,67 @@ def serve_platform(settings: Settings, database: Database, port: int, delay_s: f
 def live_platform() -> Callable[..., Any]:
     """``with live_platform(settings, database, port) as url:`` serves a real control plane."""
     return serve_platform
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One local Ray head node for the whole run (4 logical CPUs, a free port, never 6379).
+
+    The test process joins it, so Ray Train and Ray Serve run on a real cluster
+    exactly as they do under `kosmos up`. Stopped (its own process group) at the end.
+    """
+    import ray
+
+    port = _free_port()
+    while port == 6379:
+        port = _free_port()
+    temp = tmp_path_factory.mktemp("ray")
+    log = (temp / "head.log").open("wb")
+    head = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ray.scripts.scripts",
+            "start",
+            "--head",
+            "--block",
+            "--port",
+            str(port),
+            "--num-cpus",
+            "4",
+            "--include-dashboard",
+            "false",
+            "--disable-usage-stats",
+            "--temp-dir",
+            str(temp),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    address = f"127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        try:
+            ray.init(address=address, namespace="kosmos", log_to_driver=False, configure_logging=False)
+            break
+        except (ConnectionError, RuntimeError) as exc:
+            if head.poll() is not None or time.monotonic() > deadline:
+                os.killpg(head.pid, signal.SIGKILL)
+                service_missing("Ray", f"head node did not start: {exc}; see {temp / 'head.log'}")
+            time.sleep(1)
+    os.environ["RAY_ADDRESS"] = address
+    yield address
+    os.environ.pop("RAY_ADDRESS", None)
+    try:
+        from ray import serve
+
+        serve.shutdown()
+    except Exception:
+        pass
+    ray.shutdown()
+    os.killpg(head.pid, signal.SIGTERM)
+    try:
+        head.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)

@@ -246,3 +246,23 @@ def test_the_mlp_trains_registers_and_predicts(training_server, training_data) -
     loaded = mlflow.pyfunc.load_model(version["source"])
     scores = loaded.predict(frame[loaded.metadata.get_input_schema().input_names()].head(20))
     assert len(scores) == 20 and all(0.0 <= s <= 1.0 for s in scores)
+
+
+def test_the_mlp_trains_data_parallel_on_ray_with_two_workers(
+    training_server, training_data, ray_cluster
+) -> None:
+    from kosmos.training.trainers.fraud_mlp import train_mlp
+
+    settings = training_server["settings"]
+    with KosmosClient(url=training_server["url"], token=training_server["dev"]) as c:
+        frame = _training_set(c, training_data)
+        sdk.register_dataset("demo", "ray-set", frame, feature_service="fraud_detection_v1", client=c)
+        with run("demo", "mlp-ray", dataset="ray-set", settings=settings, client=c, code_path=HERE) as r:
+            metrics = train_mlp(r, r.data, {"max_epochs": 4, "hidden": 16}, workers=2)
+        version = sdk.register_model("demo", "fraud-mlp-ray", r.run_id, client=c)
+    assert metrics["roc_auc"] > 0.65, metrics
+    tracked = MlflowClient(settings.mlflow_tracking_uri).get_run(r.run_id)
+    assert tracked.data.params["workers"] == "2"
+    losses = MlflowClient(settings.mlflow_tracking_uri).get_metric_history(r.run_id, "validation_loss")
+    assert len(losses) == metrics["epochs"]
+    assert version["version"] == 1

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import mlflow.pyfunc
@@ -63,56 +65,117 @@ def _network(inputs: int, hidden: int, layers: int) -> torch.nn.Module:
     return torch.nn.Sequential(*blocks, torch.nn.Linear(width, 1))
 
 
-def train_mlp(
-    run: TrainingRun, frame: pd.DataFrame, params: dict[str, Any] | None = None
-) -> dict[str, float]:
-    """Fit on the earlier 80% of time (its last 15% for early stopping), evaluate on the rest."""
-    p = {**DEFAULT_PARAMS, **(params or {})}
+@dataclass
+class FitData:
+    """Tensors and settings one training process needs (picklable: it travels to Ray workers)."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_val: torch.Tensor
+    y_val: torch.Tensor
+    inputs: int
+    params: dict[str, Any]
+
+
+def fit(
+    data: FitData,
+    *,
+    wrap: Callable[[torch.nn.Module], torch.nn.Module] = lambda m: m,
+    shard: tuple[int, int] = (0, 1),
+    on_epoch: Callable[[int, float, float], None] | None = None,
+) -> tuple[dict[str, torch.Tensor], float, int]:
+    """Train with early stopping; returns (best weights, best validation loss, epochs run).
+
+    ``shard`` = (rank, world size): this process trains on every world-size-th row
+    (data-parallel); ``wrap`` turns the network into its distributed form (DDP).
+    Every process computes the same validation loss on the whole validation window,
+    so early stopping agrees across workers without extra communication.
+    """
+    p = data.params
     torch.manual_seed(p["seed"])
+    network = _network(data.inputs, p["hidden"], p["layers"])
+    model = wrap(network)
+    rank, world = shard
+    # equal shards: DDP needs every worker to take the same number of steps
+    rows = len(data.x_train) // world
+    x_train, y_train = data.x_train[rank::world][:rows], data.y_train[rank::world][:rows]
+    positives = float(data.y_train.sum())
+    pos_weight = torch.tensor([(len(data.y_train) - positives) / max(positives, 1.0)])
+    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
+    optimizer = torch.optim.Adam(model.parameters(), lr=p["learning_rate"])
+    generator = torch.Generator().manual_seed(p["seed"] + rank)
+    best_loss, best_state, waited, epoch = float("inf"), network.state_dict(), 0, 0
+    for epoch in range(p["max_epochs"]):
+        model.train()
+        order = torch.randperm(len(x_train), generator=generator)
+        total = 0.0
+        for start in range(0, len(order), p["batch_size"]):
+            idx = order[start : start + p["batch_size"]]
+            optimizer.zero_grad()
+            loss = loss_fn(model(x_train[idx]), y_train[idx])
+            loss.backward()
+            optimizer.step()
+            total += float(loss) * len(idx)
+        model.eval()
+        with torch.no_grad():
+            val_loss = float(loss_fn(network(data.x_val), data.y_val))
+        if on_epoch is not None:
+            on_epoch(epoch, total / len(x_train), val_loss)
+        if val_loss < best_loss - 1e-4:
+            best_loss, best_state, waited = val_loss, copy.deepcopy(network.state_dict()), 0
+        else:
+            waited += 1
+            if waited >= p["patience"]:
+                break
+    return best_state, best_loss, epoch + 1
+
+
+def train_mlp(
+    run: TrainingRun,
+    frame: pd.DataFrame,
+    params: dict[str, Any] | None = None,
+    *,
+    workers: int | None = None,
+) -> dict[str, float]:
+    """Fit on the earlier 80% of time (its last 15% for early stopping), evaluate on the rest.
+
+    ``workers=N`` trains data-parallel on the Ray cluster (Ray Train's TorchTrainer,
+    N workers, gloo on CPU); the run, evaluation and logged model are the same.
+    """
+    p = {**DEFAULT_PARAMS, **(params or {})}
     columns = feature_columns(frame)
     train_all, holdout = time_split(frame, p["holdout_fraction"])
     train, validation = time_split(train_all, 0.15)
-    run.log_params({**p, "features": ",".join(columns), "train_rows": len(train)})
+    run.log_params({**p, "features": ",".join(columns), "train_rows": len(train), "workers": workers or 1})
     raw = train[columns].to_numpy(dtype="float64")
     medians = np.nan_to_num(np.nanmedian(raw, axis=0))
     filled = np.where(np.isnan(raw), medians, raw)
     means, stds = filled.mean(axis=0), filled.std(axis=0) + 1e-6
     model = FraudMLPModel(columns, medians, means, stds, _network(len(columns), p["hidden"], p["layers"]))
-    x_train = model._tensor(train)
-    y_train = torch.tensor(train[LABEL].to_numpy(dtype="float32")).unsqueeze(1)
-    x_val = model._tensor(validation)
-    y_val = torch.tensor(validation[LABEL].to_numpy(dtype="float32")).unsqueeze(1)
-    positives = float(y_train.sum())
-    pos_weight = torch.tensor([(len(y_train) - positives) / max(positives, 1.0)])
-    loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=pos_weight)
-    optimizer = torch.optim.Adam(model.network.parameters(), lr=p["learning_rate"])
-    best_loss, best_state, waited, epoch = float("inf"), None, 0, 0
-    for epoch in range(p["max_epochs"]):
-        model.network.train()
-        order = torch.randperm(len(x_train))
-        total = 0.0
-        for start in range(0, len(order), p["batch_size"]):
-            idx = order[start : start + p["batch_size"]]
-            optimizer.zero_grad()
-            loss = loss_fn(model.network(x_train[idx]), y_train[idx])
-            loss.backward()
-            optimizer.step()
-            total += float(loss) * len(idx)
-        model.network.eval()
-        with torch.no_grad():
-            val_loss = float(loss_fn(model.network(x_val), y_val))
-        run.log_metrics({"train_loss": total / len(x_train), "validation_loss": val_loss}, step=epoch)
-        if val_loss < best_loss - 1e-4:
-            best_loss, best_state, waited = val_loss, copy.deepcopy(model.network.state_dict()), 0
-        else:
-            waited += 1
-            if waited >= p["patience"]:
-                break
-    if best_state is not None:
-        model.network.load_state_dict(best_state)
+    data = FitData(
+        x_train=model._tensor(train),
+        y_train=torch.tensor(train[LABEL].to_numpy(dtype="float32")).unsqueeze(1),
+        x_val=model._tensor(validation),
+        y_val=torch.tensor(validation[LABEL].to_numpy(dtype="float32")).unsqueeze(1),
+        inputs=len(columns),
+        params=p,
+    )
+    if workers:
+        from kosmos.training.distributed import fit_on_ray
+
+        best_state, best_loss, epochs, history = fit_on_ray(data, workers)
+        for epoch, train_loss, val_loss in history:
+            run.log_metrics({"train_loss": train_loss, "validation_loss": val_loss}, step=epoch)
+    else:
+
+        def on_epoch(epoch: int, train_loss: float, val_loss: float) -> None:
+            run.log_metrics({"train_loss": train_loss, "validation_loss": val_loss}, step=epoch)
+
+        best_state, best_loss, epochs = fit(data, on_epoch=on_epoch)
+    model.network.load_state_dict(best_state)
     scores = model.predict_proba(holdout)
     y_true = holdout[LABEL].to_numpy()
-    metrics = evaluate(y_true, scores) | {"epochs": float(epoch + 1), "best_validation_loss": best_loss}
+    metrics = evaluate(y_true, scores) | {"epochs": float(epochs), "best_validation_loss": best_loss}
     run.log_metrics(metrics)
     figs = figures(y_true, scores, threshold=float(np.quantile(scores, 0.98)))
     for path, fig in figs.items():

@@ -1,0 +1,83 @@
+"""Data-parallel training on the Ray cluster with Ray Train's TorchTrainer.
+
+The training loop is the same function the local path runs (``fit``); Ray Train
+starts the workers, sets up the torch process group (gloo on CPU, NCCL on GPU)
+and ``prepare_model`` wraps the network in DistributedDataParallel. Rank 0 sends
+its best weights back as a checkpoint; the driver logs them to the MLflow run.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from kosmos.platform.ray_cluster import connect
+from kosmos.platform.settings import Settings, get_settings
+from kosmos.training.trainers.fraud_mlp import FitData, fit
+
+History = list[tuple[int, float, float]]
+
+
+def _worker_loop(config: dict[str, Any]) -> None:
+    import ray.train
+    from ray.train.torch import prepare_model
+
+    context = ray.train.get_context()
+    rank, world = context.get_world_rank(), context.get_world_size()
+    data: FitData = config["data"]
+    history: History = []
+    state, best_loss, epochs = fit(
+        data,
+        wrap=prepare_model,
+        shard=(rank, world),
+        on_epoch=lambda e, t, v: history.append((e, t, v)),
+    )
+    metrics = {"best_validation_loss": best_loss, "epochs": epochs, "rank": rank}
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = None
+        if rank == 0:
+            torch.save({"state": state, "history": history}, Path(folder) / "weights.pt")
+            checkpoint = ray.train.Checkpoint.from_directory(folder)
+        ray.train.report(metrics, checkpoint=checkpoint)
+
+
+def fit_on_ray(
+    data: FitData,
+    workers: int,
+    *,
+    settings: Settings | None = None,
+    cpus_per_worker: float = 1.0,
+    use_gpu: bool = False,
+) -> tuple[dict[str, torch.Tensor], float, int, History]:
+    """Run ``fit`` on ``workers`` Ray Train workers; returns (weights, best loss, epochs, history)."""
+    from ray.train import RunConfig, ScalingConfig
+    from ray.train.torch import TorchTrainer
+
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, got {workers}")
+    settings = settings or get_settings()
+    connect(settings)
+    storage = settings.home / "ray-train"
+    storage.mkdir(parents=True, exist_ok=True)
+    trainer = TorchTrainer(
+        _worker_loop,
+        train_loop_config={"data": data},
+        scaling_config=ScalingConfig(
+            num_workers=workers,
+            use_gpu=use_gpu,
+            resources_per_worker={"CPU": cpus_per_worker},
+        ),
+        run_config=RunConfig(name=f"kosmos-mlp-{uuid.uuid4().hex[:8]}", storage_path=str(storage)),
+    )
+    result = trainer.fit()
+    if result.checkpoint is None:
+        raise RuntimeError(f"Ray Train finished without a checkpoint from rank 0: {result.error}")
+    with result.checkpoint.as_directory() as folder:
+        saved = torch.load(Path(folder) / "weights.pt", weights_only=False)
+    history: History = saved["history"]
+    best = min(v for _, _, v in history)
+    return saved["state"], best, len(history), history
