@@ -53,7 +53,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def free_port() -> Callable[[], int]:
     """Ask the OS for a free port: ``port = free_port()``."""
     return _free_port
@@ -193,7 +193,7 @@ def serve_platform(settings: Settings, database: Database, port: int, delay_s: f
         thread.join(timeout=10)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def live_platform() -> Callable[..., Any]:
     """``with live_platform(settings, database, port) as url:`` serves a real control plane."""
     return serve_platform

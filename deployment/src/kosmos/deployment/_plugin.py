@@ -1,5 +1,51 @@
 """Registers kosmos-deployment with the platform (entry point group `kosmos.plugins`)."""
 
-from kosmos.platform.plugins import Plugin
+from __future__ import annotations
 
-plugin = Plugin(name="deployment")
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kosmos.platform.plugins import EmbeddedService, Plugin
+from kosmos.platform.settings import Settings
+
+if TYPE_CHECKING:
+    import typer
+    from fastapi import APIRouter
+
+
+def _router() -> APIRouter:  # Ray Serve is imported only when the router is built
+    from kosmos.deployment.api import router
+
+    return router
+
+
+def _cli() -> typer.Typer:
+    from kosmos.deployment.cli import app
+
+    return {"deploy": app}
+
+
+def _services(settings: Settings) -> list[EmbeddedService]:
+    return [
+        EmbeddedService(
+            name="deployment reconciler", command=[sys.executable, "-m", "kosmos.deployment.reconciler"]
+        )
+    ]
+
+
+def _bootstrap(settings: Settings) -> None:
+    from kosmos.deployment.demo import deploy_demo_model
+
+    deploy_demo_model(settings)
+
+
+plugin = Plugin(
+    name="deployment",
+    router=_router,
+    cli=_cli,
+    embedded_services=_services,
+    bootstrap=_bootstrap,
+    migrations=str(Path(__file__).resolve().parent / "migrations"),
+    models="kosmos.deployment.models",
+)

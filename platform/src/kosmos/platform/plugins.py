@@ -44,6 +44,10 @@ class Plugin:
     embedded_services: Callable[[Settings], list[EmbeddedService]] | None = None
     bootstrap: Callable[[Settings], None] | None = None
     """Runs on every `kosmos up` once all services answer (seed demo data; must be idempotent)."""
+    migrations: str | None = None
+    """A folder of Alembic versions (a branch depending on the platform's) for the plugin's tables."""
+    models: str | None = None
+    """The module that declares the plugin's tables on the platform's ``Base`` (imported on demand)."""
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,12 @@ def installed_plugins() -> tuple[InstalledPlugin, ...]:
             )
         )
     return tuple(sorted(found, key=lambda p: p.plugin.name))
+
+
+def import_models() -> None:
+    """Import every plugin's table declarations, so ``Base.metadata`` knows the whole schema."""
+    import importlib
+
+    for installed in installed_plugins():
+        if installed.plugin.models:
+            importlib.import_module(installed.plugin.models)

@@ -143,6 +143,13 @@ class FeatureSettings(_Section):
     )
 
 
+class DeploymentSettings(_Section):
+    reconcile_seconds: float = Field(
+        default=2.0, gt=0, le=300, description="How often the reconciler compares deployments with Ray Serve."
+    )
+    demo: bool = Field(default=True, description="`kosmos up` deploys the demo model on first start.")
+
+
 class UISettings(_Section):
     """The Streamlit web UI."""
 
@@ -175,6 +182,7 @@ class Settings(BaseSettings):
     ray: RaySettings = Field(default_factory=RaySettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
     ui: UISettings = Field(default_factory=UISettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
 

@@ -116,6 +116,7 @@ class TrainingRun:
 
         module = getattr(mlflow, flavor)
         predict = model.predict_proba if hasattr(model, "predict_proba") else model.predict
+        input_example = nullable_numbers(input_example)
         output = predict(input_example)
         signature = infer_signature(input_example, output)
         extra = (
@@ -132,12 +133,23 @@ class TrainingRun:
         """Log a ``mlflow.pyfunc.PythonModel`` with a signature from its output on ``input_example``."""
         from mlflow.models import infer_signature
 
+        input_example = nullable_numbers(input_example)
         output = python_model.predict(None, input_example)
         signature = infer_signature(input_example, output)
         info = mlflow.pyfunc.log_model(
             name=name, python_model=python_model, signature=signature, input_example=input_example
         )
         return info.model_uri
+
+
+def nullable_numbers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Integer columns as float64, so the signature accepts a missing value (NaN).
+
+    At serving time a feature can be missing (a new user has no 7-day stats yet);
+    an integer column in the signature would reject that request outright.
+    """
+    ints = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])]
+    return frame.astype(dict.fromkeys(ints, "float64")) if ints else frame
 
 
 def _resolve_dataset(client: KosmosClient, project: str, dataset: Any) -> DatasetRef | None:

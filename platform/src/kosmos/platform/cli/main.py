@@ -70,7 +70,7 @@ def plugins(output: Output = OutputOption) -> None:
 
 
 @db.command("upgrade")
-def db_upgrade(revision: str = "head") -> None:
+def db_upgrade(revision: str = "heads") -> None:
     """Migrate the metadata database (safe to run again)."""
     from kosmos.platform.db.migrate import upgrade
 
@@ -83,11 +83,13 @@ def db_upgrade(revision: str = "head") -> None:
 def db_current() -> None:
     """The revision the metadata database is at."""
     from kosmos.platform.db.engine import make_engine
-    from kosmos.platform.db.migrate import current_revision, head_revision
+    from kosmos.platform.db.migrate import current_revisions, head_revisions, pending_revisions
 
     engine = make_engine(get_settings().database_url)
     try:
-        typer.echo(f"current: {current_revision(engine)}  head: {head_revision()}")
+        current = ",".join(sorted(current_revisions(engine))) or "none"
+        pending = len(pending_revisions(engine))
+        typer.echo(f"current: {current}  heads: {','.join(sorted(head_revisions()))}  pending: {pending}")
     finally:
         engine.dispose()
 

@@ -1,7 +1,7 @@
 """The platform's metadata database: models, engine, migrations."""
 
 from kosmos.platform.db.engine import Database, make_engine
-from kosmos.platform.db.migrate import current_revision, head_revision, upgrade
+from kosmos.platform.db.migrate import current_revisions, head_revisions, upgrade
 from kosmos.platform.db.models import (
     ApiToken,
     AuditEvent,
@@ -25,8 +25,8 @@ __all__ = [
     "Team",
     "TeamMember",
     "User",
-    "current_revision",
-    "head_revision",
+    "current_revisions",
+    "head_revisions",
     "make_engine",
     "upgrade",
 ]

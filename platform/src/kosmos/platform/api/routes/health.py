@@ -6,7 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
-from kosmos.platform.db.migrate import current_revision, head_revision
+from kosmos.platform.db.migrate import current_revisions, pending_revisions
 
 router = APIRouter(tags=["health"])
 
@@ -22,11 +22,13 @@ def _check_database(request: Request) -> str | None:
     try:
         with engine.connect() as conn:
             conn.execute(text("SELECT 1"))
-        revision = current_revision(engine)
+        revisions = current_revisions(engine)
+        pending = pending_revisions(engine)
     except Exception as exc:
         return f"unreachable: {type(exc).__name__}"
-    if revision != head_revision():
-        return f"not migrated (at {revision}, need {head_revision()}): run `kosmos db upgrade`"
+    if pending:
+        at = ",".join(sorted(revisions)) or "nothing"
+        return f"not migrated (at {at}, {len(pending)} pending): run `kosmos db upgrade`"
     return None
 
 

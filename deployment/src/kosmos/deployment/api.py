@@ -1,0 +1,187 @@
+"""REST routes of deployments: desired state, rollouts, live statistics, and online inference."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from fastapi import APIRouter, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from kosmos.deployment import service
+from kosmos.deployment.rollouts import app_name
+from kosmos.deployment.spec import Autoscaling, DeploymentSpec, Strategy
+from kosmos.platform.api import Call, CallDep
+from kosmos.platform.errors import InvalidInput, NotFound, ServiceUnavailable
+from kosmos.platform.identity.names import Name
+from kosmos.platform.ray_cluster import connect
+
+router = APIRouter(prefix="/projects/{project}/deployments", tags=["deployment"])
+BATCH_CHUNK = 500
+MAX_BATCH_ROWS = 20_000
+
+
+class CreateBody(DeploymentSpec):
+    name: Name = Field(description="Deployment name, unique in the project.")
+
+
+class RolloutBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str = Field(description="The model version (number or alias) to roll out.")
+    strategy: Strategy | None = Field(None, description="Override the spec's rollout strategy once.")
+
+
+class ReasonBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    reason: str = Field("", max_length=2000, description="Why; kept in the audit log.")
+
+
+class ScaleBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    replicas: int | None = Field(None, ge=1, le=100, description="A fixed number of replicas per version.")
+    autoscaling: Autoscaling | None = Field(None, description="Or autoscaling bounds.")
+
+
+@router.post("", summary="Create a deployment (the reconciler starts it)", status_code=201)
+def create(project: Name, body: CreateBody, call: CallDep) -> dict[str, Any]:
+    spec = DeploymentSpec.model_validate(body.model_dump(exclude={"name"}))
+    with call.tx() as ctx:
+        return service.create(ctx, call.settings, project, body.name, spec)
+
+
+@router.get("", summary="Deployments of the project with status and traffic")
+def list_deployments(project: Name, call: CallDep) -> list[dict[str, Any]]:
+    with call.tx() as ctx:
+        return service.list_(ctx, project)
+
+
+@router.get("/{name}", summary="One deployment: spec, versions, traffic, status and reason")
+def get(project: Name, name: Name, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        return service.get(ctx, project, name)
+
+
+@router.post("/{name}/rollout", summary="Roll out another model version (canary, shadow, ...)")
+def rollout(project: Name, name: Name, body: RolloutBody, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        return service.rollout(ctx, call.settings, project, name, body.version, body.strategy)
+
+
+@router.post("/{name}/promote", summary="Give the rolled-out version all traffic now")
+def promote(project: Name, name: Name, body: ReasonBody, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        return service.promote(ctx, project, name, body.reason)
+
+
+@router.post("/{name}/rollback", summary="Drop the rolled-out version, or return to the previous one")
+def rollback(project: Name, name: Name, body: ReasonBody, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        return service.rollback(ctx, project, name, body.reason)
+
+
+@router.post("/{name}/scale", summary="Change replicas or autoscaling bounds")
+def scale(project: Name, name: Name, body: ScaleBody, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        return service.scale(ctx, project, name, replicas=body.replicas, autoscaling=body.autoscaling)
+
+
+@router.delete("/{name}", summary="Delete a deployment (the reconciler removes it)", status_code=204)
+def delete(project: Name, name: Name, call: CallDep) -> Response:
+    with call.tx() as ctx:
+        service.delete(ctx, project, name)
+    return Response(status_code=204)
+
+
+@router.get("/{name}/logs", summary="The sampled inference log, newest last")
+def logs(project: Name, name: Name, call: CallDep, limit: int = Query(50, ge=1, le=1000)) -> list[dict]:
+    with call.tx() as ctx:
+        service.require_viewer(ctx, project, name)
+    path = call.settings.home / "inference-logs" / project / f"{name}.jsonl"
+    if not path.exists():
+        return []
+    lines = path.read_text().splitlines()[-limit:]
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+_handles: dict[str, Any] = {}
+
+
+def _handle(call: Call, project: str, name: str) -> Any:
+    app = app_name(project, name)
+    handle = _handles.get(app)
+    if handle is None:
+        from ray import serve
+        from ray.serve.exceptions import RayServeException
+
+        connect(call.settings)
+        try:
+            handle = serve.get_app_handle(app)
+        except RayServeException:
+            raise NotFound(f"deployment {name!r} of project {project!r} is not running") from None
+        _handles[app] = handle
+    return handle
+
+
+async def _call(call: Call, project: str, name: str, method: str, *args: Any) -> Any:
+    try:
+        handle = await run_in_threadpool(_handle, call, project, name)
+        return await getattr(handle, method).remote(*args)
+    except (NotFound, ServiceUnavailable):
+        raise
+    except Exception as exc:
+        _handles.pop(app_name(project, name), None)
+        raise ServiceUnavailable(f"deployment {name!r} did not answer: {type(exc).__name__}") from exc
+
+
+@router.get("/{name}/stats", summary="Live per-version requests, error rate and latency")
+async def stats(project: Name, name: Name, call: CallDep, since: float = 0.0) -> dict[str, Any]:
+    return await _call(call, project, name, "stats", since)
+
+
+def _answer(result: dict[str, Any]) -> JSONResponse:
+    error = result.get("error")
+    if error is None:
+        return JSONResponse(result)
+    if error["type"] == "invalid_input":
+        problems = error["problems"]
+        details = [{"field": p.split(":", 1)[0], "reason": p.split(":", 1)[-1].strip()} for p in problems]
+        raise InvalidInput("; ".join(problems[:5]), details=details)
+    raise ServiceUnavailable(error.get("message", "the model failed"))
+
+
+@router.post("/{name}/predict", summary="Predict: {'inputs': [{field: value, ...}, ...]}")
+async def predict(project: Name, name: Name, body: dict[str, Any], call: CallDep) -> JSONResponse:
+    return _answer(await _call(call, project, name, "predict", body))
+
+
+@router.post("/{name}/predict/batch", summary="Predict many rows: split into chunks, run concurrently")
+async def predict_batch(project: Name, name: Name, body: dict[str, Any], call: CallDep) -> JSONResponse:
+    rows = body.get("inputs")
+    if not isinstance(rows, list) or not rows:
+        raise InvalidInput.field("inputs", "give a non-empty list of rows")
+    if len(rows) > MAX_BATCH_ROWS:
+        raise InvalidInput.field("inputs", f"at most {MAX_BATCH_ROWS} rows per batch, got {len(rows)}")
+    chunks = [rows[i : i + BATCH_CHUNK] for i in range(0, len(rows), BATCH_CHUNK)]
+    results = await asyncio.gather(
+        *(_call(call, project, name, "predict", {**body, "inputs": chunk}) for chunk in chunks)
+    )
+    for offset, result in zip(range(0, len(rows), BATCH_CHUNK), results, strict=True):
+        if "error" in result and result["error"]["type"] == "invalid_input":
+            result["error"]["problems"] = [_shift(p, offset) for p in result["error"]["problems"]]
+        if "error" in result:
+            return _answer(result)
+    predictions = [p for r in results for p in r["predictions"]]
+    versions = sorted({r["model_version"] for r in results})
+    return JSONResponse({"predictions": predictions, "model_versions": versions, "rows": len(predictions)})
+
+
+def _shift(problem: str, offset: int) -> str:
+    """inputs[3].x in chunk k is inputs[offset + 3].x of the whole batch."""
+    if problem.startswith("inputs[") and "]" in problem:
+        index, rest = problem[len("inputs[") :].split("]", 1)
+        if index.isdigit():
+            return f"inputs[{int(index) + offset}]{rest}"
+    return problem

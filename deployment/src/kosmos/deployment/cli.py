@@ -1,0 +1,182 @@
+"""`kosmos deploy ...`: the deployment CLI for MLOps engineers.
+
+Exit codes: 0 done, 2 invalid input, 3 unauthenticated, 4 forbidden, 5 not found,
+6 conflict (e.g. a rollout already running), 7 control plane unreachable,
+8 the deployment failed or was rolled back while waiting, 9 timed out waiting.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from kosmos.deployment import sdk
+from kosmos.platform.cli.output import Output, OutputOption, handle_errors, render
+
+app = typer.Typer(help="Model deployments on Ray Serve: rollouts, status, logs.", no_args_is_help=True)
+ProjectOption = typer.Option(..., "--project", "-p", help="The project.")
+WaitOption = typer.Option(False, "--wait", "-w", help="Block until the change has finished.")
+TimeoutOption = typer.Option(600.0, "--timeout", help="Seconds --wait waits before exit code 9.")
+EXIT_FAILED, EXIT_TIMEOUT = 8, 9
+COLUMNS = ["name", "model", "stable_version", "candidate_version", "strategy", "traffic", "status", "reason"]
+
+
+def _progress(d: dict[str, Any]) -> None:
+    traffic = ", ".join(f"v{v} {w}%" for v, w in d["traffic"].items())
+    typer.echo(f"  {d['status']:<10} [{traffic}] {d['reason']}", err=True)
+
+
+def _finish(
+    project: str, name: str, wait: bool, timeout: float, output: Output, result: dict[str, Any]
+) -> None:
+    if wait:
+        try:
+            result = sdk.wait(project, name, timeout_s=timeout, on_change=_progress)
+        except TimeoutError as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(EXIT_TIMEOUT) from None
+    render(result, output, COLUMNS)
+    rolled_back = wait and (result["details"] or {}).get("last_rollback") and result["status"] != "healthy"
+    if wait and (result["status"] == "failed" or rolled_back):
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command("create")
+@handle_errors
+def create(
+    name: str,
+    model: str = typer.Option(..., "--model", "-m", help="Registered model name in the project."),
+    version: str = typer.Option("champion", "--version", "-v", help="Version number or alias."),
+    project: str = ProjectOption,
+    replicas: int = typer.Option(1, help="Replicas per model version."),
+    min_replicas: int | None = typer.Option(None, help="Autoscaling: fewest replicas."),
+    max_replicas: int | None = typer.Option(None, help="Autoscaling: most replicas."),
+    target_ongoing_requests: float = typer.Option(8.0, help="Autoscaling: requests in flight per replica."),
+    feature_service: str | None = typer.Option(None, help="Feast feature service to join online."),
+    strategy: str = typer.Option("canary", help="Rollout strategy for later versions."),
+    spec_file: Path | None = typer.Option(None, "--spec", help="A JSON file with the full DeploymentSpec."),
+    wait: bool = WaitOption,
+    timeout: float = TimeoutOption,
+    output: Output = OutputOption,
+) -> None:
+    """Deploy MODEL as NAME."""
+    spec: dict[str, Any] = json.loads(spec_file.read_text()) if spec_file else {}
+    spec.setdefault("version", version)
+    spec.setdefault("replicas", replicas)
+    if min_replicas is not None or max_replicas is not None:
+        spec["autoscaling"] = {
+            "min_replicas": min_replicas if min_replicas is not None else 1,
+            "max_replicas": max_replicas if max_replicas is not None else max(min_replicas or 1, 2),
+            "target_ongoing_requests": target_ongoing_requests,
+        }
+    if feature_service:
+        spec["feature_service"] = feature_service
+    spec.setdefault("rollout", {})["strategy"] = spec.get("rollout", {}).get("strategy", strategy)
+    result = sdk.create(project, name, model, **spec)
+    _finish(project, name, wait, timeout, output, result)
+
+
+@app.command("list")
+@handle_errors
+def list_(project: str = ProjectOption, output: Output = OutputOption) -> None:
+    render(sdk.list_deployments(project), output, COLUMNS)
+
+
+@app.command("status")
+@handle_errors
+def status(name: str, project: str = ProjectOption, output: Output = OutputOption) -> None:
+    """Status, reason, traffic split, and live statistics per version."""
+    deployment = sdk.status(project, name)
+    if output is Output.json:
+        render(deployment, output)
+        return
+    render(deployment, output, COLUMNS)
+    if deployment["status"] in ("healthy", "degraded"):
+        try:
+            live = sdk.stats(project, name)
+        except Exception as exc:  # statistics are a bonus: the status above stands
+            typer.echo(f"(no live statistics: {exc})")
+            return
+        rows = [{"version": v, **s} for v, s in live.items()]
+        render(rows, output, ["version", "requests", "errors", "error_rate", "p50_ms", "p99_ms"])
+
+
+@app.command("rollout")
+@handle_errors
+def rollout(
+    name: str,
+    version: str = typer.Option(..., "--version", "-v", help="Version number or alias to roll out."),
+    strategy: str | None = typer.Option(None, help="direct, canary, shadow, blue_green or ab."),
+    project: str = ProjectOption,
+    wait: bool = WaitOption,
+    timeout: float = TimeoutOption,
+    output: Output = OutputOption,
+) -> None:
+    """Move NAME to another model version (canary by default)."""
+    _finish(project, name, wait, timeout, output, sdk.rollout(project, name, version, strategy=strategy))
+
+
+@app.command("promote")
+@handle_errors
+def promote(name: str, project: str = ProjectOption, reason: str = "", output: Output = OutputOption) -> None:
+    """Give the version being rolled out all traffic now."""
+    render(sdk.promote(project, name, reason=reason), output, COLUMNS)
+
+
+@app.command("rollback")
+@handle_errors
+def rollback(
+    name: str,
+    project: str = ProjectOption,
+    reason: str = "",
+    wait: bool = WaitOption,
+    timeout: float = TimeoutOption,
+    output: Output = OutputOption,
+) -> None:
+    """Drop the version being rolled out, or return to the previous version."""
+    result = sdk.rollback(project, name, reason=reason)
+    if wait:
+        result = sdk.wait(project, name, timeout_s=timeout, on_change=_progress)
+    render(result, output, COLUMNS)
+
+
+@app.command("scale")
+@handle_errors
+def scale(
+    name: str,
+    project: str = ProjectOption,
+    replicas: int | None = typer.Option(None, help="A fixed number of replicas."),
+    min_replicas: int | None = typer.Option(None),
+    max_replicas: int | None = typer.Option(None),
+    target_ongoing_requests: float = typer.Option(8.0),
+    output: Output = OutputOption,
+) -> None:
+    autoscaling = None
+    if min_replicas is not None or max_replicas is not None:
+        autoscaling = {
+            "min_replicas": min_replicas or 1,
+            "max_replicas": max_replicas or max(min_replicas or 1, 2),
+            "target_ongoing_requests": target_ongoing_requests,
+        }
+    render(sdk.scale(project, name, replicas=replicas, autoscaling=autoscaling), output, COLUMNS)
+
+
+@app.command("delete")
+@handle_errors
+def delete(name: str, project: str = ProjectOption) -> None:
+    sdk.delete(project, name)
+    typer.echo(f"deployment {name} is being deleted")
+
+
+@app.command("logs")
+@handle_errors
+def logs(name: str, project: str = ProjectOption, limit: int = 20, output: Output = OutputOption) -> None:
+    """The sampled inference log: request id, version, latency, features used, prediction."""
+    render(
+        sdk.logs(project, name, limit=limit),
+        output,
+        ["request_id", "model_version", "latency_ms", "rows", "predictions"],
+    )

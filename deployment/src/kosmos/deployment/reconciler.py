@@ -1,0 +1,345 @@
+"""The reconciler: makes Ray Serve match the deployment records, and drives rollouts.
+
+Each pass, for every deployment:
+
+1. apply the record when it changed (a new ``generation``): build the Serve
+   application and hand it to Serve without waiting; unchanged model versions keep
+   running, a traffic change only reconfigures the router;
+2. observe Serve and write the status back (pending, deploying, healthy, degraded,
+   failed, with the reason); a candidate that fails its health check is rolled
+   back, so traffic never stays on it;
+3. drive the rollout: give a ready candidate its share, step a canary while its
+   error rate and p99 stay inside the SLO (roll back when not), switch blue-green
+   when green is healthy, and start a rollout when a followed alias moves.
+
+After a restart the first pass re-applies every record, which repairs drift
+(an application deleted behind Kosmos's back comes back). Runs as
+``python -m kosmos.deployment.reconciler`` under `kosmos up`; tests call ``run_once``.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import signal
+import threading
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import select
+
+from kosmos.deployment import rollouts
+from kosmos.deployment.model_cache import prefetch
+from kosmos.deployment.models import DeploymentRecord
+from kosmos.deployment.serving import model_app_name
+from kosmos.deployment.spec import Strategy
+from kosmos.platform import audit
+from kosmos.platform.db.engine import Database
+from kosmos.platform.db.models import Project
+from kosmos.platform.errors import KosmosError
+from kosmos.platform.logs import configure_logging
+from kosmos.platform.ray_cluster import connect
+from kosmos.platform.settings import Settings, get_settings
+
+log = logging.getLogger("kosmos.deployment.reconciler")
+ACTOR = "kosmos-reconciler"
+_FAILED = {"DEPLOY_FAILED", "UNHEALTHY"}
+CODE_VERSION = f"kosmos-{importlib.metadata.version('kosmos-deployment')}"
+"""Serve's code version: without one every apply would restart every replica; with it, a
+traffic change reconfigures the router in place and a replica count change only scales."""
+RETIRE_AFTER_S = 5.0
+"""A version that lost its traffic keeps running this long, so no in-flight request hits a stopped replica."""
+
+
+def live_versions(record: DeploymentRecord) -> list[int]:
+    """Versions that must be running: stable, candidate, and those retiring after a switch."""
+    versions = [record.stable_version, record.candidate_version, *(record.details or {}).get("retiring", [])]
+    return sorted({int(v) for v in versions if v is not None})
+
+
+def _pinned(deployment: Any, code_version: str) -> Any:
+    """Give a deployment a fixed code version (Serve otherwise draws a random one per apply).
+
+    Serve's imperative API no longer takes ``version=``, but still honours the
+    deployment's own ``_version`` (ray/serve/_private/client.py, deploy_applications).
+    """
+    deployment._version = code_version
+    return deployment
+
+
+def build_targets(record: DeploymentRecord, project: str, settings: Settings) -> list[Any]:
+    """Serve applications for ``record``: its router, and one application per live model version."""
+    from ray.serve.api import RunTarget
+
+    from kosmos.deployment.serving import ModelServer, TrafficRouter, model_app_name
+
+    spec = rollouts.spec_of(record)
+    scaling: dict[str, Any] = (
+        {"autoscaling_config": spec.autoscaling.model_dump()}
+        if spec.autoscaling
+        else {"num_replicas": spec.replicas}
+    )
+    settings_dict = settings.model_dump(mode="json")
+    batching = {"max_batch_size": spec.max_batch_size, "batch_wait_ms": spec.batch_wait_ms}
+    app = rollouts.app_name(project, record.name)
+    targets = [
+        RunTarget(
+            _pinned(
+                ModelServer.options(
+                    name="model",
+                    ray_actor_options={"num_cpus": spec.num_cpus},
+                    user_config=batching,
+                    **scaling,
+                ),
+                f"{CODE_VERSION}-{spec.model}-{v}",
+            ).bind(settings_dict, project, spec.model, v),
+            name=model_app_name(app, v),
+            route_prefix=None,
+        )
+        for v in live_versions(record)
+    ]
+    router = _pinned(
+        TrafficRouter.options(name="router", user_config=rollouts.router_config(record)), CODE_VERSION
+    ).bind(settings_dict, project, record.name, spec.feature_service, app)
+    return [*targets, RunTarget(router, name=app, route_prefix=None)]
+
+
+class Reconciler:
+    def __init__(self, settings: Settings, database: Database) -> None:
+        self.settings = settings
+        self.database = database
+        self._applied: dict[str, int] = {}  # app -> generation this process applied (drift repair)
+        self._prefetched: set[tuple[str, int]] = set()
+        self._retire_at: dict[tuple[str, int], float] = {}
+        self._started = False
+
+    def run_once(self) -> None:
+        """One pass over every deployment; a failure in one never stops the others."""
+        from ray import serve
+
+        if not self._started:
+            connect(self.settings)
+            serve.start(proxy_location="Disabled")
+            self._started = True
+        with self.database.transaction() as session:
+            ids = list(session.scalars(select(DeploymentRecord.id)))
+        status = serve.status().applications
+        for record_id in ids:
+            try:
+                with self.database.transaction() as session:
+                    record = session.get(DeploymentRecord, record_id, with_for_update=True)
+                    if record is not None:
+                        self._reconcile(session, record, status)
+            except Exception as exc:
+                log.exception("reconciling deployment %s failed: %s", record_id, exc)
+
+    def _audit(
+        self, session: Any, project: str, record: DeploymentRecord, action: str, **details: Any
+    ) -> None:
+        audit.record(
+            session,
+            actor=ACTOR,
+            action=action,
+            object_type="deployment",
+            object_name=record.name,
+            project=project,
+            details=details,
+        )
+
+    def _reconcile(self, session: Any, record: DeploymentRecord, status: dict[str, Any]) -> None:
+        from ray import serve
+
+        project = session.get(Project, record.project_id).name
+        app = rollouts.app_name(project, record.name)
+        if record.status == "deleting":
+            for name in status:
+                if name == app or name.startswith(f"{app}--v"):
+                    serve.delete(name, _blocking=False)
+            self._applied.pop(app, None)
+            session.delete(record)
+            return
+        self._follow_alias(session, project, record)
+        needed = [app] + [model_app_name(app, v) for v in live_versions(record)]
+        if self._applied.get(app) != record.generation or any(n not in status for n in needed):
+            self._apply(session, project, app, record)
+            return  # observe on the next pass, once Serve has the new target
+        self._observe(session, project, app, record, status)
+        if record.generation != self._applied.get(app):  # a step or rollback: apply it now
+            self._apply(session, project, app, record)
+        elif status[app].status == "RUNNING":
+            self._retire(app, record)
+
+    def _retire(self, app: str, record: DeploymentRecord) -> None:
+        """Stop versions that lost their traffic, once the router has surely moved off them."""
+        from ray import serve
+
+        retiring = [int(v) for v in (record.details or {}).get("retiring", [])]
+        keep = []
+        for version in retiring:
+            if version in (record.stable_version, record.candidate_version):
+                continue
+            if time.time() < self._retire_at.get((app, version), 0.0):
+                keep.append(version)
+                continue
+            serve.delete(model_app_name(app, version), _blocking=False)
+        if keep != retiring:
+            record.details = {**record.details, "retiring": keep}
+
+    def _apply(self, session: Any, project: str, app: str, record: DeploymentRecord) -> None:
+        from ray import serve
+
+        missing = self._missing_versions(project, record)
+        if record.candidate_version in missing:
+            rollouts.rollback(record, f"model version {record.candidate_version} does not exist")
+            self._audit(session, project, record, "deployment.auto_rollback", reason="missing version")
+        if record.stable_version in missing:
+            record.status = "failed"
+            record.reason = f"model {record.spec['model']} has no version {record.stable_version}"
+            return
+        for version in filter(None, [record.stable_version, record.candidate_version]):
+            if (app, version) not in self._prefetched:
+                prefetch(self.settings, project, record.spec["model"], version)
+                self._prefetched.add((app, version))
+        for version in (record.details or {}).get("retiring", []):
+            self._retire_at.setdefault((app, int(version)), time.time() + RETIRE_AFTER_S)
+        serve.run_many(
+            build_targets(record, project, self.settings),
+            wait_for_ingress_deployment_creation=False,
+            wait_for_applications_running=False,
+        )
+        self._applied[app] = record.generation
+        record.applied_generation = record.generation
+        if record.status in ("pending", "failed"):
+            record.status, record.reason = "deploying", "Ray Serve is starting the replicas"
+
+    def _missing_versions(self, project: str, record: DeploymentRecord) -> set[int]:
+        from kosmos.deployment.service import resolve
+
+        missing = set()
+        for version in filter(None, [record.stable_version, record.candidate_version]):
+            try:
+                resolve(self.settings, project, record.spec["model"], str(version))
+            except KosmosError:
+                missing.add(version)
+        return missing
+
+    def _observe(
+        self, session: Any, project: str, app: str, record: DeploymentRecord, status: dict[str, Any]
+    ) -> None:
+        def message(overview: Any) -> str:
+            deployment = overview.deployments.get("model")
+            return ((deployment.message if deployment else "") or overview.message or overview.status)[:300]
+
+        router = status[app]
+        stable = status[model_app_name(app, record.stable_version)]
+        candidate = (
+            status[model_app_name(app, record.candidate_version)] if record.candidate_version else None
+        )
+        if candidate is not None and candidate.status in _FAILED:
+            reason = f"v{record.candidate_version} failed its health check: {message(candidate)}"
+            rollouts.rollback(record, reason)
+            self._audit(session, project, record, "deployment.auto_rollback", reason=reason)
+            record.status, record.reason = "degraded", reason
+            return
+        if stable.status in _FAILED:
+            record.status = "degraded" if record.details.get("ever_healthy") else "failed"
+            record.reason = f"v{record.stable_version}: {message(stable)}"
+        elif router.status in _FAILED:
+            record.status, record.reason = "degraded", f"router: {message(router)}"
+        elif stable.status == "RUNNING" and router.status == "RUNNING":
+            record.status = "healthy"
+            record.details = {**record.details, "ever_healthy": True}
+            record.reason = "serving " + ", ".join(f"v{v} {w}%" for v, w in record.traffic.items() if w)
+        else:
+            record.status, record.reason = "deploying", "Ray Serve is starting the replicas"
+        if candidate is not None and candidate.status == "RUNNING":
+            self._drive(session, project, app, record)
+
+    def _drive(self, session: Any, project: str, app: str, record: DeploymentRecord) -> None:
+        if not record.details.get("candidate_ready"):
+            rollouts.candidate_ready(record)
+            self._audit(
+                session,
+                project,
+                record,
+                "deployment.candidate_ready",
+                version=record.candidate_version,
+                traffic=record.traffic,
+            )
+            return
+        if record.strategy in (Strategy.blue_green, Strategy.direct):  # switch once it is healthy
+            version = rollouts.promote(record)
+            self._audit(session, project, record, "deployment.switch", version=version)
+        elif record.strategy == Strategy.canary:
+            self._judge_canary(session, project, app, record)
+
+    def _judge_canary(self, session: Any, project: str, app: str, record: DeploymentRecord) -> None:
+        from ray import serve
+
+        slo = rollouts.spec_of(record).rollout.slo
+        since = record.step_started_at.timestamp() if record.step_started_at else 0.0
+        stats = serve.get_app_handle(app).stats.remote(since).result(timeout_s=10)
+        canary = stats.get(str(record.candidate_version), {"requests": 0})
+        record.details = {**record.details, "canary_stats": canary}
+        breached = canary["requests"] >= slo.min_requests and (
+            canary["error_rate"] > slo.max_error_rate or (canary["p99_ms"] or 0) > slo.max_p99_ms
+        )
+        if breached:
+            reason = (
+                f"canary v{record.candidate_version} breached its SLO at step {record.rollout_step}: "
+                f"error rate {canary['error_rate']:.1%} (max {slo.max_error_rate:.1%}), "
+                f"p99 {canary['p99_ms']:.0f} ms (max {slo.max_p99_ms:.0f} ms)"
+            )
+            rollouts.rollback(record, reason)
+            self._audit(session, project, record, "deployment.auto_rollback", reason=reason, stats=canary)
+            record.status, record.reason = "degraded", reason
+            return
+        step_age = (
+            (datetime.now(UTC) - record.step_started_at).total_seconds() if record.step_started_at else 0
+        )
+        spec = rollouts.spec_of(record)
+        if canary["requests"] >= slo.min_requests and step_age >= spec.rollout.step_seconds:
+            step = record.rollout_step
+            promoted = rollouts.next_step(record)
+            action = "deployment.promote" if promoted else "deployment.canary_step"
+            self._audit(session, project, record, action, step=step + 1, traffic=record.traffic, stats=canary)
+
+    def _follow_alias(self, session: Any, project: str, record: DeploymentRecord) -> None:
+        spec = rollouts.spec_of(record)
+        if not spec.follow_alias or spec.version.isdigit() or rollouts.in_rollout(record):
+            return
+        from kosmos.deployment.service import resolve
+
+        try:
+            version = resolve(self.settings, project, spec.model, spec.version)
+        except KosmosError:
+            return
+        if version != record.stable_version:
+            rollouts.start(record, version)
+            self._audit(
+                session, project, record, "deployment.follow_alias", alias=spec.version, version=version
+            )
+
+
+def main() -> None:
+    settings = get_settings()
+    configure_logging(settings.log_level)
+    database = Database(settings.database_url)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    reconciler = Reconciler(settings, database)
+    log.info("deployment reconciler started")
+    while not stop.is_set():
+        started = time.monotonic()
+        try:
+            reconciler.run_once()
+        except Exception as exc:
+            log.warning("reconciler pass failed (will retry): %s", exc)
+        stop.wait(max(0.5, settings.deployment.reconcile_seconds - (time.monotonic() - started)))
+    database.dispose()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,389 @@
+"""The Ray Serve application behind one deployment: a traffic router and one model server per version.
+
+    TrafficRouter (ingress)  --weights / A-B hash-->  ModelServer "v3"  (stable)
+          |  online features from Feast              ModelServer "v4"  (canary, green or B)
+          '-- mirrors to the shadow version, compares, never returns its output
+
+Ray Serve has no traffic splitting of its own; the router does it. Its policy
+(weights, shadow, A/B key) is the deployment's ``user_config``, so a traffic step
+reconfigures the running router in place instead of restarting anything.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import random
+import time
+import uuid
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from ray import serve
+from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
+
+from kosmos.deployment.model_cache import ModelCache
+from kosmos.platform.errors import KosmosError
+from kosmos.platform.settings import Settings
+
+log = logging.getLogger(__name__)
+MAX_ROWS = 1000
+_NUMERIC = {"double", "float"}
+_INTEGER = {"long", "integer"}
+
+
+def check_rows(rows: Any, columns: dict[str, str], model: str) -> list[str]:
+    """Every problem with ``rows`` against the signature ``columns`` (name -> MLflow type), by field."""
+    if not isinstance(rows, list) or not rows:
+        return ["inputs: give a non-empty list of rows, e.g. [{'amount': 12.5, ...}]"]
+    if len(rows) > MAX_ROWS:
+        return [f"inputs: at most {MAX_ROWS} rows per request, got {len(rows)}"]
+    problems: list[str] = []
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            problems.append(f"inputs[{i}]: a row must be an object of field: value")
+            continue
+        for name in row.keys() - columns.keys():
+            if not name.startswith("_"):
+                problems.append(f"inputs[{i}].{name}: not an input of {model}")
+        for name, kind in columns.items():
+            value = row.get(name)
+            if name not in row:
+                problems.append(f"inputs[{i}].{name}: missing ({kind})")
+            elif value is None:
+                if kind not in _NUMERIC:
+                    problems.append(f"inputs[{i}].{name}: may not be null ({kind})")
+            elif kind in _NUMERIC and (isinstance(value, bool) or not isinstance(value, int | float)):
+                problems.append(f"inputs[{i}].{name}: must be a number, got {value!r}")
+            elif kind in _INTEGER and (isinstance(value, bool) or not isinstance(value, int)):
+                problems.append(f"inputs[{i}].{name}: must be an integer, got {value!r}")
+            elif kind == "string" and not isinstance(value, str):
+                problems.append(f"inputs[{i}].{name}: must be a string, got {value!r}")
+            elif kind == "boolean" and not isinstance(value, bool):
+                problems.append(f"inputs[{i}].{name}: must be true or false, got {value!r}")
+        if len(problems) > 50:
+            return [*problems[:50], "... more problems left out"]
+    return problems
+
+
+def model_app_name(app: str, version: int) -> str:
+    """Each model version runs as its own Serve application, so adding or retiring one
+    never restarts the router or the other versions."""
+    return f"{app}--v{version}"
+
+
+@serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=256)
+class ModelServer:
+    """One registered model version, loaded through the node-local model cache."""
+
+    def __init__(self, settings: dict[str, Any], project: str, model: str, version: int) -> None:
+        import mlflow.pyfunc
+
+        self.settings = Settings(**settings)
+        self.version = version
+        self.name = f"{project}.{model}"
+        uri = f"models:/{self.name}/{version}"
+        cache = ModelCache(self.settings.home / "model-cache")
+        tracking = self.settings.mlflow_tracking_uri
+        cached = cache.fetch(uri, key=f"{tracking}|{uri}", tracking_uri=tracking)
+        started = time.perf_counter()
+        self.model = mlflow.pyfunc.load_model(str(cached.path))
+        schema = self.model.metadata.get_input_schema()
+        if schema is None:
+            raise ValueError(f"{self.name} v{version} has no signature; register it with one")
+        self.columns = {c.name: getattr(c.type, "name", str(c.type)) for c in schema.inputs}
+        self.info = {
+            "version": version,
+            "content_hash": cached.content_hash,
+            "cache": "warm" if cached.warm else "cold",
+            "fetch_seconds": round(cached.seconds, 3),
+            "load_seconds": round(time.perf_counter() - started, 3),
+        }
+        log.info("loaded %s v%s: %s", self.name, version, self.info)
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        self._predict_batch.set_max_batch_size(int(config.get("max_batch_size", 64)))
+        self._predict_batch.set_batch_wait_timeout_s(float(config.get("batch_wait_ms", 2.0)) / 1000)
+
+    def describe(self) -> dict[str, Any]:
+        return {**self.info, "inputs": self.columns}
+
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
+    async def _predict_batch(self, requests: list[list[dict[str, Any]]]) -> list[list[Any]]:
+        rows = [row for request in requests for row in request]
+        frame = pd.DataFrame.from_records(rows, columns=list(self.columns))
+        for name, kind in self.columns.items():
+            if kind in _NUMERIC:
+                frame[name] = frame[name].astype("float64" if kind == "double" else "float32")
+        output = np.asarray(self.model.predict(frame))
+        values = output.tolist()
+        out, start = [], 0
+        for request in requests:
+            out.append(values[start : start + len(request)])
+            start += len(request)
+        return out
+
+    async def predict(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        problems = check_rows(rows, self.columns, f"{self.name} v{self.version}")
+        if problems:
+            return {"error": {"type": "invalid_input", "problems": problems}}
+        clean = [{k: v for k, v in row.items() if k in self.columns} for row in rows]
+        return {"predictions": await self._predict_batch(clean)}
+
+
+class BadRows(Exception):
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class _Window:
+    """Recent outcomes of one version: (time, latency ms, ok)."""
+
+    def __init__(self) -> None:
+        self.events: deque[tuple[float, float, bool]] = deque(maxlen=20000)
+
+    def add(self, ms: float, ok: bool) -> None:
+        self.events.append((time.time(), ms, ok))
+
+    def summary(self, since: float) -> dict[str, Any]:
+        recent = [e for e in self.events if e[0] >= since]
+        if not recent:
+            return {"requests": 0, "errors": 0, "error_rate": 0.0, "p50_ms": None, "p99_ms": None}
+        latencies = np.array([e[1] for e in recent])
+        errors = sum(1 for e in recent if not e[2])
+        return {
+            "requests": len(recent),
+            "errors": errors,
+            "error_rate": errors / len(recent),
+            "p50_ms": float(np.percentile(latencies, 50)),
+            "p99_ms": float(np.percentile(latencies, 99)),
+        }
+
+
+def ab_bucket(deployment: str, key: Any) -> int:
+    """A stable bucket 0..99 for an A/B key: the same key always lands on the same version."""
+    return int(hashlib.sha256(f"{deployment}:{key}".encode()).hexdigest()[:8], 16) % 100
+
+
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=1000, graceful_shutdown_timeout_s=5
+)
+class TrafficRouter:
+    """The ingress: features, routing, shadowing, per-version statistics and the inference log."""
+
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        project: str,
+        deployment: str,
+        feature_service: str | None,
+        app: str,
+    ) -> None:
+        self.settings = Settings(**settings)
+        self.project, self.deployment, self.feature_service = project, deployment, feature_service
+        self.app = app
+        self.models: dict[int, Any] = {}
+        self.windows: dict[int, _Window] = {}
+        self.shadow_window = _Window()
+        self.shadow_diffs: deque[float] = deque(maxlen=20000)
+        self.traffic: dict[int, float] = {}
+        self.shadow: int | None = None
+        self.ab_key: str | None = None
+        self.ab_split, self.ab_version, self.sample_rate = 50, None, 0.1
+        log_dir = self.settings.home / "inference-logs" / project
+        log_dir.mkdir(parents=True, exist_ok=True)
+        self.log_path: Path = log_dir / f"{deployment}.jsonl"
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._request_inputs: list[str] | None = None
+        self._columns: set[str] | None = None
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        """Apply a traffic policy in place; model versions are separate Serve applications."""
+        self.traffic = {int(v): float(w) for v, w in config["traffic"].items() if float(w) > 0}
+        wanted = set(self.traffic) | ({int(config["shadow"])} if config.get("shadow") is not None else set())
+        self.models = {v: h for v, h in self.models.items() if v in wanted}  # handles are made on first use
+
+        self.shadow = int(config["shadow"]) if config.get("shadow") is not None else None
+        self.ab_key = config.get("ab_key")
+        self.ab_split = int(config.get("ab_split", 50))
+        self.ab_version = int(config["ab_version"]) if config.get("ab_version") is not None else None
+        self.sample_rate = float(config.get("log_sample_rate", 0.1))
+
+    def _model(self, version: int) -> Any:
+        handle = self.models.get(version)
+        if handle is None:
+            handle = serve.get_deployment_handle("model", app_name=model_app_name(self.app, version))
+            self.models[version] = handle
+        return handle
+
+    def _pick(self, body: dict[str, Any]) -> int:
+        if self.ab_key and self.ab_version is not None:
+            key = body.get("key")
+            if key is None and body.get("inputs"):
+                key = body["inputs"][0].get(self.ab_key)
+            if key is not None:
+                others = [v for v in self.traffic if v != self.ab_version] or [self.ab_version]
+                bucket = ab_bucket(self.deployment, key)
+                return self.ab_version if bucket < self.ab_split else others[0]
+        versions, weights = zip(*self.traffic.items(), strict=True)
+        return random.choices(versions, weights)[0]
+
+    async def _features(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Join the feature service's online values onto each row (request values win)."""
+        if not self.feature_service:
+            return []
+        from kosmos.features.repo import feature_repo
+        from kosmos.features.serving import get_online_async
+
+        repo = feature_repo(self.settings, self.project)
+        keys = {e.join_key for e in repo.store().list_entities(allow_cache=True)}
+        present = [k for k in keys if all(k in row for row in rows)]
+        if not present:
+            raise ValueError(f"each row needs the entity keys of {self.feature_service}: {sorted(keys)}")
+        request = self._request_fields(repo)
+        problems = [
+            f"inputs[{i}].{f}: must be a number, got {row.get(f)!r}"
+            for i, row in enumerate(rows)
+            for f in request
+            if row.get(f) is not None and (isinstance(row[f], bool) or not isinstance(row[f], int | float))
+        ]
+        columns = await self._model_columns()
+        problems += [
+            f"inputs[{i}].{name}: not an input of the model or an entity key of {self.feature_service}"
+            for i, row in enumerate(rows)
+            for name in row
+            if name not in columns and name not in keys and not name.startswith("_")
+        ]
+        if problems:
+            raise BadRows(problems)
+        values = await get_online_async(
+            repo,
+            {k: [row[k] for row in rows] for k in present},
+            feature_service=self.feature_service,
+            request_data={f: [row.get(f) for row in rows] for f in request} or None,
+        )
+        used = [c for c in values if c not in keys]
+        for i, row in enumerate(rows):
+            for column in used:
+                row.setdefault(column, values[column][i])
+            for k in keys:
+                row.pop(k, None)
+        return used
+
+    async def _model_columns(self) -> set[str]:
+        """The stable version's signature inputs (asked once; versions of one model share them)."""
+        if self._columns is None:
+            info = await self._model(max(self.traffic, key=self.traffic.get)).describe.remote()
+            self._columns = set(info["inputs"])
+        return self._columns
+
+    def _request_fields(self, repo: Any) -> list[str]:
+        """Request-time inputs the service's on-demand views read (e.g. the transaction amount)."""
+        if self._request_inputs is None:
+            store = repo.store()
+            service = store.get_feature_service(self.feature_service, allow_cache=True)
+            fields: list[str] = []
+            for projection in service.feature_view_projections:
+                try:
+                    view = store.get_on_demand_feature_view(projection.name, allow_registry_cache=True)
+                except Exception:
+                    continue  # a stored feature view: no request inputs
+                for source in view.source_request_sources.values():
+                    fields += [f.name for f in source.schema if f.name not in fields]
+            self._request_inputs = fields
+        return self._request_inputs
+
+    async def _call(self, version: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        try:
+            return await self._model(version).predict.remote(rows)
+        except (RayActorError, ActorDiedError, ActorUnavailableError):
+            # a replica died mid-request: predictions are idempotent, so try another once
+            return await self._model(version).predict.remote(rows)
+
+    async def predict(self, body: dict[str, Any]) -> dict[str, Any]:
+        request_id = str(body.get("request_id") or uuid.uuid4())
+        rows = body.get("inputs")
+        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+            return _invalid(request_id, ["inputs: give a non-empty list of objects"])
+        if len(rows) > MAX_ROWS:
+            return _invalid(request_id, [f"inputs: at most {MAX_ROWS} rows per request, got {len(rows)}"])
+        rows = [dict(r) for r in rows]
+        version = self._pick(body)  # before the feature join drops the entity keys
+        try:
+            used = await self._features(rows)
+        except BadRows as exc:
+            return _invalid(request_id, exc.problems)
+        except (KosmosError, ValueError, TypeError) as exc:
+            return _invalid(request_id, [f"features: {exc}"])
+        started = time.perf_counter()
+        try:
+            result = await self._call(version, rows)
+        except Exception as exc:
+            self.windows.setdefault(version, _Window()).add((time.perf_counter() - started) * 1000, False)
+            log.warning("version %s failed request %s: %s", version, request_id, type(exc).__name__)
+            return {
+                "error": {"type": "model_error", "message": f"model version {version} failed"},
+                "model_version": version,
+                "request_id": request_id,
+            }
+        ms = (time.perf_counter() - started) * 1000
+        if "error" in result:
+            return {**result, "model_version": version, "request_id": request_id}
+        self.windows.setdefault(version, _Window()).add(ms, True)
+        if self.shadow is not None and self.shadow != version:
+            task = asyncio.create_task(self._mirror(rows, result["predictions"]))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+        out = {"predictions": result["predictions"], "model_version": version, "request_id": request_id}
+        if random.random() < self.sample_rate:
+            self._log(out, ms, used, rows)
+        return out
+
+    async def _mirror(self, rows: list[dict[str, Any]], primary: list[Any]) -> None:
+        started = time.perf_counter()
+        try:
+            result = await self._model(self.shadow).predict.remote(rows)  # type: ignore[arg-type]
+            ok = "error" not in result
+        except Exception:
+            result, ok = {}, False
+        self.shadow_window.add((time.perf_counter() - started) * 1000, ok)
+        if ok:
+            a = np.asarray(primary, dtype="float64").ravel()
+            b = np.asarray(result["predictions"], dtype="float64").ravel()
+            if a.shape == b.shape:
+                self.shadow_diffs.append(float(np.abs(a - b).mean()))
+
+    def _log(self, out: dict[str, Any], ms: float, used: list[str], rows: list[dict[str, Any]]) -> None:
+        record = {
+            "at": time.time(),
+            "request_id": out["request_id"],
+            "model_version": out["model_version"],
+            "latency_ms": round(ms, 3),
+            "features_used": used,
+            "rows": len(rows),
+            "predictions": out["predictions"][:10],
+        }
+        with self.log_path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+
+    def stats(self, since: float = 0.0) -> dict[str, Any]:
+        """Per-version request counts, error rate and latency since ``since`` (epoch seconds)."""
+        out: dict[str, Any] = {str(v): w.summary(since) for v, w in self.windows.items()}
+        if self.shadow is not None:
+            diffs = list(self.shadow_diffs)
+            out["shadow"] = {
+                "version": self.shadow,
+                **self.shadow_window.summary(since),
+                "mean_abs_diff": float(np.mean(diffs)) if diffs else None,
+            }
+        return out
+
+
+def _invalid(request_id: str, problems: list[str]) -> dict[str, Any]:
+    return {"error": {"type": "invalid_input", "problems": problems}, "request_id": request_id}

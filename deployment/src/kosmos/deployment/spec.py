@@ -1,0 +1,104 @@
+"""What a deployment should be: the desired state the reconciler applies to Ray Serve."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class Strategy(StrEnum):
+    """How a new model version takes over from the one serving now."""
+
+    direct = "direct"
+    canary = "canary"
+    shadow = "shadow"
+    blue_green = "blue_green"
+    ab = "ab"
+
+
+class Status(StrEnum):
+    pending = "pending"
+    deploying = "deploying"
+    healthy = "healthy"
+    degraded = "degraded"
+    failed = "failed"
+    deleting = "deleting"
+
+
+class Autoscaling(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    min_replicas: int = Field(1, ge=0, le=100, description="Fewest replicas per model version.")
+    max_replicas: int = Field(2, ge=1, le=100, description="Most replicas per model version.")
+    target_ongoing_requests: float = Field(
+        8.0, gt=0, le=1000, description="Requests in flight per replica that autoscaling aims for."
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Autoscaling:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"min_replicas ({self.min_replicas}) exceeds max_replicas ({self.max_replicas})")
+        return self
+
+
+class Slo(BaseModel):
+    """The canary stays in while both hold; a breach rolls it back."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_error_rate: float = Field(0.01, ge=0, le=1, description="Largest share of failed canary requests.")
+    max_p99_ms: float = Field(250.0, gt=0, description="Largest canary p99 latency in milliseconds.")
+    min_requests: int = Field(
+        20, ge=1, description="Canary requests a step needs before it is judged (and can advance)."
+    )
+
+
+class Rollout(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    strategy: Strategy = Field(Strategy.canary, description="How a new version replaces the serving one.")
+    steps: list[int] = Field(
+        default_factory=lambda: [5, 25, 100],
+        description="Canary traffic percentages, in order; the last must be 100.",
+    )
+    step_seconds: float = Field(60.0, gt=0, description="Least time a canary step lasts before it advances.")
+    slo: Slo = Field(default_factory=Slo, description="Limits the canary must stay inside.")
+    ab_split: int = Field(50, ge=1, le=99, description="A/B: percent of keys sent to the new version.")
+    ab_key: str | None = Field(
+        None, description="A/B: the request field whose stable hash picks the version (e.g. user_id)."
+    )
+
+    @model_validator(mode="after")
+    def _steps(self) -> Rollout:
+        if not self.steps or self.steps[-1] != 100:
+            raise ValueError("canary steps must end at 100")
+        if any(not 0 < s <= 100 for s in self.steps) or self.steps != sorted(set(self.steps)):
+            raise ValueError(f"canary steps must rise strictly within 1..100, got {self.steps}")
+        if self.strategy == Strategy.ab and not self.ab_key:
+            raise ValueError("an A/B rollout needs ab_key, the request field to split on")
+        return self
+
+
+class DeploymentSpec(BaseModel):
+    """A model deployment as the user asks for it (stored; versions resolved at change time)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str = Field(description="Registered model name within the project, e.g. fraud-detector.")
+    version: str = Field(
+        "champion", description="A version number or an alias (champion, challenger) to serve."
+    )
+    follow_alias: bool = Field(
+        True, description="When `version` is an alias and it moves, roll out the new version."
+    )
+    replicas: int = Field(1, ge=1, le=100, description="Replicas per model version (without autoscaling).")
+    autoscaling: Autoscaling | None = Field(None, description="Autoscaling bounds; replaces `replicas`.")
+    num_cpus: float = Field(0.5, gt=0, le=64, description="CPUs reserved per model replica.")
+    feature_service: str | None = Field(
+        None, description="Feast feature service whose online features join each request by its entity keys."
+    )
+    rollout: Rollout = Field(default_factory=Rollout, description="How later versions roll out.")
+    max_batch_size: int = Field(64, ge=1, le=1024, description="Dynamic batching: most rows per model call.")
+    batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="Dynamic batching: longest wait to fill.")
+    log_sample_rate: float = Field(0.1, ge=0, le=1, description="Share of requests in the inference log.")

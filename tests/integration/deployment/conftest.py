@@ -1,0 +1,113 @@
+"""One live platform for the deployment tests: features online, three model versions, Ray Serve.
+
+Module-scoped because Ray Serve replicas take seconds to start: the tests of a
+module share the platform and each uses its own deployment names.
+v1 (champion) and v2 are real fraud models; v3 fails every served request (a drill).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from kosmos.deployment.drills import FailingModel
+from kosmos.deployment.reconciler import Reconciler
+from kosmos.features import sdk as features
+from kosmos.features.demo import generate, write
+from kosmos.features.demo.fraud_data import default_end
+from kosmos.features.repo import feature_repo
+from kosmos.platform import KosmosClient
+from kosmos.platform.bootstrap import bootstrap
+from kosmos.platform.db.engine import Database
+from kosmos.platform.settings import Settings
+from kosmos.training import sdk as training
+from kosmos.training.tracking import run
+from kosmos.training.trainers.fraud import feature_columns, train_baseline
+
+HERE = Path(__file__)
+MODEL = "fraud"
+
+
+def _train(c: KosmosClient, settings: Settings, frame: Any, params: dict[str, Any], name: str) -> int:
+    with run("demo", "deploy-tests", dataset="deploy-set", settings=settings, client=c, code_path=HERE) as r:
+        if params.get("failing"):
+            columns = feature_columns(frame)
+            r.log_pyfunc(FailingModel(), input_example=frame[columns].head(5))
+        else:
+            train_baseline(r, frame, params)
+    return training.register_model("demo", MODEL, r.run_id, client=c)["version"]
+
+
+@pytest.fixture(scope="module")
+def deploy_env(ray_cluster: str, tmp_path_factory, free_port, live_platform) -> Iterator[dict[str, Any]]:
+    home = tmp_path_factory.mktemp("deploy-home")
+    db_url = f"sqlite:///{home}/kosmos.db"
+    settings = Settings(
+        home=home,
+        database={"url": db_url},
+        mlflow={"tracking_uri": f"sqlite:///{home}/mlflow.db"},
+        deployment={"demo": False},
+    )
+    database = Database(db_url)
+    admin = bootstrap(settings, database).token
+    with live_platform(settings, database, free_port()) as url:
+        settings = settings.model_copy(update={"client": settings.client.model_copy(update={"url": url})})
+        data = generate(rows=8_000, seed=3, end=default_end())
+        with KosmosClient(url=url, token=admin) as c:
+            c.post("/projects/demo/features/init", {"template": "fraud"})
+            write(data, feature_repo(settings, "demo").raw_dir)
+            c.post("/projects/demo/features/pipelines/run", {"materialize": True})
+            entities = data.transactions[
+                ["transaction_id", "user_id", "merchant_id", "amount", "event_timestamp", "label"]
+            ]
+            frame = features.get_training_set(
+                "demo", entities, feature_service="fraud_detection_v1", client=c
+            )
+            training.register_dataset(
+                "demo", "deploy-set", frame, feature_service="fraud_detection_v1", client=c
+            )
+            versions = [
+                _train(c, settings, frame, {"max_iter": 40}, "v1"),
+                _train(c, settings, frame, {"max_iter": 20, "learning_rate": 0.2}, "v2"),
+                _train(c, settings, frame, {"failing": True}, "v3"),
+            ]
+            assert versions == [1, 2, 3]
+            training.promote("demo", MODEL, 1, alias="champion", reason="deployment tests", client=c)
+            c.post("/users", {"name": "viewer"})
+            c.put("/projects/demo/members/viewer", {"role": "viewer"})
+            viewer = c.post("/tokens", {"name": "viewer", "user": "viewer"})["token"]
+        reconciler = Reconciler(settings, database)
+        stop = threading.Event()
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    reconciler.run_once()
+                except Exception as exc:  # the test that waits on a status reports it
+                    print(f"reconciler pass failed: {exc!r}")
+                stop.wait(0.5)
+
+        thread = threading.Thread(target=loop, daemon=True)
+        thread.start()
+        rows = data.transactions.tail(50)
+        yield {
+            "url": url,
+            "admin": admin,
+            "viewer": viewer,
+            "settings": settings,
+            "database": database,
+            "rows": rows,
+            "reconciler": reconciler,
+        }
+        stop.set()
+        thread.join(timeout=30)
+    from ray import serve
+
+    for app in list(serve.status().applications):
+        if app.startswith("kosmos--"):
+            serve.delete(app)
+    database.dispose()

@@ -1,0 +1,269 @@
+"""Deployments on a real local Ray cluster: deploy, predict with features, rollouts, faults."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from kosmos.deployment import sdk
+from kosmos.platform import KosmosClient
+from kosmos.platform.errors import Conflict, InvalidInput, NotFound
+
+SERVICE = "fraud_detection_v1"
+
+
+def _client(env: dict[str, Any], token: str | None = None) -> KosmosClient:
+    return KosmosClient(url=env["url"], token=token or env["admin"])
+
+
+def _rows(env: dict[str, Any], n: int = 3) -> list[dict[str, Any]]:
+    picked = env["rows"].head(n)
+    return [
+        {"user_id": int(r.user_id), "merchant_id": int(r.merchant_id), "amount": float(r.amount)}
+        for r in picked.itertuples()
+    ]
+
+
+def _wait(c: KosmosClient, name: str, until: Callable[[dict], bool], timeout_s: float = 240) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while True:
+        d = sdk.status("demo", name, client=c)
+        if until(d):
+            return d
+        if d["status"] == "failed" or time.monotonic() > deadline:
+            raise AssertionError(f"timed out; last state: {d}")
+        time.sleep(0.5)
+
+
+def _healthy(d: dict) -> bool:
+    return d["status"] == "healthy"
+
+
+def _create(env: dict[str, Any], name: str, **spec: Any) -> dict:
+    with _client(env) as c:
+        sdk.create("demo", name, "fraud", feature_service=SERVICE, log_sample_rate=1.0, client=c, **spec)
+        return _wait(c, name, _healthy)
+
+
+def _drive(env: dict[str, Any], name: str, until: Callable[[dict], bool], timeout_s: float = 240) -> tuple:
+    """Send traffic until ``until(status)``; returns (state, answers by version, failures)."""
+    versions: dict[int, int] = {}
+    failures = 0
+    deadline = time.monotonic() + timeout_s
+    with _client(env) as c:
+        while True:
+            for _ in range(10):
+                try:
+                    answer = sdk.predict("demo", name, _rows(env, 1), client=c)
+                    versions[answer["model_version"]] = versions.get(answer["model_version"], 0) + 1
+                except Exception as exc:
+                    failures += 1
+                    print(f"request failed: {exc}")
+            state = sdk.status("demo", name, client=c)
+            if until(state):
+                return state, versions, failures
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out; last state: {state}")
+
+
+def _answer_version(c: KosmosClient, env: dict[str, Any], name: str) -> int | None:
+    try:
+        return sdk.predict("demo", name, _rows(env, 1), client=c)["model_version"]
+    except Exception:
+        return None
+
+
+def test_deploy_and_predict_with_online_features(deploy_env) -> None:
+    state = _create(deploy_env, "fraud-main")
+    assert state["stable_version"] == 1 and state["traffic"] == {"1": 100}
+    with _client(deploy_env, deploy_env["viewer"]) as c:
+        answer = sdk.predict("demo", "fraud-main", _rows(deploy_env, 3), client=c)
+        assert answer["model_version"] == 1 and answer["request_id"]
+        assert len(answer["predictions"]) == 3
+        scores = [p[1] if isinstance(p, list) else p for p in answer["predictions"]]
+        assert all(0.0 <= s <= 1.0 for s in scores)
+        batch = sdk.predict_batch("demo", "fraud-main", _rows(deploy_env, 1) * 1200, client=c)
+        assert batch["rows"] == 1200 and batch["model_versions"] == [1]
+        assert batch["predictions"][0] == batch["predictions"][-1]  # same row, same features, same score
+        logged = sdk.logs("demo", "fraud-main", client=c)
+    assert logged and logged[-1]["model_version"] == 1
+    assert "merchant_fraud_rate_30d" in logged[0]["features_used"]
+    assert "amount_vs_user_mean_7d" in logged[0]["features_used"]  # on-demand view from the request amount
+
+
+def test_bad_payloads_get_4xx_naming_each_field(deploy_env) -> None:
+    with _client(deploy_env) as c:
+        _wait(c, "fraud-main", _healthy)
+        bad = [{"user_id": 1, "merchant_id": 1, "amount": "lots", "colour": "red"}]
+        with pytest.raises(InvalidInput) as err:
+            sdk.predict("demo", "fraud-main", bad, client=c)
+        fields = {d["field"] for d in err.value.details}
+        assert {"inputs[0].amount", "inputs[0].colour"} <= fields, err.value.details
+        with pytest.raises(InvalidInput, match="user_id"):
+            sdk.predict("demo", "fraud-main", [{"merchant_id": 1, "amount": 3.0}], client=c)
+        with pytest.raises(InvalidInput, match="at most 1000 rows"):
+            sdk.predict("demo", "fraud-main", _rows(deploy_env, 1) * 1001, client=c)
+        with pytest.raises(InvalidInput, match="non-empty list"):
+            sdk.predict("demo", "fraud-main", [], client=c)
+        with pytest.raises(NotFound):
+            sdk.predict("demo", "no-such-deployment", _rows(deploy_env, 1), client=c)
+    response = httpx.post(
+        f"{deploy_env['url']}/api/v1/projects/demo/deployments/fraud-main/predict",
+        json={"inputs": _rows(deploy_env, 1)},
+    )
+    assert response.status_code == 401  # every route needs a token, predictions too
+
+
+def test_a_missing_version_is_refused_and_the_old_one_keeps_serving(deploy_env) -> None:
+    with _client(deploy_env) as c:
+        with pytest.raises(NotFound, match="no version or alias '99'"):
+            sdk.rollout("demo", "fraud-main", 99, client=c)
+        with pytest.raises(NotFound):
+            sdk.create("demo", "fraud-ghost", "fraud", version="41", client=c)
+        state = sdk.status("demo", "fraud-main", client=c)
+        assert state["stable_version"] == 1 and state["candidate_version"] is None
+        assert sdk.predict("demo", "fraud-main", _rows(deploy_env, 1), client=c)["model_version"] == 1
+        with pytest.raises(InvalidInput):
+            sdk.create("demo", "fraud-bad", "fraud", rollout={"steps": [10, 50]}, client=c)
+
+
+def test_canary_with_an_injected_fault_rolls_back_automatically(deploy_env) -> None:
+    rollout = {"steps": [50, 100], "step_seconds": 2, "slo": {"min_requests": 5, "max_error_rate": 0.05}}
+    _create(deploy_env, "fraud-canary", rollout=rollout)
+    with _client(deploy_env) as c:
+        sdk.rollout("demo", "fraud-canary", 3, client=c)  # v3 fails every request
+        with pytest.raises(Conflict, match="already rolling out"):
+            sdk.rollout("demo", "fraud-canary", 2, client=c)
+    state, _versions, failures = _drive(
+        deploy_env, "fraud-canary", lambda d: (d["details"].get("last_rollback") or {}).get("version") == 3
+    )
+    assert state["candidate_version"] is None and state["traffic"] == {"1": 100}
+    assert "breached its SLO" in state["details"]["last_rollback"]["reason"]
+    assert failures >= 5  # the canary did take traffic before it was judged
+    with _client(deploy_env) as c:
+        deadline = time.monotonic() + 30  # the router is reconfigured in place, within moments
+        while _answer_version(c, deploy_env, "fraud-canary") != 1:
+            assert time.monotonic() < deadline
+        for _ in range(20):  # after the rollback nothing reaches v3
+            assert sdk.predict("demo", "fraud-canary", _rows(deploy_env, 1), client=c)["model_version"] == 1
+        events = c.get("/audit", project="demo", object="fraud-canary")
+    actions = [e["action"] for e in events]
+    assert "deployment.rollout" in actions and "deployment.auto_rollback" in actions
+
+
+def test_a_healthy_canary_steps_up_to_all_traffic(deploy_env) -> None:
+    rollout = {"steps": [30, 100], "step_seconds": 1, "slo": {"min_requests": 5, "max_p99_ms": 5000}}
+    _create(deploy_env, "fraud-steps", rollout=rollout)
+    with _client(deploy_env) as c:
+        sdk.rollout("demo", "fraud-steps", 2, client=c)
+    state, versions, failures = _drive(deploy_env, "fraud-steps", lambda d: d["stable_version"] == 2)
+    assert failures == 0 and versions.get(2, 0) > 0
+    assert state["traffic"] == {"2": 100} and state["details"]["previous_version"] == 1
+    with _client(deploy_env) as c:
+        actions = [e["action"] for e in c.get("/audit", project="demo", object="fraud-steps")]
+    assert "deployment.canary_step" in actions and "deployment.promote" in actions
+
+
+def test_shadow_mirrors_without_answering_then_blue_green_switches(deploy_env) -> None:
+    _create(deploy_env, "fraud-shadow")
+    with _client(deploy_env) as c:
+        sdk.rollout("demo", "fraud-shadow", 2, strategy="shadow", client=c)
+        _wait(c, "fraud-shadow", lambda d: d["details"].get("candidate_ready") is True)
+        seen = {
+            sdk.predict("demo", "fraud-shadow", _rows(deploy_env, 2), client=c)["model_version"]
+            for _ in range(30)
+        }
+        assert seen == {1}  # the shadow's answers are never returned
+        deadline = time.monotonic() + 30
+        while (shadow := sdk.stats("demo", "fraud-shadow", client=c)["shadow"])["requests"] < 30:
+            assert time.monotonic() < deadline, shadow
+            time.sleep(0.2)
+        assert shadow["version"] == 2 and shadow["mean_abs_diff"] is not None
+        sdk.rollback("demo", "fraud-shadow", reason="shadow compared", client=c)
+        state = _wait(c, "fraud-shadow", lambda d: d["candidate_version"] is None)
+        assert state["stable_version"] == 1
+        sdk.rollout("demo", "fraud-shadow", 2, strategy="blue_green", client=c)
+        state = _wait(c, "fraud-shadow", lambda d: d["stable_version"] == 2 and _healthy(d))
+        assert sdk.predict("demo", "fraud-shadow", _rows(deploy_env, 1), client=c)["model_version"] == 2
+        sdk.rollback("demo", "fraud-shadow", reason="manual rollback drill", client=c)
+        _wait(c, "fraud-shadow", lambda d: d["stable_version"] == 1 and _healthy(d))
+        deadline = time.monotonic() + 60
+        while sdk.predict("demo", "fraud-shadow", _rows(deploy_env, 1), client=c)["model_version"] != 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+
+
+def test_ab_split_is_stable_per_key(deploy_env) -> None:
+    _create(deploy_env, "fraud-ab", rollout={"strategy": "ab", "ab_key": "user_id", "ab_split": 50})
+    with _client(deploy_env) as c:
+        sdk.rollout("demo", "fraud-ab", 2, client=c)
+        _wait(c, "fraud-ab", lambda d: d["details"].get("candidate_ready") is True)
+        users = sorted({r["user_id"] for r in _rows(deploy_env, 50)})[:12]
+        first = {}
+        for user in users:
+            row = {"user_id": user, "merchant_id": 1, "amount": 10.0}
+            first[user] = sdk.predict("demo", "fraud-ab", [row], client=c)["model_version"]
+            for _ in range(3):
+                assert sdk.predict("demo", "fraud-ab", [row], client=c)["model_version"] == first[user]
+        assert set(first.values()) == {1, 2}, first
+        sdk.promote("demo", "fraud-ab", reason="B won", client=c)
+        assert _wait(c, "fraud-ab", _healthy)["stable_version"] == 2
+
+
+def test_deploy_cli_flows(deploy_env, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from kosmos.platform.cli.main import app
+
+    monkeypatch.setenv("KOSMOS_CLIENT__URL", deploy_env["url"])
+    monkeypatch.setenv("KOSMOS_CLIENT__TOKEN", deploy_env["admin"])
+    runner = CliRunner()
+    created = runner.invoke(
+        app,
+        [
+            "deploy",
+            "create",
+            "fraud-cli",
+            "-m",
+            "fraud",
+            "-p",
+            "demo",
+            "--feature-service",
+            SERVICE,
+            "--wait",
+            "--timeout",
+            "240",
+            "-o",
+            "json",
+        ],
+    )
+    assert created.exit_code == 0, created.output
+    listed = runner.invoke(app, ["deploy", "list", "-p", "demo"])
+    assert listed.exit_code == 0 and "fraud-cli" in listed.output
+    missing = runner.invoke(app, ["deploy", "status", "nope", "-p", "demo"])
+    assert missing.exit_code == 5 and "not found" in missing.output
+    nothing = runner.invoke(app, ["deploy", "promote", "fraud-cli", "-p", "demo"])
+    assert nothing.exit_code == 6, nothing.output  # no rollout to promote: a conflict
+    rolled = runner.invoke(
+        app, ["deploy", "rollout", "fraud-cli", "-v", "2", "--strategy", "direct", "-p", "demo", "--wait"]
+    )
+    assert rolled.exit_code == 0, rolled.output
+    back = runner.invoke(
+        app, ["deploy", "rollback", "fraud-cli", "-p", "demo", "--reason", "cli test", "--wait"]
+    )
+    assert back.exit_code == 0, back.output
+    status = runner.invoke(app, ["deploy", "status", "fraud-cli", "-p", "demo", "-o", "json"])
+    assert status.exit_code == 0 and '"stable_version": 1' in status.output
+    scaled = runner.invoke(app, ["deploy", "scale", "fraud-cli", "-p", "demo", "--replicas", "2"])
+    assert scaled.exit_code == 0, scaled.output
+    deleted = runner.invoke(app, ["deploy", "delete", "fraud-cli", "-p", "demo"])
+    assert deleted.exit_code == 0
+    with _client(deploy_env) as c:
+        deadline = time.monotonic() + 60
+        while any(d["name"] == "fraud-cli" for d in sdk.list_deployments("demo", client=c)):
+            assert time.monotonic() < deadline
+            time.sleep(0.5)
