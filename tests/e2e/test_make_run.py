@@ -64,6 +64,12 @@ def _kosmos(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def _deployment(env: dict[str, str]) -> dict:
+    shown = _kosmos(env, "deploy", "status", "fraud-detector", "-p", "demo", "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    return json.loads(shown.stdout)
+
+
 def test_make_run_brings_up_the_platform_and_reuses_its_state(
     tmp_path: Path, free_port: Callable[[], int]
 ) -> None:
@@ -121,6 +127,20 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         model = json.loads(shown.stdout)
         assert model["aliases"] == {"champion": 1}
         assert model["versions"][0]["metrics"]["roc_auc"] > 0.8
+        # ... and deployed on Ray Serve, where it answers with online features joined in
+        assert "Example request:" in output
+        deadline = time.monotonic() + 240
+        while (state := _deployment(env))["status"] != "healthy":
+            assert state["status"] != "failed" and time.monotonic() < deadline, state
+            time.sleep(1)
+        answer = httpx.post(
+            f"http://127.0.0.1:{api}/api/v1/projects/demo/deployments/fraud-detector/predict",
+            json={"inputs": [{"user_id": 1, "merchant_id": 1, "amount": 42.5}]},
+            headers={"Authorization": f"Bearer {token[1]}"},
+            timeout=60,
+        )
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["model_version"] == 1
         assert token[1] not in (tmp_path / "home" / "logs" / "control-plane.log").read_text()
     finally:
         _stop(proc, ports)

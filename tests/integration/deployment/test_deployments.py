@@ -39,6 +39,14 @@ def _wait(c: KosmosClient, name: str, until: Callable[[dict], bool], timeout_s: 
         time.sleep(0.5)
 
 
+def _router_applies(c: KosmosClient, name: str, until: Callable[[dict], bool]) -> None:
+    """Wait until the running router reports the policy (it is reconfigured moments after the record)."""
+    deadline = time.monotonic() + 60
+    while not until(policy := sdk.stats("demo", name, client=c)["policy"]):
+        assert time.monotonic() < deadline, policy
+        time.sleep(0.2)
+
+
 def _healthy(d: dict) -> bool:
     return d["status"] == "healthy"
 
@@ -173,6 +181,7 @@ def test_shadow_mirrors_without_answering_then_blue_green_switches(deploy_env) -
     with _client(deploy_env) as c:
         sdk.rollout("demo", "fraud-shadow", 2, strategy="shadow", client=c)
         _wait(c, "fraud-shadow", lambda d: d["details"].get("candidate_ready") is True)
+        _router_applies(c, "fraud-shadow", lambda policy: policy["shadow"] == 2)
         seen = {
             sdk.predict("demo", "fraud-shadow", _rows(deploy_env, 2), client=c)["model_version"]
             for _ in range(30)
@@ -202,6 +211,7 @@ def test_ab_split_is_stable_per_key(deploy_env) -> None:
     with _client(deploy_env) as c:
         sdk.rollout("demo", "fraud-ab", 2, client=c)
         _wait(c, "fraud-ab", lambda d: d["details"].get("candidate_ready") is True)
+        _router_applies(c, "fraud-ab", lambda policy: policy["ab_version"] == 2)
         users = sorted({r["user_id"] for r in _rows(deploy_env, 50)})[:12]
         first = {}
         for user in users:
@@ -267,3 +277,59 @@ def test_deploy_cli_flows(deploy_env, monkeypatch) -> None:
         while any(d["name"] == "fraud-cli" for d in sdk.list_deployments("demo", client=c)):
             assert time.monotonic() < deadline
             time.sleep(0.5)
+
+
+def test_killing_a_replica_under_load_loses_almost_nothing(deploy_env) -> None:
+    import threading
+
+    import ray
+    from ray import serve
+
+    _create(deploy_env, "fraud-kill", replicas=2)
+    with _client(deploy_env) as c:  # warm: the first request opens the feature store
+        sdk.predict("demo", "fraud-kill", _rows(deploy_env, 1), client=c)
+    app = "kosmos--demo--fraud-kill--v1"
+    results: list[bool] = []
+    stop = threading.Event()
+
+    def client_loop() -> None:
+        with _client(deploy_env) as c:
+            while not stop.is_set():
+                try:
+                    sdk.predict("demo", "fraud-kill", _rows(deploy_env, 1), client=c)
+                    results.append(True)
+                except Exception:
+                    results.append(False)
+
+    workers = [threading.Thread(target=client_loop) for _ in range(4)]
+    for w in workers:
+        w.start()
+    time.sleep(3)
+    replicas = [
+        a
+        for a in ray.util.list_named_actors(all_namespaces=True)
+        if a["name"].startswith(f"SERVE_REPLICA::{app}#")
+    ]
+    assert len(replicas) == 2, replicas
+    killed_at = time.monotonic()
+    ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]), no_restart=True)
+    recovered = None
+    deadline = killed_at + 120
+    while recovered is None and time.monotonic() < deadline:
+        overview = serve.status().applications[app].deployments["model"]
+        running = overview.replica_states.get("RUNNING", 0)
+        if running == 2 and time.monotonic() - killed_at > 1:
+            recovered = time.monotonic() - killed_at
+        time.sleep(0.2)
+    time.sleep(2)
+    stop.set()
+    for w in workers:
+        w.join()
+    failed = results.count(False)
+    rate = failed / len(results)
+    print(
+        f"replica kill: {len(results)} requests, {failed} failed ({rate:.2%}), recovered in {recovered:.1f} s"
+    )
+    assert recovered is not None, "Serve did not bring the killed replica back within 120 s"
+    assert len(results) > 100
+    assert rate <= 0.005, f"{failed} of {len(results)} requests failed"

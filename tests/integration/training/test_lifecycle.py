@@ -248,6 +248,7 @@ def test_the_mlp_trains_registers_and_predicts(training_server, training_data) -
     assert len(scores) == 20 and all(0.0 <= s <= 1.0 for s in scores)
 
 
+@pytest.mark.parametrize("mlflow_uri", ["sqlite"], indirect=True)  # the store is covered above
 def test_the_mlp_trains_data_parallel_on_ray_with_two_workers(
     training_server, training_data, ray_cluster
 ) -> None:

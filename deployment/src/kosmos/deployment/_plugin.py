@@ -46,6 +46,7 @@ plugin = Plugin(
     cli=_cli,
     embedded_services=_services,
     bootstrap=_bootstrap,
+    bootstrap_after=("training",),
     migrations=str(Path(__file__).resolve().parent / "migrations"),
     models="kosmos.deployment.models",
 )

@@ -100,7 +100,7 @@ def status(name: str, project: str = ProjectOption, output: Output = OutputOptio
         except Exception as exc:  # statistics are a bonus: the status above stands
             typer.echo(f"(no live statistics: {exc})")
             return
-        rows = [{"version": v, **s} for v, s in live.items()]
+        rows = [{"version": v, **s} for v, s in live.items() if v != "policy"]
         render(rows, output, ["version", "requests", "errors", "error_rate", "p50_ms", "p99_ms"])
 
 

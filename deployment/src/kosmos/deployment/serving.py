@@ -375,6 +375,12 @@ class TrafficRouter:
     def stats(self, since: float = 0.0) -> dict[str, Any]:
         """Per-version request counts, error rate and latency since ``since`` (epoch seconds)."""
         out: dict[str, Any] = {str(v): w.summary(since) for v, w in self.windows.items()}
+        out["policy"] = {  # what this router does now (the record says what it should do)
+            "traffic": {str(v): w for v, w in self.traffic.items()},
+            "shadow": self.shadow,
+            "ab_key": self.ab_key if self.ab_version is not None else None,
+            "ab_version": self.ab_version,
+        }
         if self.shadow is not None:
             diffs = list(self.shadow_diffs)
             out["shadow"] = {

@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 
 from kosmos.platform.bootstrap import bootstrap
-from kosmos.platform.plugins import EmbeddedService, installed_plugins
+from kosmos.platform.plugins import EmbeddedService, bootstrap_order, installed_plugins
 from kosmos.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -174,7 +174,7 @@ def run_embedded(settings: Settings) -> int:
             running.append(_Running(service, process, log_path))
             print(f"starting {service.name} (log: {log_path})", flush=True)
         _wait_ready(running, time.monotonic() + STARTUP_TIMEOUT_S, lambda: stop_requested)
-        for plugin in plugins:
+        for plugin in bootstrap_order(plugins):
             if plugin.bootstrap is not None and not stop_requested:
                 print(f"preparing {plugin.name} ...", flush=True)
                 try:

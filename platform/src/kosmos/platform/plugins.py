@@ -44,6 +44,8 @@ class Plugin:
     embedded_services: Callable[[Settings], list[EmbeddedService]] | None = None
     bootstrap: Callable[[Settings], None] | None = None
     """Runs on every `kosmos up` once all services answer (seed demo data; must be idempotent)."""
+    bootstrap_after: tuple[str, ...] = ()
+    """Plugins whose bootstrap must run before this one's (deployment needs training's model)."""
     migrations: str | None = None
     """A folder of Alembic versions (a branch depending on the platform's) for the plugin's tables."""
     models: str | None = None
@@ -88,3 +90,22 @@ def import_models() -> None:
     for installed in installed_plugins():
         if installed.plugin.models:
             importlib.import_module(installed.plugin.models)
+
+
+def bootstrap_order(plugins: list[Plugin]) -> list[Plugin]:
+    """``plugins`` with each one after those it names in ``bootstrap_after`` (stable otherwise)."""
+    ordered: list[Plugin] = []
+    pending = list(plugins)
+    while pending:
+        done = {p.name for p in ordered}
+        ready = [
+            p
+            for p in pending
+            if all(a in done or a not in {q.name for q in plugins} for a in p.bootstrap_after)
+        ]
+        if not ready:
+            names = ", ".join(p.name for p in pending)
+            raise RuntimeError(f"plugins wait on each other to bootstrap: {names}")
+        ordered.append(ready[0])
+        pending.remove(ready[0])
+    return ordered

@@ -37,4 +37,6 @@ def _bootstrap(settings: Settings) -> None:
         print(f"demo model: {outcome}", flush=True)
 
 
-plugin = Plugin(name="training", router=_router, cli=_cli, bootstrap=_bootstrap)
+plugin = Plugin(
+    name="training", router=_router, cli=_cli, bootstrap=_bootstrap, bootstrap_after=("features",)
+)
