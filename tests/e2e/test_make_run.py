@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # two full starts of the platform
 
 
 def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
