@@ -31,7 +31,8 @@ def _changed(record: DeploymentRecord, **details: Any) -> None:
 
 def _retire(record: DeploymentRecord, version: int) -> list[int]:
     """The retiring list plus ``version``: it keeps running until the router has moved off it."""
-    return sorted({*(record.details or {}).get("retiring", []), version})
+    live = {record.stable_version, record.candidate_version}
+    return sorted({*(record.details or {}).get("retiring", []), version} - live)
 
 
 def in_rollout(record: DeploymentRecord) -> bool:

@@ -1,0 +1,119 @@
+"""Rollout state transitions, request checks and A/B bucketing: pure logic, no services."""
+
+from __future__ import annotations
+
+import pytest
+
+from kosmos.deployment import rollouts
+from kosmos.deployment.models import DeploymentRecord
+from kosmos.deployment.serving import ab_bucket, check_rows
+from kosmos.deployment.spec import DeploymentSpec, Strategy
+from kosmos.platform.errors import Conflict
+
+
+def _record(**rollout: object) -> DeploymentRecord:
+    spec = DeploymentSpec(model="fraud", rollout=rollout or {})
+    return DeploymentRecord(
+        name="fraud",
+        spec=spec.model_dump(mode="json"),
+        stable_version=1,
+        candidate_version=None,
+        strategy="none",
+        traffic={"1": 100},
+        rollout_step=0,
+        details={},
+        generation=1,
+    )
+
+
+def test_a_canary_takes_no_traffic_until_ready_then_steps_and_promotes() -> None:
+    r = _record(steps=[10, 50, 100])
+    rollouts.start(r, 2)
+    assert r.candidate_version == 2 and rollouts.router_config(r)["traffic"] == {"1": 100}
+    rollouts.candidate_ready(r)
+    assert rollouts.router_config(r)["traffic"] == {"1": 90, "2": 10}
+    assert rollouts.next_step(r) is False and r.traffic == {"1": 50, "2": 50}
+    assert rollouts.next_step(r) is False and r.traffic == {"1": 0, "2": 100}
+    assert rollouts.next_step(r) is True
+    assert (r.stable_version, r.candidate_version, r.traffic) == (2, None, {"2": 100})
+    assert r.details["previous_version"] == 1 and r.details["retiring"] == [1]
+    assert r.generation == 6  # every change is a new generation for the reconciler
+
+
+def test_rollback_drops_the_candidate_or_returns_to_the_previous_version() -> None:
+    r = _record()
+    rollouts.start(r, 2)
+    rollouts.candidate_ready(r)
+    assert rollouts.rollback(r, "bad") == 1
+    assert r.traffic == {"1": 100} and r.details["last_rollback"] == {"version": 2, "reason": "bad"}
+    with pytest.raises(Conflict, match="no earlier version"):
+        rollouts.rollback(r, "again")
+    rollouts.start(r, 3, Strategy.direct)
+    rollouts.candidate_ready(r)
+    rollouts.promote(r)
+    assert rollouts.rollback(r, "regression") == 1 and r.details["retiring"] == [2, 3]
+
+
+def test_one_rollout_at_a_time_and_no_rollout_to_the_serving_version() -> None:
+    r = _record()
+    with pytest.raises(Conflict, match="already serves v1"):
+        rollouts.start(r, 1)
+    rollouts.start(r, 2)
+    with pytest.raises(Conflict, match="already rolling out v2"):
+        rollouts.start(r, 3)
+
+
+def test_shadow_and_ab_policies() -> None:
+    r = _record()
+    rollouts.start(r, 2, Strategy.shadow)
+    rollouts.candidate_ready(r)
+    assert rollouts.router_config(r) | {"log_sample_rate": 0} == {
+        "traffic": {"1": 100, "2": 0},
+        "shadow": 2,
+        "log_sample_rate": 0,
+    }
+    ab = _record(strategy="ab", ab_key="user_id", ab_split=20)
+    rollouts.start(ab, 2)
+    rollouts.candidate_ready(ab)
+    config = rollouts.router_config(ab)
+    assert (
+        config["traffic"] == {"1": 80, "2": 20}
+        and config["ab_version"] == 2
+        and config["ab_key"] == "user_id"
+    )
+
+
+def test_spec_rejects_bad_rollouts_with_reasons() -> None:
+    with pytest.raises(ValueError, match="must end at 100"):
+        DeploymentSpec(model="m", rollout={"steps": [5, 50]})
+    with pytest.raises(ValueError, match="rise strictly"):
+        DeploymentSpec(model="m", rollout={"steps": [50, 5, 100]})
+    with pytest.raises(ValueError, match="needs ab_key"):
+        DeploymentSpec(model="m", rollout={"strategy": "ab"})
+    with pytest.raises(ValueError, match="exceeds max_replicas"):
+        DeploymentSpec(model="m", autoscaling={"min_replicas": 3, "max_replicas": 2})
+
+
+def test_ab_buckets_are_stable_and_roughly_even() -> None:
+    assert ab_bucket("fraud", 42) == ab_bucket("fraud", 42)
+    share = sum(ab_bucket("fraud", k) < 30 for k in range(5000)) / 5000
+    assert 0.27 < share < 0.33
+
+
+def test_check_rows_names_every_bad_field() -> None:
+    columns = {"amount": "double", "count": "long", "country": "string"}
+    problems = check_rows(
+        [{"amount": "x", "count": 1.5, "country": "DE", "extra": 1}, {"amount": None, "count": 2}],
+        columns,
+        "m v1",
+    )
+    assert problems == [
+        "inputs[0].extra: not an input of m v1",
+        "inputs[0].amount: must be a number, got 'x'",
+        "inputs[0].count: must be an integer, got 1.5",
+        "inputs[1].country: missing (string)",
+    ]
+    assert check_rows([], columns, "m") == [
+        "inputs: give a non-empty list of rows, e.g. [{'amount': 12.5, ...}]"
+    ]
+    assert "at most 1000 rows" in check_rows([{}] * 1001, columns, "m")[0]
