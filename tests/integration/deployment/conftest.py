@@ -111,3 +111,27 @@ def deploy_env(ray_cluster: str, tmp_path_factory, free_port, live_platform) -> 
         if app.startswith("kosmos--"):
             serve.delete(app)
     database.dispose()
+
+
+KEEP = {"fraud-main"}  # shared by the first tests of the module
+
+
+@pytest.fixture(autouse=True)
+def _delete_deployments_after_each_test(deploy_env: dict[str, Any]) -> Iterator[None]:
+    """Each test's deployments go away after it, so their CPUs are free for the next test."""
+    yield
+    import time
+
+    from ray import serve
+
+    from kosmos.deployment import sdk
+
+    with KosmosClient(url=deploy_env["url"], token=deploy_env["admin"]) as c:
+        doomed = [d["name"] for d in sdk.list_deployments("demo", client=c) if d["name"] not in KEEP]
+        for name in doomed:
+            sdk.delete("demo", name, client=c)
+    prefixes = tuple(f"kosmos--demo--{name}" for name in doomed)
+    deadline = time.monotonic() + 90
+    while prefixes and any(a.startswith(prefixes) for a in serve.status().applications):
+        assert time.monotonic() < deadline, "deleted deployments are still running in Ray Serve"
+        time.sleep(0.5)

@@ -14,6 +14,7 @@ from kosmos.platform import KosmosClient
 from kosmos.platform.errors import Conflict, InvalidInput, NotFound
 
 SERVICE = "fraud_detection_v1"
+pytestmark = pytest.mark.timeout(600)  # Serve replicas start in seconds to tens of seconds on 2 cores
 
 
 def _client(env: dict[str, Any], token: str | None = None) -> KosmosClient:
@@ -53,6 +54,7 @@ def _healthy(d: dict) -> bool:
 
 def _create(env: dict[str, Any], name: str, **spec: Any) -> dict:
     with _client(env) as c:
+        spec.setdefault("num_cpus", 0.25)  # the shared test cluster has 4 logical CPUs
         sdk.create("demo", name, "fraud", feature_service=SERVICE, log_sample_rate=1.0, client=c, **spec)
         return _wait(c, name, _healthy)
 
