@@ -54,7 +54,10 @@ def deploy_env(ray_cluster: str, tmp_path_factory, free_port, live_platform) -> 
     )
     database = Database(db_url)
     admin = bootstrap(settings, database).token
-    with live_platform(settings, database, free_port()) as url:
+    with pytest.MonkeyPatch.context() as patch, live_platform(settings, database, free_port()) as url:
+        patch.chdir(
+            home
+        )  # MLflow puts a SQLite store's artifacts under ./mlruns: keep them out of the checkout
         settings = settings.model_copy(update={"client": settings.client.model_copy(update={"url": url})})
         data = generate(rows=8_000, seed=3, end=default_end())
         with KosmosClient(url=url, token=admin) as c:
