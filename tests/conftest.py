@@ -11,7 +11,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -29,6 +28,7 @@ import uvicorn
 from kosmos.platform.api.app import create_app
 from kosmos.platform.db.engine import Database
 from kosmos.platform.db.migrate import upgrade
+from kosmos.platform.ray_cluster import head_command
 from kosmos.platform.settings import Settings, get_settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -214,23 +214,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     temp = tmp_path_factory.mktemp("ray")
     log = (temp / "head.log").open("wb")
     head = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "ray.scripts.scripts",
-            "start",
-            "--head",
-            "--block",
-            "--port",
-            str(port),
-            "--num-cpus",
-            "4",
-            "--include-dashboard",
-            "false",
-            "--disable-usage-stats",
-            "--temp-dir",
-            str(temp),
-        ],
+        head_command(port, num_cpus=4, temp_dir=str(temp)),
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,

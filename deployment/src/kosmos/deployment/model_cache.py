@@ -113,9 +113,6 @@ class ModelCache:
         tmp.write_text(json.dumps({"key": key, "sha256": folder.name}))
         os.replace(tmp, index)
 
-    def size_bytes(self) -> int:
-        return sum(p.stat().st_size for p in (self.root / "blobs").rglob("*") if p.is_file())
-
 
 def _fill(settings: dict[str, Any], model_uri: str) -> str:
     from kosmos.platform.settings import Settings

@@ -8,8 +8,6 @@ from typing import Any
 
 from kosmos.platform.client import KosmosClient, client_or_default
 
-TERMINAL = {"healthy", "failed", "degraded"}
-
 
 def _base(project: str) -> str:
     return f"/projects/{project}/deployments"

@@ -17,15 +17,6 @@ class Strategy(StrEnum):
     ab = "ab"
 
 
-class Status(StrEnum):
-    pending = "pending"
-    deploying = "deploying"
-    healthy = "healthy"
-    degraded = "degraded"
-    failed = "failed"
-    deleting = "deleting"
-
-
 class Autoscaling(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

@@ -3,12 +3,35 @@
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 from kosmos.platform.errors import ServiceUnavailable
 from kosmos.platform.settings import Settings
 
 _lock = threading.Lock()
+
+
+def head_command(port: int, *, num_cpus: float | None = None, temp_dir: str | None = None) -> list[str]:
+    """``ray start --head`` in the foreground, without dashboard or usage stats (kosmos up, tests)."""
+    command = [
+        sys.executable,
+        "-m",
+        "ray.scripts.scripts",
+        "start",
+        "--head",
+        "--block",
+        "--port",
+        str(port),
+        "--include-dashboard",
+        "false",
+        "--disable-usage-stats",
+    ]
+    if num_cpus:
+        command += ["--num-cpus", str(num_cpus)]
+    if temp_dir:
+        command += ["--temp-dir", temp_dir]
+    return command
 
 
 def ray_address(settings: Settings) -> str:
