@@ -199,6 +199,7 @@ def test_shadow_mirrors_without_answering_then_blue_green_switches(deploy_env) -
         assert state["stable_version"] == 1
         sdk.rollout("demo", "fraud-shadow", 2, strategy="blue_green", client=c)
         state = _wait(c, "fraud-shadow", lambda d: d["stable_version"] == 2 and _healthy(d))
+        _router_applies(c, "fraud-shadow", lambda policy: set(policy["traffic"]) == {"2"})  # moments later
         assert sdk.predict("demo", "fraud-shadow", _rows(deploy_env, 1), client=c)["model_version"] == 2
         sdk.rollback("demo", "fraud-shadow", reason="manual rollback drill", client=c)
         _wait(c, "fraud-shadow", lambda d: d["stable_version"] == 1 and _healthy(d))
