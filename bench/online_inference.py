@@ -80,16 +80,18 @@ def load(url: str, bodies: list[dict], headers: dict, seconds: float, concurrenc
         return pool.apply(_load_process, ((url, bodies, headers, seconds, concurrency),))
 
 
-def wait_http(url: str, timeout: float = 600) -> None:
+def wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{url}: the server exited ({process.returncode}):\n{log.read_text()[-3000:]}")
         try:
             if httpx.get(url, timeout=2).status_code < 500:
                 return
         except httpx.HTTPError:
             pass
         time.sleep(1)
-    raise TimeoutError(url)
+    raise TimeoutError(f"{url} did not answer:\n{log.read_text()[-3000:]}")
 
 
 def main() -> None:
@@ -184,11 +186,11 @@ def main() -> None:
                 "local",
             ],
             env=mlflow_env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
+            stdout=(home / "mlflow-serve.log").open("wb"),
+            stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-        wait_http(f"http://127.0.0.1:{serve_port}/ping")
+        wait_http(f"http://127.0.0.1:{serve_port}/ping", mlflow_serve, home / "mlflow-serve.log")
         cases = {
             "(a) mlflow models serve -w 2": (
                 f"http://127.0.0.1:{serve_port}/invocations",

@@ -2,7 +2,8 @@
 
 Module-scoped because Ray Serve replicas take seconds to start: the tests of a
 module share the platform and each uses its own deployment names.
-v1 (champion) and v2 are real fraud models; v3 fails every served request (a drill).
+v1 (champion) and v2 are real fraud models; v3 fails every served request (a drill);
+v4 is the MLP and v5 the same MLP made int8-fragile (an optimization-refusal drill).
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mlflow.pyfunc
 import pytest
 
-from kosmos.deployment.drills import FailingModel
+from kosmos.deployment.drills import FailingModel, int8_fragile
 from kosmos.deployment.reconciler import Reconciler
 from kosmos.features import sdk as features
 from kosmos.features.demo import generate, write
@@ -26,10 +28,13 @@ from kosmos.platform.db.engine import Database
 from kosmos.platform.settings import Settings
 from kosmos.training import sdk as training
 from kosmos.training.tracking import run
-from kosmos.training.trainers.fraud import feature_columns, train_baseline
+from kosmos.training.trainers.evaluation import time_split
+from kosmos.training.trainers.fraud import LABEL, feature_columns, train_baseline
+from kosmos.training.trainers.fraud_mlp import train_mlp
 
 HERE = Path(__file__)
 MODEL = "fraud"
+SOURCES: dict[int, str] = {}  # version -> its model URI
 
 
 def _train(c: KosmosClient, settings: Settings, frame: Any, params: dict[str, Any], name: str) -> int:
@@ -37,9 +42,19 @@ def _train(c: KosmosClient, settings: Settings, frame: Any, params: dict[str, An
         if params.get("failing"):
             columns = feature_columns(frame)
             r.log_pyfunc(FailingModel(), input_example=frame[columns].head(5))
+        elif params.get("mlp"):
+            train_mlp(r, frame, {"max_epochs": 6, "hidden": 32})
+        elif params.get("int8_fragile"):  # the MLP of the previous run, made int8-fragile
+            model = mlflow.pyfunc.load_model(params["int8_fragile"]).unwrap_python_model()
+            model.network = int8_fragile(model.network)
+            columns = feature_columns(frame)
+            _, holdout = time_split(frame)
+            r.log_pyfunc(model, input_example=holdout[columns].head(5), holdout=holdout, label=LABEL)
         else:
             train_baseline(r, frame, params)
-    return training.register_model("demo", MODEL, r.run_id, client=c)["version"]
+    registered = training.register_model("demo", MODEL, r.run_id, client=c)
+    SOURCES[registered["version"]] = registered["source"]
+    return registered["version"]
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +93,9 @@ def deploy_env(ray_cluster: str, tmp_path_factory, free_port, live_platform) -> 
                 _train(c, settings, frame, {"max_iter": 20, "learning_rate": 0.2}, "v2"),
                 _train(c, settings, frame, {"failing": True}, "v3"),
             ]
-            assert versions == [1, 2, 3]
+            versions.append(_train(c, settings, frame, {"mlp": True}, "v4"))
+            versions.append(_train(c, settings, frame, {"int8_fragile": SOURCES[4]}, "v5"))
+            assert versions == [1, 2, 3, 4, 5]
             training.promote("demo", MODEL, 1, alias="champion", reason="deployment tests", client=c)
             c.post("/users", {"name": "viewer"})
             c.put("/projects/demo/members/viewer", {"role": "viewer"})

@@ -227,6 +227,45 @@ def test_ab_split_is_stable_per_key(deploy_env) -> None:
         assert _wait(c, "fraud-ab", _healthy)["stable_version"] == 2
 
 
+def test_an_optimized_deployment_serves_the_faster_variant_and_a_lossy_one_is_refused(deploy_env) -> None:
+    optimization = {"methods": ["int8", "onnx"], "tolerance": 0.01, "min_speedup": 1.0, "timing_repeats": 10}
+    with _client(deploy_env) as c:
+        sdk.create(
+            "demo",
+            "fraud-fast",
+            "fraud",
+            version="4",
+            feature_service=SERVICE,
+            num_cpus=0.25,
+            optimization=optimization,
+            client=c,
+        )
+        sdk.create(
+            "demo",
+            "fraud-fragile",
+            "fraud",
+            version="5",
+            feature_service=SERVICE,
+            num_cpus=0.25,
+            optimization={"methods": ["int8"]},
+            client=c,
+        )
+        fast = _wait(c, "fraud-fast", lambda d: _healthy(d) and "4" in d["details"].get("versions", {}))
+        report = fast["details"]["versions"]["4"]["optimization"]
+        assert set(report["methods"]) == {"int8", "onnx"}
+        assert report["served"] in {"int8", "onnx"}  # min_speedup 1.0: the faster of the two
+        assert all(m["metric_drop"] <= 0.01 for m in report["methods"].values()), report
+        answer = sdk.predict("demo", "fraud-fast", _rows(deploy_env), client=c)
+        assert answer["model_version"] == 4 and all(0 <= p <= 1 for p in answer["predictions"])
+
+        deadline = time.monotonic() + 240
+        while (fragile := sdk.status("demo", "fraud-fragile", client=c))["status"] != "failed":
+            assert time.monotonic() < deadline, fragile
+            time.sleep(1)
+        assert "int8 lowers holdout roc_auc" in fragile["reason"], fragile["reason"]
+        assert "tolerance 0.005" in fragile["reason"]
+
+
 def test_deploy_cli_flows(deploy_env, monkeypatch) -> None:
     from typer.testing import CliRunner
 

@@ -228,6 +228,7 @@ def test_a_sweep_picks_the_best_child_by_metric(training_server, training_data) 
 
 
 def test_the_mlp_trains_registers_and_predicts(training_server, training_data) -> None:
+    import mlflow.artifacts
     import mlflow.pyfunc
 
     from kosmos.training.trainers.fraud_mlp import train_mlp
@@ -246,6 +247,17 @@ def test_the_mlp_trains_registers_and_predicts(training_server, training_data) -
     loaded = mlflow.pyfunc.load_model(version["source"])
     scores = loaded.predict(frame[loaded.metadata.get_input_schema().input_names()].head(20))
     assert len(scores) == 20 and all(0.0 <= s <= 1.0 for s in scores)
+
+    # the holdout travels with the model, so a deployment can check an optimized variant on it
+    from kosmos.deployment.optimize import optimize
+    from kosmos.deployment.spec import Optimization
+
+    model_dir = Path(mlflow.artifacts.download_artifacts(version["source"]))
+    _, report = optimize(loaded, model_dir, Optimization(methods=["onnx"], timing_repeats=5))
+    assert report["metric"] == "roc_auc" and report["holdout_rows"] == min(5000, int(metrics["holdout_rows"]))
+    if metrics["holdout_rows"] <= 5000:  # the very holdout training evaluated on
+        assert report["original"]["metric"] == pytest.approx(metrics["roc_auc"], abs=1e-6)
+    assert report["methods"]["onnx"]["metric_drop"] < 0.005
 
 
 @pytest.mark.parametrize("mlflow_uri", ["sqlite"], indirect=True)  # the store is covered above

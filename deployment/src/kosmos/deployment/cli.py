@@ -68,6 +68,9 @@ def create(
     target_ongoing_requests: float = typer.Option(8.0, help="Autoscaling: requests in flight per replica."),
     feature_service: str | None = typer.Option(None, help="Feast feature service to join online."),
     strategy: str = typer.Option("canary", help="Rollout strategy for later versions."),
+    optimize: list[str] | None = typer.Option(
+        None, "--optimize", help="Try this optimization (int8, onnx); repeat for both. Tune it in --spec."
+    ),
     spec_file: Path | None = typer.Option(None, "--spec", help="A JSON file with the full DeploymentSpec."),
     wait: bool = WaitOption,
     timeout: float = TimeoutOption,
@@ -85,6 +88,8 @@ def create(
         }
     if feature_service:
         spec["feature_service"] = feature_service
+    if optimize:
+        spec["optimization"] = {**(spec.get("optimization") or {}), "methods": optimize}
     spec.setdefault("rollout", {})["strategy"] = spec.get("rollout", {}).get("strategy", strategy)
     result = sdk.create(project, name, model, **spec)
     _finish(project, name, wait, timeout, output, result)

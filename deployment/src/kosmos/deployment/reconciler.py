@@ -19,8 +19,10 @@ After a restart the first pass re-applies every record, which repairs drift
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import logging
+import re
 import signal
 import threading
 import time
@@ -68,6 +70,19 @@ def _pinned(deployment: Any, code_version: str) -> Any:
     return deployment
 
 
+def _options_key(spec: Any) -> str:
+    """Changing the optimization options must restart the replicas (the code version says so)."""
+    options = spec.optimization.model_dump_json() if spec.optimization else ""
+    return hashlib.sha256(options.encode()).hexdigest()[:8]
+
+
+def failure_reason(message: str) -> str:
+    """The telling line of a Serve failure message: the last ``SomeError: why`` of a traceback."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Refused): ", ln)]
+    return (errors[-1] if errors else (lines[0] if lines else message))[:300]
+
+
 def build_targets(record: DeploymentRecord, project: str, settings: Settings) -> list[Any]:
     """Serve applications for ``record``: its router, and one application per live model version."""
     from ray.serve.api import RunTarget
@@ -92,8 +107,14 @@ def build_targets(record: DeploymentRecord, project: str, settings: Settings) ->
                     user_config=batching,
                     **scaling,
                 ),
-                f"{CODE_VERSION}-{spec.model}-{v}",
-            ).bind(settings_dict, project, spec.model, v),
+                f"{CODE_VERSION}-{spec.model}-{v}-{_options_key(spec)}",
+            ).bind(
+                settings_dict,
+                project,
+                spec.model,
+                v,
+                spec.optimization.model_dump() if spec.optimization else None,
+            ),
             name=model_app_name(app, v),
             route_prefix=None,
         )
@@ -229,7 +250,9 @@ class Reconciler:
     ) -> None:
         def message(overview: Any) -> str:
             deployment = overview.deployments.get("model")
-            return ((deployment.message if deployment else "") or overview.message or overview.status)[:300]
+            return failure_reason(
+                (deployment.message if deployment else "") or overview.message or overview.status
+            )
 
         router = status[app]
         stable = status[model_app_name(app, record.stable_version)]
@@ -253,8 +276,29 @@ class Reconciler:
             record.reason = "serving " + ", ".join(f"v{v} {w}%" for v, w in record.traffic.items() if w)
         else:
             record.status, record.reason = "deploying", "Ray Serve is starting the replicas"
+        self._describe_versions(app, record, status)
         if candidate is not None and candidate.status == "RUNNING":
             self._drive(session, project, app, record)
+
+    def _describe_versions(self, app: str, record: DeploymentRecord, status: dict[str, Any]) -> None:
+        """Record how each running version loaded (cache cold or warm, times, optimization)."""
+        from ray import serve
+
+        known = dict((record.details or {}).get("versions", {}))
+        for version in filter(None, [record.stable_version, record.candidate_version]):
+            name = model_app_name(app, version)
+            if str(version) in known or status[name].status != "RUNNING":
+                continue
+            try:
+                info = (
+                    serve.get_deployment_handle("model", app_name=name).describe.remote().result(timeout_s=10)
+                )
+            except Exception as exc:  # a replica mid-restart: ask again next pass
+                log.info("could not describe %s: %s", name, exc)
+                continue
+            known[str(version)] = {k: v for k, v in info.items() if k != "inputs"}
+        if known != (record.details or {}).get("versions", {}):
+            record.details = {**record.details, "versions": known}
 
     def _drive(self, session: Any, project: str, app: str, record: DeploymentRecord) -> None:
         if not record.details.get("candidate_ready"):

@@ -81,7 +81,14 @@ def model_app_name(app: str, version: int) -> str:
 class ModelServer:
     """One registered model version, loaded through the node-local model cache."""
 
-    def __init__(self, settings: dict[str, Any], project: str, model: str, version: int) -> None:
+    def __init__(
+        self,
+        settings: dict[str, Any],
+        project: str,
+        model: str,
+        version: int,
+        optimization: dict[str, Any] | None = None,
+    ) -> None:
         import mlflow.pyfunc
 
         self.settings = Settings(**settings)
@@ -97,13 +104,20 @@ class ModelServer:
         if schema is None:
             raise ValueError(f"{self.name} v{version} has no signature; register it with one")
         self.columns = {c.name: getattr(c.type, "name", str(c.type)) for c in schema.inputs}
-        self.info = {
+        self.info: dict[str, Any] = {
             "version": version,
             "content_hash": cached.content_hash,
             "cache": "warm" if cached.warm else "cold",
             "fetch_seconds": round(cached.seconds, 3),
             "load_seconds": round(time.perf_counter() - started, 3),
         }
+        if optimization:
+            from kosmos.deployment.optimize import optimize
+            from kosmos.deployment.spec import Optimization
+
+            self.model, self.info["optimization"] = optimize(
+                self.model, cached.path, Optimization(**optimization)
+            )
         log.info("loaded %s v%s: %s", self.name, version, self.info)
 
     def reconfigure(self, config: dict[str, Any]) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Strategy(StrEnum):
@@ -71,6 +72,49 @@ class Rollout(BaseModel):
         return self
 
 
+class Optimization(BaseModel):
+    """Opt-in model optimization, measured on the model's logged holdout at replica start."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    methods: list[Literal["int8", "onnx"]] = Field(
+        default_factory=lambda: ["int8", "onnx"],
+        min_length=1,
+        description="Methods to try: int8 (dynamic quantization), onnx (ONNX Runtime); fastest passing wins.",
+    )
+    tolerance: float = Field(
+        0.005, ge=0, le=1, description="Largest drop of the holdout metric a method may cost (absolute)."
+    )
+    on_drop: Literal["refuse", "warn"] = Field(
+        "refuse",
+        description="A method over the tolerance fails the deploy (refuse) or is kept with a warning.",
+    )
+    metric: str | None = Field(
+        None, description="Holdout metric (roc_auc, pr_auc, accuracy, neg_rmse); default: the model's own."
+    )
+    label: str | None = Field(None, description="Label column of the holdout; default: the model's own.")
+    min_speedup: float = Field(
+        1.05, ge=1, description="Serve an optimized variant only when it is at least this much faster."
+    )
+    timing_repeats: int = Field(50, ge=5, le=1000, description="Timed calls per variant and batch size.")
+
+    @field_validator("methods")
+    @classmethod
+    def _unique(cls, methods: list[str]) -> list[str]:
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"optimization methods repeat: {methods}")
+        return methods
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, metric: str | None) -> str | None:
+        from kosmos.deployment.optimize import metric_function
+
+        if metric is not None:
+            metric_function(metric)  # raises, naming the valid metrics
+        return metric
+
+
 class DeploymentSpec(BaseModel):
     """A model deployment as the user asks for it (stored; versions resolved at change time)."""
 
@@ -93,3 +137,6 @@ class DeploymentSpec(BaseModel):
     max_batch_size: int = Field(64, ge=1, le=1024, description="Dynamic batching: most rows per model call.")
     batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="Dynamic batching: longest wait to fill.")
     log_sample_rate: float = Field(0.1, ge=0, le=1, description="Share of requests in the inference log.")
+    optimization: Optimization | None = Field(
+        None, description="Serve an int8 or ONNX variant when it is faster and keeps the holdout metric."
+    )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import importlib.metadata
 import logging
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -129,16 +130,46 @@ class TrainingRun:
         )
         return info.model_uri
 
-    def log_pyfunc(self, python_model: Any, *, input_example: pd.DataFrame, name: str = "model") -> str:
-        """Log a ``mlflow.pyfunc.PythonModel`` with a signature from its output on ``input_example``."""
+    def log_pyfunc(
+        self,
+        python_model: Any,
+        *,
+        input_example: pd.DataFrame,
+        name: str = "model",
+        holdout: pd.DataFrame | None = None,
+        label: str | None = None,
+        metric: str = "roc_auc",
+    ) -> str:
+        """Log a ``mlflow.pyfunc.PythonModel`` with a signature from its output on ``input_example``.
+
+        ``holdout`` (inputs plus the ``label`` column, at most 5,000 rows kept) travels
+        inside the model as ``artifacts/holdout.parquet``, so a deployment can check that
+        an optimized variant keeps ``metric``.
+        """
         from mlflow.models import infer_signature
 
         input_example = nullable_numbers(input_example)
         output = python_model.predict(None, input_example)
         signature = infer_signature(input_example, output)
-        info = mlflow.pyfunc.log_model(
-            name=name, python_model=python_model, signature=signature, input_example=input_example
-        )
+        extra: dict[str, Any] = {}
+        with tempfile.TemporaryDirectory() as tmp:
+            if holdout is not None:
+                if not label or label not in holdout.columns:
+                    raise ValueError(f"holdout needs its label column; {label!r} is not one of its columns")
+                path = Path(tmp) / "holdout.parquet"
+                kept = holdout[[*input_example.columns, label]].head(5000)
+                nullable_numbers(kept).to_parquet(path, index=False)
+                extra = {
+                    "artifacts": {"holdout": str(path)},
+                    "metadata": {"kosmos": {"holdout_label": label, "metric": metric}},
+                }
+            info = mlflow.pyfunc.log_model(
+                name=name,
+                python_model=python_model,
+                signature=signature,
+                input_example=input_example,
+                **extra,
+            )
         return info.model_uri
 
 

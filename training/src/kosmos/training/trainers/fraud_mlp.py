@@ -181,5 +181,5 @@ def train_mlp(
     for path, fig in figs.items():
         run.log_figure(fig, path)
     close(figs)
-    run.log_pyfunc(model, input_example=holdout[columns].head(5))
+    run.log_pyfunc(model, input_example=holdout[columns].head(5), holdout=holdout, label=LABEL)
     return metrics
