@@ -168,7 +168,11 @@ def main() -> None:
             for key, value in row.items():
                 if value is None:
                     row[key] = 0.0
-        mlflow_env = {**env, "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}"}
+        mlflow_env = {  # mlflow models serve execs `uvicorn` from PATH: give it this venv's
+            **env,
+            "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
+            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
+        }
         mlflow_serve = subprocess.Popen(
             [
                 sys.executable,
@@ -226,7 +230,7 @@ def main() -> None:
             )
         print("goals: (b) >= 1.50x (a) throughput; (c) p99 <= 50 ms")
     finally:
-        if mlflow_serve is not None:
+        if mlflow_serve is not None and mlflow_serve.poll() is None:
             os.killpg(mlflow_serve.pid, signal.SIGTERM)
         os.killpg(up.pid, signal.SIGINT)
         up.wait(timeout=120)
