@@ -68,6 +68,8 @@ def create(
     target_ongoing_requests: float = typer.Option(8.0, help="Autoscaling: requests in flight per replica."),
     feature_service: str | None = typer.Option(None, help="Feast feature service to join online."),
     strategy: str = typer.Option("canary", help="Rollout strategy for later versions."),
+    llm: bool = typer.Option(False, "--llm", help="An LLM endpoint (OpenAI API) instead of a classic model."),
+    engine: str = typer.Option("auto", help="--llm: auto, transformers or vllm."),
     optimize: list[str] | None = typer.Option(
         None, "--optimize", help="Try this optimization (int8, onnx); repeat for both. Tune it in --spec."
     ),
@@ -88,6 +90,8 @@ def create(
         }
     if feature_service:
         spec["feature_service"] = feature_service
+    if llm:
+        spec["llm"] = {"engine": engine, **(spec.get("llm") or {})}
     if optimize:
         spec["optimization"] = {**(spec.get("optimization") or {}), "methods": optimize}
     spec.setdefault("rollout", {})["strategy"] = spec.get("rollout", {}).get("strategy", strategy)

@@ -20,6 +20,7 @@ After a restart the first pass re-applies every record, which repairs drift
 from __future__ import annotations
 
 import hashlib
+import importlib
 import importlib.metadata
 import logging
 import re
@@ -83,18 +84,39 @@ def failure_reason(message: str) -> str:
     return (errors[-1] if errors else (lines[0] if lines else message))[:300]
 
 
+def scaling_options(spec: Any) -> dict[str, Any]:
+    """Ray Serve's replica count or autoscaling config for a deployment spec."""
+    if spec.autoscaling:
+        return {"autoscaling_config": spec.autoscaling.model_dump()}
+    return {"num_replicas": spec.replicas}
+
+
+APP_BUILDERS = {
+    "model": "kosmos.deployment.reconciler:build_model_targets",
+    "llm": "kosmos.genai.serving:build_targets",
+}
+"""Serve applications per kind of deployment (an LLM spec makes it ``llm``); imported lazily."""
+
+
 def build_targets(record: DeploymentRecord, project: str, settings: Settings) -> list[Any]:
-    """Serve applications for ``record``: its router, and one application per live model version."""
+    """Serve applications for ``record``, built by its kind's builder."""
+    kind = "llm" if rollouts.spec_of(record).llm is not None else "model"
+    module, attr = APP_BUILDERS[kind].split(":")
+    try:
+        builder = getattr(importlib.import_module(module), attr)
+    except ImportError as exc:
+        raise KosmosError(f"{kind} deployments need the package that provides {module}: {exc}") from exc
+    return builder(record, project, settings)
+
+
+def build_model_targets(record: DeploymentRecord, project: str, settings: Settings) -> list[Any]:
+    """Serve applications for a classic model: its router, and one application per live version."""
     from ray.serve.api import RunTarget
 
     from kosmos.deployment.serving import ModelServer, TrafficRouter, model_app_name
 
     spec = rollouts.spec_of(record)
-    scaling: dict[str, Any] = (
-        {"autoscaling_config": spec.autoscaling.model_dump()}
-        if spec.autoscaling
-        else {"num_replicas": spec.replicas}
-    )
+    scaling = scaling_options(spec)
     settings_dict = settings.model_dump(mode="json")
     batching = {"max_batch_size": spec.max_batch_size, "batch_wait_ms": spec.batch_wait_ms}
     app = rollouts.app_name(project, record.name)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import importlib
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+LLM_SPEC = "kosmos.genai.spec:LLMSpec"
+"""Validates an LLM deployment's engine spec (in kosmos-genai, above this package)."""
 
 
 class Strategy(StrEnum):
@@ -140,3 +144,29 @@ class DeploymentSpec(BaseModel):
     optimization: Optimization | None = Field(
         None, description="Serve an int8 or ONNX variant when it is faster and keeps the holdout metric."
     )
+    llm: dict[str, Any] | None = Field(
+        None,
+        description="Makes it an LLM endpoint: the engine spec (kosmos.genai.spec.LLMSpec; {} for defaults).",
+    )
+
+    @field_validator("llm")
+    @classmethod
+    def _llm_spec(cls, llm: dict[str, Any] | None) -> dict[str, Any] | None:
+        if llm is None:
+            return None
+        module, attr = LLM_SPEC.split(":")
+        try:
+            spec = getattr(importlib.import_module(module), attr)
+        except ImportError:
+            raise ValueError("LLM deployments need kosmos-genai installed") from None
+        try:
+            return spec(**llm).model_dump(exclude_defaults=True)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'llm'}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"llm: {problems}") from None
+
+    @model_validator(mode="after")
+    def _llm_options(self) -> DeploymentSpec:
+        if self.llm is not None and (self.feature_service or self.optimization):
+            raise ValueError("feature_service and optimization apply to classic models, not LLM deployments")
+        return self

@@ -1,5 +1,34 @@
 """Registers kosmos-genai with the platform (entry point group `kosmos.plugins`)."""
 
-from kosmos.platform.plugins import Plugin
+from __future__ import annotations
 
-plugin = Plugin(name="genai")
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from kosmos.platform.plugins import Plugin
+from kosmos.platform.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi import APIRouter
+
+
+def _router() -> APIRouter:  # Ray Serve and torch are imported only when the router is built
+    from kosmos.genai.api import router
+
+    return router
+
+
+def _bootstrap(settings: Settings) -> None:
+    from kosmos.genai.demo import deploy_default_llm
+
+    deploy_default_llm(settings)
+
+
+plugin = Plugin(
+    name="genai",
+    router=_router,
+    bootstrap=_bootstrap,
+    bootstrap_after=("deployment",),
+    migrations=str(Path(__file__).resolve().parent / "migrations"),
+    models="kosmos.genai.models_db",
+)

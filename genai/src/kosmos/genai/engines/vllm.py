@@ -43,7 +43,12 @@ def engine_kwargs(spec: LLMSpec) -> dict[str, Any]:
 
 
 def llm_config(
-    spec: LLMSpec, *, model_id: str, model_source: str, scaling: dict[str, Any], accelerator_type: str | None = None
+    spec: LLMSpec,
+    *,
+    model_id: str,
+    model_source: str,
+    scaling: dict[str, Any],
+    accelerator_type: str | None = None,
 ) -> dict[str, Any]:
     """The keyword arguments of ``ray.serve.llm.LLMConfig`` for one Kosmos LLM deployment.
 

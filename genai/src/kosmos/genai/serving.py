@@ -1,0 +1,252 @@
+"""LLM deployments on Ray Serve: one ``LLMServer`` application per model version, and an ``LLMRouter``.
+
+    control plane (/openai/v1/...) -> LLMRouter (ingress: traffic policy, stats) -> LLMServer "v2"
+                                                                                 -> LLMServer "v3" (canary)
+
+They reuse the classic deployments' machinery: the same records, reconciler, traffic
+policy (the router's ``user_config``), rollouts and SLO checks. The replica speaks the
+OpenAI format, so the control plane only relays chunks and records usage.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from pydantic import ValidationError
+from ray import serve
+
+from kosmos.deployment.model_cache import ModelCache
+from kosmos.deployment.serving import _Window, model_app_name
+from kosmos.genai import protocol
+from kosmos.genai.engines.base import InferenceEngine, PromptTooLong, SamplingParams
+from kosmos.genai.spec import LLMSpec
+from kosmos.platform.settings import Settings
+
+log = logging.getLogger(__name__)
+ENGINES = {
+    "transformers": "kosmos.genai.engines.transformers_engine:TransformersEngine",
+}
+"""In-replica engines by name. vLLM is not here: on GPUs Ray Serve LLM hosts it (engines/vllm.py)."""
+
+
+def engine_class(name: str) -> type[InferenceEngine]:
+    """The engine implementation registered as ``name`` (imported lazily)."""
+    import importlib
+
+    if name not in ENGINES:
+        raise ValueError(f"unknown in-replica engine {name!r}; valid: {', '.join(sorted(ENGINES))}")
+    module, attr = ENGINES[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def resolve_engine(spec: LLMSpec) -> str:
+    """``auto``: vLLM when it is installed and a GPU is present, else transformers."""
+    if spec.engine != "auto":
+        return spec.engine
+    import importlib.util
+
+    import torch
+
+    return "vllm" if importlib.util.find_spec("vllm") and torch.cuda.is_available() else "transformers"
+
+
+class OpenAIError(Exception):
+    """An error to return in OpenAI's shape, with its HTTP status."""
+
+    def __init__(
+        self, status: int, message: str, type_: str, code: str | None = None, param: str | None = None
+    ):
+        super().__init__(message)
+        self.status, self.body = status, protocol.error_body(message, type_, code, param)
+
+
+def invalid(exc: ValidationError | ValueError) -> OpenAIError:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        param = ".".join(str(p) for p in first["loc"])
+        message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
+        return OpenAIError(400, message, "invalid_request_error", "invalid_value", param)
+    return OpenAIError(400, str(exc), "invalid_request_error", "invalid_value")
+
+
+@serve.deployment(max_ongoing_requests=64, health_check_period_s=10, graceful_shutdown_timeout_s=10)
+class LLMServer:
+    """One registered LLM version, loaded through the node-local model cache, served by its engine."""
+
+    async def __init__(
+        self, settings: dict[str, Any], project: str, model: str, version: int, llm: dict[str, Any]
+    ) -> None:
+        from kosmos.genai.models import hf_folder
+
+        self.settings = Settings(**settings)
+        self.spec = LLMSpec(**llm)
+        self.version = version
+        uri = f"models:/{project}.{model}/{version}"
+        tracking = self.settings.mlflow_tracking_uri
+        cached = ModelCache(self.settings.home / "model-cache").fetch(
+            uri, key=f"{tracking}|{uri}", tracking_uri=tracking
+        )
+        started = time.perf_counter()
+        folder = hf_folder(cached.path)
+        self.spec.check_model(json.loads((folder / "config.json").read_text()))
+        self.engine = engine_class(resolve_engine(self.spec))(folder, self.spec)
+        await self.engine.start()
+        self.info = {
+            "version": version,
+            "engine": self.engine.name,
+            "content_hash": cached.content_hash,
+            "cache": "warm" if cached.warm else "cold",
+            "fetch_seconds": round(cached.seconds, 3),
+            "load_seconds": round(time.perf_counter() - started, 3),
+            "context_length": self.engine.context_length,
+        }
+        log.info("LLM %s.%s v%s ready: %s", project, model, version, self.info)
+
+    def describe(self) -> dict[str, Any]:
+        return self.info
+
+    async def check_health(self) -> None:
+        await self.engine.check_health()
+
+    def _params(self, request: protocol._Sampling) -> SamplingParams:
+        return SamplingParams(
+            max_tokens=request.limit(self.spec.default_max_tokens),
+            temperature=request.temperature,
+            top_p=request.top_p,
+            stop=tuple(request.stop or ()),
+            seed=request.seed,
+        )
+
+    async def generate(self, body: dict[str, Any], kind: str) -> AsyncIterator[dict[str, Any]]:
+        """OpenAI chunks for a chat or completion request; the last item is ``{"usage": ...}``.
+
+        Errors come as one ``{"error": ..., "status": ...}`` item, before any chunk.
+        """
+        created, started = int(time.time()), time.perf_counter()
+        try:
+            if kind == "chat":
+                request: Any = protocol.ChatCompletionRequest(**body)
+                messages = [{"role": m.role, "content": m.text()} for m in request.messages]
+                prompt_ids = self.engine.encode_chat(messages)
+            else:
+                request = protocol.CompletionRequest(**body)
+                prompt_ids = self.engine.encode(request.prompt)
+            params = self._params(request)
+            stream = self.engine.generate(prompt_ids, params)
+            first = await anext(stream)
+        except (ValidationError, ValueError) as exc:
+            error = (
+                invalid(exc)
+                if not isinstance(exc, PromptTooLong)
+                else OpenAIError(
+                    400, str(exc), "invalid_request_error", "context_length_exceeded", "messages"
+                )
+            )
+            yield {"error": error.body, "status": error.status}
+            return
+        id_ = protocol.new_id("chatcmpl" if kind == "chat" else "cmpl")
+        ttft = time.perf_counter() - started
+        delta, role = first, True
+        while True:
+            if kind == "chat":
+                yield protocol.chat_chunk(id_, request.model, created, delta.text, delta.finish_reason, role)
+            else:
+                yield protocol.completion_chunk(id_, request.model, created, delta.text, delta.finish_reason)
+            role = False
+            if delta.finish_reason is not None:
+                break
+            delta = await anext(stream)
+        yield {
+            "usage": protocol.usage(delta.prompt_tokens, delta.completion_tokens),
+            "ttft_ms": round(ttft * 1000, 2),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "model_version": self.version,
+        }
+
+
+@serve.deployment(
+    ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=1000, graceful_shutdown_timeout_s=10
+)
+class LLMRouter:
+    """The LLM deployment's ingress: picks a version by the traffic policy and keeps per-version stats."""
+
+    def __init__(self, settings: dict[str, Any], project: str, deployment: str, app: str) -> None:
+        self.project, self.deployment, self.app = project, deployment, app
+        self.traffic: dict[int, float] = {}
+        self.handles: dict[int, Any] = {}
+        self.windows: dict[int, _Window] = {}
+
+    def reconfigure(self, config: dict[str, Any]) -> None:
+        self.traffic = {int(v): float(w) for v, w in config["traffic"].items() if float(w) > 0}
+
+    def _handle(self, version: int) -> Any:
+        if version not in self.handles:
+            self.handles[version] = serve.get_deployment_handle(
+                "model", app_name=model_app_name(self.app, version)
+            ).options(stream=True)
+        return self.handles[version]
+
+    async def generate(self, body: dict[str, Any], kind: str) -> AsyncIterator[dict[str, Any]]:
+        versions, weights = zip(*self.traffic.items(), strict=True)
+        version = random.choices(versions, weights)[0]
+        started, ok = time.perf_counter(), False
+        responses = self._handle(version).generate.remote(body, kind)
+        try:
+            async for item in responses:
+                if "usage" in item:
+                    ok = True
+                yield item
+        except Exception as exc:
+            log.warning("LLM v%s failed: %s", version, type(exc).__name__)
+            yield {
+                "error": protocol.error_body(f"model version {version} failed", "server_error"),
+                "status": 503,
+            }
+        finally:
+            if not ok:  # the client went away mid-stream: stop generating for it
+                responses.cancel()
+            self.windows.setdefault(version, _Window()).add((time.perf_counter() - started) * 1000, ok)
+
+    def stats(self, since: float = 0.0) -> dict[str, Any]:
+        out: dict[str, Any] = {str(v): w.summary(since) for v, w in self.windows.items()}
+        out["policy"] = {"traffic": {str(v): w for v, w in self.traffic.items()}}
+        return out
+
+
+def build_targets(record: Any, project: str, settings: Settings) -> list[Any]:
+    """Serve applications for an LLM deployment record: its router and one app per live version."""
+    from ray.serve.api import RunTarget
+
+    from kosmos.deployment import rollouts
+    from kosmos.deployment.reconciler import CODE_VERSION, _pinned, live_versions, scaling_options
+
+    spec = rollouts.spec_of(record)
+    llm = LLMSpec(**spec.llm)
+    engine = resolve_engine(llm)
+    if engine == "vllm":
+        raise ValueError("vLLM deployments run through Ray Serve LLM; see kosmos.genai.engines.vllm")
+    app = rollouts.app_name(project, record.name)
+    payload = settings.model_dump(mode="json")
+    resources = {"num_cpus": spec.num_cpus, "num_gpus": llm.num_gpus}
+    options_key = hashlib.sha256(json.dumps(spec.llm, sort_keys=True).encode()).hexdigest()[:8]
+    targets = [
+        RunTarget(
+            _pinned(
+                LLMServer.options(name="model", ray_actor_options=resources, **scaling_options(spec)),
+                f"{CODE_VERSION}-{spec.model}-{v}-{options_key}",
+            ).bind(payload, project, spec.model, v, spec.llm),
+            name=model_app_name(app, v),
+            route_prefix=None,
+        )
+        for v in live_versions(record)
+    ]
+    router = _pinned(
+        LLMRouter.options(name="router", user_config=rollouts.router_config(record)), CODE_VERSION
+    ).bind(payload, project, record.name, app)
+    return [*targets, RunTarget(router, name=app, route_prefix=None)]
