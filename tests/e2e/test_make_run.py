@@ -15,9 +15,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from openai import OpenAI
 
 ROOT = Path(__file__).resolve().parents[2]
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]  # two full starts of the platform
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]  # two full starts of the platform
 
 
 def _start(env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
@@ -64,8 +65,8 @@ def _kosmos(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
-def _deployment(env: dict[str, str]) -> dict:
-    shown = _kosmos(env, "deploy", "status", "fraud-detector", "-p", "demo", "-o", "json")
+def _deployment(env: dict[str, str], name: str = "fraud-detector") -> dict:
+    shown = _kosmos(env, "deploy", "status", name, "-p", "demo", "-o", "json")
     assert shown.returncode == 0, shown.stderr
     return json.loads(shown.stdout)
 
@@ -88,7 +89,7 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
     first_log = tmp_path / "first.log"
     proc = _start(env, first_log)
     try:
-        output = _wait_for(first_log, proc, "Try:")
+        output = _wait_for(first_log, proc, "Try:", timeout=480)  # first start: train, convert the LLM
         token = re.search(r"^\s+(kos_\S+)$", output, re.M)
         assert token, output
         assert httpx.get(f"http://127.0.0.1:{api}/healthz").json() == {"status": "ok"}
@@ -141,6 +142,18 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"] == 1
+        # ... and the packaged default LLM answers through the OpenAI-compatible API
+        assert "Default LLM: demo/assistant-llm" in output
+        deadline = time.monotonic() + 300
+        while (llm := _deployment(env, "assistant-llm"))["status"] != "healthy":
+            assert llm["status"] != "failed" and time.monotonic() < deadline, (llm["status"], llm["reason"])
+            time.sleep(1)
+        chat = OpenAI(
+            base_url=f"http://127.0.0.1:{api}/api/v1/projects/demo/openai/v1", api_key=token[1], max_retries=0
+        ).chat.completions.create(
+            model="assistant-llm", messages=[{"role": "user", "content": "Say hello."}], max_tokens=8
+        )
+        assert chat.choices[0].message.content and chat.usage.completion_tokens > 0
         assert token[1] not in (tmp_path / "home" / "logs" / "control-plane.log").read_text()
     finally:
         _stop(proc, ports)

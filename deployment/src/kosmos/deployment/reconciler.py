@@ -246,8 +246,14 @@ class Reconciler:
                 self._prefetched.add((app, version))
         for version in (record.details or {}).get("retiring", []):
             self._retire_at.setdefault((app, int(version)), time.time() + RETIRE_AFTER_S)
+        try:
+            targets = build_targets(record, project, self.settings)
+        except (KosmosError, ValueError) as exc:  # e.g. an engine this cluster cannot run
+            record.status, record.reason = "failed", str(exc)[:300]
+            self._applied[app] = record.generation
+            return
         serve.run_many(
-            build_targets(record, project, self.settings),
+            targets,
             wait_for_ingress_deployment_creation=False,
             wait_for_applications_running=False,
         )

@@ -70,7 +70,7 @@ def deploy_default_llm(settings: Settings) -> None:
         except NotFound:
             register_default_llm(settings, client)
             deployments.create(
-                PROJECT, NAME, MODEL, version="champion", llm=DEMO_LLM_SPEC, num_cpus=1, client=client
+                PROJECT, NAME, MODEL, version="champion", llm=DEMO_LLM_SPEC, num_cpus=0.25, client=client
             )
     print(f"\n  Default LLM: {PROJECT}/{NAME}, OpenAI-compatible (kosmos deploy status {NAME} -p {PROJECT})")
     print("  Example calls:\n" + "\n".join("    " + line for line in example_calls(settings).splitlines()))
