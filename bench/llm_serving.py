@@ -173,6 +173,7 @@ def _start_platform(home: Path) -> tuple[subprocess.Popen, str, str]:
         KOSMOS_UI__PORT=str(free()),
         KOSMOS_RAY__GCS_PORT=str(free()),
     )
+    home.mkdir(parents=True, exist_ok=True)
     log = (home / "up.log").open("wb")
     up = subprocess.Popen(
         [sys.executable, "-m", "kosmos.platform.cli.main", "up"],
@@ -243,6 +244,7 @@ def main() -> None:
         await engine.stop()
 
     asyncio.run(run_engine())
+    print(json.dumps({"(a)": rows["(a) engine in-process"]}), flush=True)  # kept if (b) fails
     if not args.engine_only:
         import httpx
 

@@ -199,6 +199,53 @@ def live_platform() -> Callable[..., Any]:
     return serve_platform
 
 
+def embedded_settings(home: Path) -> Settings:
+    """Settings for a platform of its own under ``home``: SQLite metadata and MLflow, no demo deployments."""
+    return Settings(
+        home=home,
+        database={"url": f"sqlite:///{home}/kosmos.db"},
+        mlflow={"tracking_uri": f"sqlite:///{home}/mlflow.db"},
+        deployment={"demo": False},
+    )
+
+
+@contextmanager
+def reconciling(settings: Settings, database: Any) -> Iterator[Any]:
+    """The deployment reconciler, passing every 0.5 s in a thread while the block runs."""
+    from kosmos.deployment.reconciler import Reconciler
+
+    reconciler = Reconciler(settings, database)
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.is_set():
+            try:
+                reconciler.run_once()
+            except Exception as exc:  # the test that waits on a status reports it
+                print(f"reconciler pass failed: {exc!r}")
+            stop.wait(0.5)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    try:
+        yield reconciler
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def platform_home() -> Callable[[Path], Settings]:
+    """``platform_home(folder)``: Settings for a platform of its own under ``folder``."""
+    return embedded_settings
+
+
+@pytest.fixture(scope="session")
+def reconciler_loop() -> Callable[..., Any]:
+    """``with reconciler_loop(settings, database) as reconciler:`` runs the deployment reconciler."""
+    return reconciling
+
+
 @pytest.fixture(scope="session")
 def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """One local Ray head node for the whole run (4 logical CPUs, a free port, never 6379).

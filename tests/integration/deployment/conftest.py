@@ -8,7 +8,6 @@ v4 is the MLP and v5 the same MLP made int8-fragile (an optimization-refusal dri
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,6 @@ import mlflow.pyfunc
 import pytest
 
 from kosmos.deployment.drills import FailingModel, int8_fragile
-from kosmos.deployment.reconciler import Reconciler
 from kosmos.features import sdk as features
 from kosmos.features.demo import generate, write
 from kosmos.features.demo.fraud_data import default_end
@@ -58,16 +56,12 @@ def _train(c: KosmosClient, settings: Settings, frame: Any, params: dict[str, An
 
 
 @pytest.fixture(scope="module")
-def deploy_env(ray_cluster: str, tmp_path_factory, free_port, live_platform) -> Iterator[dict[str, Any]]:
+def deploy_env(
+    ray_cluster: str, tmp_path_factory, free_port, live_platform, platform_home, reconciler_loop
+) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("deploy-home")
-    db_url = f"sqlite:///{home}/kosmos.db"
-    settings = Settings(
-        home=home,
-        database={"url": db_url},
-        mlflow={"tracking_uri": f"sqlite:///{home}/mlflow.db"},
-        deployment={"demo": False},
-    )
-    database = Database(db_url)
+    settings = platform_home(home)
+    database = Database(settings.database_url)
     admin = bootstrap(settings, database).token
     with pytest.MonkeyPatch.context() as patch, live_platform(settings, database, free_port()) as url:
         patch.chdir(
@@ -100,31 +94,16 @@ def deploy_env(ray_cluster: str, tmp_path_factory, free_port, live_platform) -> 
             c.post("/users", {"name": "viewer"})
             c.put("/projects/demo/members/viewer", {"role": "viewer"})
             viewer = c.post("/tokens", {"name": "viewer", "user": "viewer"})["token"]
-        reconciler = Reconciler(settings, database)
-        stop = threading.Event()
-
-        def loop() -> None:
-            while not stop.is_set():
-                try:
-                    reconciler.run_once()
-                except Exception as exc:  # the test that waits on a status reports it
-                    print(f"reconciler pass failed: {exc!r}")
-                stop.wait(0.5)
-
-        thread = threading.Thread(target=loop, daemon=True)
-        thread.start()
-        rows = data.transactions.tail(50)
-        yield {
-            "url": url,
-            "admin": admin,
-            "viewer": viewer,
-            "settings": settings,
-            "database": database,
-            "rows": rows,
-            "reconciler": reconciler,
-        }
-        stop.set()
-        thread.join(timeout=30)
+        with reconciler_loop(settings, database) as reconciler:
+            yield {
+                "url": url,
+                "admin": admin,
+                "viewer": viewer,
+                "settings": settings,
+                "database": database,
+                "rows": data.transactions.tail(50),
+                "reconciler": reconciler,
+            }
     from ray import serve
 
     for app in list(serve.status().applications):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,33 +9,27 @@ from typing import Any
 import pytest
 
 from kosmos.deployment import sdk as deployments
-from kosmos.deployment.reconciler import Reconciler
 from kosmos.genai.demo import register_default_llm
 from kosmos.platform import KosmosClient
 from kosmos.platform.bootstrap import bootstrap
 from kosmos.platform.db.engine import Database
-from kosmos.platform.settings import Settings
 
 LLM = "chat"
 SPEC = {"engine": "transformers", "max_num_seqs": 8, "max_model_len": 1024, "default_max_tokens": 32}
 
 
 @pytest.fixture(scope="module")
-def llm_env(ray_cluster: str, tmp_path_factory, free_port, live_platform) -> Iterator[dict[str, Any]]:
+def llm_env(
+    ray_cluster: str, tmp_path_factory, free_port, live_platform, platform_home, reconciler_loop
+) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("llm-home")
-    db_url = f"sqlite:///{home}/kosmos.db"
-    settings = Settings(
-        home=home,
-        database={"url": db_url},
-        mlflow={"tracking_uri": f"sqlite:///{home}/mlflow.db"},
-        deployment={"demo": False},
-    )
-    database = Database(db_url)
+    settings = platform_home(home)
+    database = Database(settings.database_url)
     admin = bootstrap(settings, database).token
     with pytest.MonkeyPatch.context() as patch, live_platform(settings, database, free_port()) as url:
         patch.chdir(home)  # MLflow puts a SQLite store's artifacts under ./mlruns
         settings = settings.model_copy(update={"client": settings.client.model_copy(update={"url": url})})
-        with KosmosClient(url=url, token=admin) as c:
+        with KosmosClient(url=url, token=admin) as c, reconciler_loop(settings, database):
             c.post("/projects", {"name": "other", "team": "risk"})
             c.post("/users", {"name": "otto"})
             c.put("/projects/other/members/otto", {"role": "admin"})
@@ -45,19 +38,6 @@ def llm_env(ray_cluster: str, tmp_path_factory, free_port, live_platform) -> Ite
             deployments.create(
                 "demo", LLM, "smollm2-135m-instruct", version=str(version), llm=SPEC, num_cpus=0.5, client=c
             )
-            reconciler = Reconciler(settings, database)
-            stop = threading.Event()
-
-            def loop() -> None:
-                while not stop.is_set():
-                    try:
-                        reconciler.run_once()
-                    except Exception as exc:
-                        print(f"reconciler pass failed: {exc!r}")
-                    stop.wait(0.5)
-
-            thread = threading.Thread(target=loop, daemon=True)
-            thread.start()
             deadline = time.monotonic() + 300
             while (state := deployments.status("demo", LLM, client=c))["status"] != "healthy":
                 assert state["status"] != "failed" and time.monotonic() < deadline, (
@@ -65,9 +45,7 @@ def llm_env(ray_cluster: str, tmp_path_factory, free_port, live_platform) -> Ite
                     state["reason"],
                 )
                 time.sleep(1)
-        yield {"url": url, "admin": admin, "other": other, "settings": settings, "state": state}
-        stop.set()
-        thread.join(timeout=30)
+            yield {"url": url, "admin": admin, "other": other, "settings": settings, "state": state}
     from ray import serve
 
     for app in list(serve.status().applications):
