@@ -105,3 +105,12 @@ def test_a_deployment_spec_validates_its_llm_part() -> None:
         DeploymentSpec(model="smollm2", llm={"quantization": "int3"})
     with pytest.raises(ValidationError, match="apply to classic models"):
         DeploymentSpec(model="smollm2", llm={}, feature_service="fraud_detection_v1")
+
+
+def test_a_vllm_version_without_vllm_installed_is_refused_with_the_remedy() -> None:
+    from kosmos.genai.engines.vllm import version_app
+
+    with pytest.raises(ValueError, match=r"needs vLLM and a GPU: pip install 'kosmos-genai\[vllm\]'"):
+        version_app(
+            LLMSpec(engine="vllm"), model_id="m", model_source="/x", scaling={"num_replicas": 1}, version=1
+        )

@@ -46,14 +46,20 @@ def engine_class(name: str) -> type[InferenceEngine]:
 
 
 def resolve_engine(spec: LLMSpec) -> str:
-    """``auto``: vLLM when it is installed and a GPU is present, else transformers."""
+    """``auto``: vLLM when it is installed and the cluster (or, outside Ray, this machine) has a GPU."""
     if spec.engine != "auto":
         return spec.engine
     import importlib.util
 
+    import ray
+
+    if not importlib.util.find_spec("vllm"):
+        return "transformers"
+    if ray.is_initialized():
+        return "vllm" if ray.cluster_resources().get("GPU", 0) > 0 else "transformers"
     import torch
 
-    return "vllm" if importlib.util.find_spec("vllm") and torch.cuda.is_available() else "transformers"
+    return "vllm" if torch.cuda.is_available() else "transformers"
 
 
 class OpenAIError(Exception):
@@ -228,25 +234,47 @@ def build_targets(record: Any, project: str, settings: Settings) -> list[Any]:
 
     spec = rollouts.spec_of(record)
     llm = LLMSpec(**spec.llm)
-    engine = resolve_engine(llm)
-    if engine == "vllm":
-        raise ValueError("vLLM deployments run through Ray Serve LLM; see kosmos.genai.engines.vllm")
     app = rollouts.app_name(project, record.name)
     payload = settings.model_dump(mode="json")
     resources = {"num_cpus": spec.num_cpus, "num_gpus": llm.num_gpus}
     options_key = hashlib.sha256(json.dumps(spec.llm, sort_keys=True).encode()).hexdigest()[:8]
-    targets = [
-        RunTarget(
-            _pinned(
+    if resolve_engine(llm) == "vllm":
+        versions = {v: _vllm_version(record, project, settings, llm, v) for v in live_versions(record)}
+    else:
+        versions = {
+            v: _pinned(
                 LLMServer.options(name="model", ray_actor_options=resources, **scaling_options(spec)),
                 f"{CODE_VERSION}-{spec.model}-{v}-{options_key}",
-            ).bind(payload, project, spec.model, v, spec.llm),
-            name=model_app_name(app, v),
-            route_prefix=None,
-        )
-        for v in live_versions(record)
+            ).bind(payload, project, spec.model, v, spec.llm)
+            for v in live_versions(record)
+        }
+    targets = [
+        RunTarget(bound, name=model_app_name(app, v), route_prefix=None) for v, bound in versions.items()
     ]
     router = _pinned(
         LLMRouter.options(name="router", user_config=rollouts.router_config(record)), CODE_VERSION
     ).bind(payload, project, record.name, app)
     return [*targets, RunTarget(router, name=app, route_prefix=None)]
+
+
+def _vllm_version(record: Any, project: str, settings: Settings, llm: LLMSpec, version: int) -> Any:
+    """A vLLM version app. Its weights come from the model cache: the folder is fetched here
+    (the prefetch fills every node's cache at the same content-addressed path)."""
+    from kosmos.deployment import rollouts
+    from kosmos.deployment.reconciler import scaling_options
+    from kosmos.genai.engines.vllm import version_app
+    from kosmos.genai.models import hf_folder
+
+    spec = rollouts.spec_of(record)
+    uri = f"models:/{project}.{spec.model}/{version}"
+    tracking = settings.mlflow_tracking_uri
+    cached = ModelCache(settings.home / "model-cache").fetch(
+        uri, key=f"{tracking}|{uri}", tracking_uri=tracking
+    )
+    return version_app(
+        llm,
+        model_id=record.name,
+        model_source=str(hf_folder(cached.path)),
+        scaling=scaling_options(spec),
+        version=version,
+    )

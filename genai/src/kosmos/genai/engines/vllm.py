@@ -1,13 +1,16 @@
 """The vLLM backend: Kosmos's LLM spec translated to Ray Serve LLM's ``LLMConfig``.
 
-On GPUs Kosmos does not wrap vLLM: Ray Serve LLM (``ray.serve.llm``) already hosts it
-with an OpenAI-compatible app, so this module only turns an ``LLMSpec`` into the
-``LLMConfig`` that ``build_openai_app`` takes. vLLM is the ``vllm`` extra
+On GPUs Kosmos does not wrap vLLM: Ray Serve LLM (``ray.serve.llm``) hosts it. This module
+turns an ``LLMSpec`` into Ray Serve LLM's ``LLMConfig`` and puts a thin adapter in front of
+``build_llm_deployment``'s server, so the Kosmos control plane keeps the OpenAI API, auth,
+metering and rollouts for vLLM versions too. vLLM is the ``vllm`` extra
 (``pip install 'kosmos-genai[vllm]'``) and needs an NVIDIA GPU.
 """
 
 from __future__ import annotations
 
+import json
+import time
 from typing import Any
 
 from kosmos.genai.spec import LLMSpec
@@ -66,13 +69,98 @@ def llm_config(
     return config
 
 
-def build_app(config: dict[str, Any]) -> Any:
-    """Ray Serve LLM's OpenAI app for one model (needs vLLM installed)."""
+class VLLMAdapter:
+    """Kosmos's replica protocol in front of Ray Serve LLM's ``LLMServer`` (vLLM).
+
+    ``generate(body, kind)`` yields OpenAI chunks, then one ``{"usage": ...}`` item, exactly
+    as ``LLMServer`` of the transformers engine does, so a vLLM version slots into the same
+    router, rollouts and metering. It always asks vLLM for a stream with usage, and turns
+    the batches of ``data: {...}`` strings Ray Serve LLM yields back into chunks.
+    """
+
+    def __init__(self, server: Any, version: int, typed_requests: bool = True) -> None:
+        self.server = server.options(stream=True)
+        self.version = version
+        self.typed_requests = typed_requests  # False only against a fake server (no vLLM installed)
+
+    def describe(self) -> dict[str, Any]:
+        return {"version": self.version, "engine": "vllm"}
+
+    def _request(self, body: dict[str, Any], kind: str) -> Any:
+        request = {**body, "stream": True, "stream_options": {"include_usage": True}}
+        if not self.typed_requests:
+            return request
+        from ray.llm._internal.serve.core.configs.openai_api_models import (
+            ChatCompletionRequest,
+            CompletionRequest,
+        )
+
+        return (ChatCompletionRequest if kind == "chat" else CompletionRequest)(**request)
+
+    async def generate(self, body: dict[str, Any], kind: str) -> Any:
+        from kosmos.genai import protocol
+
+        started = time.perf_counter()
+        first_at: float | None = None
+        usage: dict[str, int] | None = None
+        method = self.server.chat if kind == "chat" else self.server.completions
+        async for batch in method.remote(self._request(body, kind)):
+            for item in batch if isinstance(batch, list) else [batch]:
+                if not isinstance(item, str):  # Ray Serve LLM's ErrorResponse
+                    yield _error_item(item)
+                    return
+                for line in item.splitlines():
+                    payload = line.removeprefix("data: ").strip()
+                    if not line.startswith("data: ") or payload == "[DONE]":
+                        continue
+                    chunk = json.loads(payload)
+                    if "error" in chunk:
+                        yield _error_item(chunk)
+                        return
+                    if chunk.get("usage") and not chunk.get("choices"):
+                        usage = chunk["usage"]
+                        continue
+                    chunk.pop("usage", None)
+                    first_at = first_at or time.perf_counter()
+                    yield chunk
+        usage = usage or {"prompt_tokens": 0, "completion_tokens": 0}
+        yield {
+            "usage": protocol.usage(usage["prompt_tokens"], usage["completion_tokens"]),
+            "ttft_ms": round(((first_at or time.perf_counter()) - started) * 1000, 2),
+            "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+            "model_version": self.version,
+        }
+
+
+def _error_item(error: Any) -> dict[str, Any]:
+    """An OpenAI error body and HTTP status from whatever shape Ray Serve LLM used."""
+    from kosmos.genai import protocol
+
+    data = error.model_dump() if hasattr(error, "model_dump") else dict(error)
+    info = data.get("error", data)
+    code = info.get("code")
+    status = int(code) if isinstance(code, int) or (isinstance(code, str) and code.isdigit()) else 500
+    body = protocol.error_body(
+        str(info.get("message", "vLLM failed")),
+        str(info.get("type", "server_error")),
+        param=info.get("param"),
+    )
+    return {"error": body, "status": status if 400 <= status < 600 else 500}
+
+
+def version_app(
+    spec: LLMSpec, *, model_id: str, model_source: str, scaling: dict[str, Any], version: int
+) -> Any:
+    """One model version on vLLM: Ray Serve LLM's server behind the Kosmos adapter (needs vLLM)."""
+    from ray import serve
+
     try:
-        from ray.serve.llm import LLMConfig, build_openai_app
+        from ray.serve.llm import LLMConfig, build_llm_deployment
     except ImportError as exc:
-        raise RuntimeError(
+        raise ValueError(
             "the vllm engine needs vLLM and a GPU: pip install 'kosmos-genai[vllm]'; "
             "or deploy with engine: transformers"
         ) from exc
-    return build_openai_app({"llm_configs": [LLMConfig(**config)]})
+    config = LLMConfig(**llm_config(spec, model_id=model_id, model_source=model_source, scaling=scaling))
+    adapter = serve.deployment(name="model", max_ongoing_requests=1000)(VLLMAdapter)
+    return adapter.bind(build_llm_deployment(config), version)
