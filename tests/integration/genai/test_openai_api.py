@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import time
 
@@ -143,3 +144,22 @@ def test_a_client_that_leaves_mid_stream_frees_its_slot_and_usage_is_metered(llm
     assert chat["requests"] >= 9 and chat["cancelled"] == 1
     assert chat["completion_tokens"] > 0 and chat["prompt_tokens"] > 0
     assert chat["ttft_p50_ms"] > 0 and chat["latency_p99_ms"] >= chat["latency_p50_ms"]
+
+
+def test_the_cli_creates_an_llm_deployment_and_refuses_a_bad_engine_spec(llm_env, monkeypatch) -> None:
+    from typer.testing import CliRunner
+
+    from kosmos.platform.cli.main import app
+
+    monkeypatch.setenv("KOSMOS_CLIENT__URL", llm_env["url"])
+    monkeypatch.setenv("KOSMOS_CLIENT__TOKEN", llm_env["admin"])
+    runner = CliRunner()
+    model = ["-m", "smollm2-135m-instruct", "-p", "demo", "--llm"]
+    created = runner.invoke(
+        app, ["deploy", "create", "chat-cli", *model, "--engine", "transformers", "-o", "json"]
+    )
+    assert created.exit_code == 0, created.output
+    assert json.loads(created.output)["spec"]["llm"] == {"engine": "transformers"}
+    refused = runner.invoke(app, ["deploy", "create", "chat-bad", *model, "--engine", "tensorrt"])
+    assert refused.exit_code == 2 and "engine" in refused.output
+    assert runner.invoke(app, ["deploy", "delete", "chat-cli", "-p", "demo"]).exit_code == 0
