@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import tempfile
@@ -30,6 +29,7 @@ import mlflow
 import mlflow.pyfunc
 import numpy as np
 import pandas as pd
+from _platform import free_port
 
 
 class BigWeights(mlflow.pyfunc.PythonModel):
@@ -41,12 +41,6 @@ class BigWeights(mlflow.pyfunc.PythonModel):
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
         scale = float(self.weights[0]) if hasattr(self, "weights") else 1.0
         return model_input["x"].to_numpy(dtype="float64") * scale
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _log_big_model(home: Path, mb: int) -> None:

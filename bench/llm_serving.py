@@ -23,7 +23,6 @@ import itertools
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 for src in ("platform/src", "genai/src", "deployment/src"):
     sys.path.insert(0, str(ROOT / src))  # a GPU machine runs this without installing Kosmos
+from _platform import start_platform  # noqa: E402
+
 PROMPT = "Write a long story about a detective who catches a credit card fraud ring."
 
 
@@ -156,41 +157,6 @@ def plain_generate(folder: Path, device: str, batch: int, tokens: int) -> float:
     return batch * tokens / (time.perf_counter() - started)
 
 
-def _start_platform(home: Path) -> tuple[subprocess.Popen, str, str]:
-    import socket
-
-    def free() -> int:
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            return s.getsockname()[1]
-
-    api = free()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS_", "MLFLOW_", "RAY_"))}
-    env.update(
-        KOSMOS_HOME=str(home),
-        KOSMOS_SERVER__PORT=str(api),
-        KOSMOS_MLFLOW__PORT=str(free()),
-        KOSMOS_UI__PORT=str(free()),
-        KOSMOS_RAY__GCS_PORT=str(free()),
-    )
-    home.mkdir(parents=True, exist_ok=True)
-    log = (home / "up.log").open("wb")
-    up = subprocess.Popen(
-        [sys.executable, "-m", "kosmos.platform.cli.main", "up"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    deadline = time.monotonic() + 900
-    while "Try:" not in (home / "up.log").read_text(errors="replace"):
-        if up.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError((home / "up.log").read_text()[-3000:])
-        time.sleep(2)
-    token = json.loads((home / "credentials.json").read_text())["token"]
-    return up, f"http://127.0.0.1:{api}", token
-
-
 def _print(title: str, rows: dict[str, dict[int, dict[str, float]]], levels: list[int]) -> None:
     print(f"\n{title}")
     header = f"{'path':<28} {'streams':>7} {'tok/s':>8} {'TTFT p50 ms':>12} {'TTFT p99 ms':>12}"
@@ -248,9 +214,9 @@ def main() -> None:
     if not args.engine_only:
         import httpx
 
-        up, url, token = _start_platform(work / "home")
+        platform = start_platform(work / "home")
+        url, token, headers = platform.url, platform.token, platform.headers
         try:
-            headers = {"Authorization": f"Bearer {token}"}
             spec_body = {
                 "name": "bench-llm",
                 "model": "smollm2-135m-instruct",
@@ -260,12 +226,14 @@ def main() -> None:
             httpx.post(
                 f"{url}/api/v1/projects/demo/deployments", json=spec_body, headers=headers
             ).raise_for_status()
+            deadline = time.monotonic() + 600
             while (
-                httpx.get(f"{url}/api/v1/projects/demo/deployments/bench-llm", headers=headers).json()[
-                    "status"
-                ]
-                != "healthy"
-            ):
+                state := httpx.get(
+                    f"{url}/api/v1/projects/demo/deployments/bench-llm", headers=headers
+                ).json()
+            )["status"] != "healthy":
+                if state["status"] == "failed" or time.monotonic() > deadline:
+                    raise RuntimeError(f"bench-llm did not become healthy: {state['reason']}")
                 time.sleep(2)
             base = f"{url}/api/v1/projects/demo/openai/v1"
             rows["(b) Kosmos OpenAI endpoint"] = {}
@@ -275,10 +243,7 @@ def main() -> None:
                     endpoint_level(base, token, "bench-llm", n, args.tokens)
                 )
         finally:
-            import signal
-
-            os.killpg(up.pid, signal.SIGINT)
-            up.wait(timeout=120)
+            platform.stop()
     device = args.device
     if device == "cuda":
         import torch

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import multiprocessing
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -28,12 +26,7 @@ import time
 from pathlib import Path
 
 import httpx
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from _platform import free_port, start_platform
 
 
 async def _load(url: str, bodies: list[dict], headers: dict, seconds: float, concurrency: int) -> dict:
@@ -100,38 +93,19 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="kosmos-bench-"))
-    api, mlflow_port, serve_port = free_port(), free_port(), free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS_", "MLFLOW_", "RAY_"))}
-    env.update(
-        KOSMOS_HOME=str(home),
-        KOSMOS_SERVER__PORT=str(api),
-        KOSMOS_MLFLOW__PORT=str(mlflow_port),
-        KOSMOS_UI__PORT=str(free_port()),
-        KOSMOS_RAY__GCS_PORT=str(free_port()),
+    serve_port = free_port()
+    platform = start_platform(
+        home,
         KOSMOS_REDIS__URL=os.environ.get("KOSMOS_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
         KOSMOS_FEATURES__ONLINE_STORE="redis",
         KOSMOS_FEATURES__MATERIALIZE_EVERY_MINUTES="0",
     )
-    log = (home / "up.log").open("wb")
-    up = subprocess.Popen(
-        [sys.executable, "-m", "kosmos.platform.cli.main", "up"],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    env, mlflow_port, headers = platform.env, platform.mlflow_port, platform.headers
     mlflow_serve = None
     try:
-        deadline = time.monotonic() + 900
-        while "Example request:" not in (home / "up.log").read_text(errors="replace"):
-            if up.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError((home / "up.log").read_text()[-3000:])
-            time.sleep(2)
-        token = json.loads((home / "credentials.json").read_text())["token"]
-        headers = {"Authorization": f"Bearer {token}"}
-        base = f"http://127.0.0.1:{api}/api/v1/projects/demo/deployments"
+        base = f"{platform.url}/api/v1/projects/demo/deployments"
         model = httpx.get(
-            f"http://127.0.0.1:{api}/api/v1/projects/demo/models/fraud-detector", headers=headers
+            f"{platform.url}/api/v1/projects/demo/models/fraud-detector", headers=headers
         ).json()
         version = model["aliases"]["champion"]
         spec = {
@@ -150,7 +124,7 @@ def main() -> None:
             for u, m in zip(range(1, 201), range(1, 201), strict=True)
         ]
         online = httpx.post(
-            f"http://127.0.0.1:{api}/api/v1/projects/demo/features/online",
+            f"{platform.url}/api/v1/projects/demo/features/online",
             json={
                 "feature_service": "fraud_detection_v1",
                 "entities": {
@@ -232,8 +206,7 @@ def main() -> None:
     finally:
         if mlflow_serve is not None and mlflow_serve.poll() is None:
             os.killpg(mlflow_serve.pid, signal.SIGTERM)
-        os.killpg(up.pid, signal.SIGINT)
-        up.wait(timeout=120)
+        platform.stop()
 
 
 if __name__ == "__main__":

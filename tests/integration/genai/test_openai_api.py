@@ -163,3 +163,20 @@ def test_the_cli_creates_an_llm_deployment_and_refuses_a_bad_engine_spec(llm_env
     refused = runner.invoke(app, ["deploy", "create", "chat-bad", *model, "--engine", "tensorrt"])
     assert refused.exit_code == 2 and "engine" in refused.output
     assert runner.invoke(app, ["deploy", "delete", "chat-cli", "-p", "demo"]).exit_code == 0
+
+
+def test_a_deployment_that_cannot_serve_answers_503_with_its_status(llm_env) -> None:
+    from kosmos.deployment import sdk as deployments
+    from kosmos.platform import KosmosClient
+
+    with KosmosClient(url=llm_env["url"], token=llm_env["admin"]) as c:
+        deployments.create("demo", "chat-gpu", "smollm2-135m-instruct", llm={"engine": "vllm"}, client=c)
+        deadline = time.monotonic() + 60
+        while (state := deployments.status("demo", "chat-gpu", client=c))["status"] != "failed":
+            assert time.monotonic() < deadline, state
+            time.sleep(0.5)
+        assert "needs vLLM and a GPU" in state["reason"]
+        with pytest.raises(openai.InternalServerError, match="not serving yet") as refused:
+            _client(llm_env).chat.completions.create(model="chat-gpu", messages=QUESTION)
+        assert refused.value.status_code == 503 and "needs vLLM" in refused.value.message
+        deployments.delete("demo", "chat-gpu", client=c)

@@ -13,7 +13,7 @@ from mlflow.models import infer_signature
 from pydantic import ValidationError
 
 from kosmos.deployment.drills import int8_fragile
-from kosmos.deployment.optimize import OptimizationRefused, optimize
+from kosmos.deployment.optimize import OptimizationRefused, call_cost, optimize
 from kosmos.deployment.reconciler import failure_reason
 from kosmos.deployment.spec import DeploymentSpec, Optimization
 from kosmos.training.trainers.fraud_mlp import FraudMLPModel, _network
@@ -77,7 +77,10 @@ def test_int8_and_onnx_keep_the_metric_and_the_faster_one_is_served(trained, tmp
     for method, measured in report["methods"].items():
         assert measured["metric_drop"] <= 0.01, (method, measured)
         assert measured["ms_1_row"] > 0 and measured["ms_64_rows"] > 0
-    assert report["served"] in {"int8", "onnx"}
+    # min_speedup 1.0: the faster method, unless timing noise made the original the fastest
+    best = min(report["methods"], key=lambda m: call_cost(report["methods"][m]))
+    faster = call_cost(report["original"]) >= call_cost(report["methods"][best])
+    assert report["served"] == (best if faster else "original"), report
     after = np.asarray(served.predict(holdout[COLUMNS]))
     assert after.shape == before.shape
     assert np.abs(after - before).max() < 0.05  # the same model, approximately

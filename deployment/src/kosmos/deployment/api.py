@@ -109,7 +109,11 @@ def logs(project: Name, name: Name, call: CallDep, limit: int = Query(50, ge=1, 
 _handles: dict[str, Any] = {}
 
 
-def _handle(call: Call, project: str, name: str) -> Any:
+def app_handle(call: Call, project: str, name: str) -> Any:
+    """A cached handle on a deployment's Serve application (blocking: call it in a thread).
+
+    NotFound when Serve has no such application; ``forget_handle`` after a failed call.
+    """
     app = app_name(project, name)
     handle = _handles.get(app)
     if handle is None:
@@ -125,14 +129,18 @@ def _handle(call: Call, project: str, name: str) -> Any:
     return handle
 
 
+def forget_handle(project: str, name: str) -> None:
+    _handles.pop(app_name(project, name), None)
+
+
 async def _call(call: Call, project: str, name: str, method: str, *args: Any) -> Any:
     try:
-        handle = await run_in_threadpool(_handle, call, project, name)
+        handle = await run_in_threadpool(app_handle, call, project, name)
         return await getattr(handle, method).remote(*args)
     except (NotFound, ServiceUnavailable):
         raise
     except Exception as exc:
-        _handles.pop(app_name(project, name), None)
+        forget_handle(project, name)
         raise ServiceUnavailable(f"deployment {name!r} did not answer: {type(exc).__name__}") from exc
 
 

@@ -92,6 +92,8 @@ def create(
         spec["feature_service"] = feature_service
     if llm:
         spec["llm"] = {"engine": engine, **(spec.get("llm") or {})}
+    elif engine != "auto":
+        raise InvalidInput.field("--engine", "applies to LLM deployments: add --llm")
     if optimize:
         spec["optimization"] = {**(spec.get("optimization") or {}), "methods": optimize}
     spec.setdefault("rollout", {})["strategy"] = spec.get("rollout", {}).get("strategy", strategy)

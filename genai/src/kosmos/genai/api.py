@@ -23,14 +23,15 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from kosmos.deployment.api import app_handle, forget_handle
 from kosmos.deployment.models import DeploymentRecord
-from kosmos.deployment.rollouts import app_name
 from kosmos.genai import protocol
 from kosmos.genai.embeddings import DIMENSIONS, EMBEDDING_MODEL, embedding_handle
 from kosmos.genai.models_db import LLMUsage
 from kosmos.genai.serving import invalid
 from kosmos.platform.api import Call, CallDep
 from kosmos.platform.db.models import Role
+from kosmos.platform.errors import NotFound
 from kosmos.platform.identity.names import Name
 from kosmos.platform.ray_cluster import connect
 
@@ -45,13 +46,33 @@ def _error(
     return JSONResponse(protocol.error_body(message, type_, code, param), status_code=status)
 
 
+def _llm_records(ctx: Any, project_id: int) -> list[DeploymentRecord]:
+    records = ctx.session.scalars(select(DeploymentRecord).where(DeploymentRecord.project_id == project_id))
+    return [r for r in records if (r.spec or {}).get("llm") is not None]
+
+
 def _llm_deployments(call: Call, project: str) -> list[DeploymentRecord]:
     with call.tx() as ctx:
-        project_row = ctx.project(project, Role.viewer)
-        records = ctx.session.scalars(
-            select(DeploymentRecord).where(DeploymentRecord.project_id == project_row.id)
-        ).all()
-        return [r for r in records if (r.spec or {}).get("llm") is not None]
+        return _llm_records(ctx, ctx.project(project, Role.viewer).id)
+
+
+def _lookup(call: Call, project: str, name: str) -> tuple[int, DeploymentRecord | None, list[str]]:
+    """The project's id and its LLM deployment ``name``; when there is none, the names there are."""
+    with call.tx() as ctx:
+        project_id = ctx.project(project, Role.viewer).id
+        record = ctx.session.scalar(
+            select(DeploymentRecord).where(
+                DeploymentRecord.project_id == project_id, DeploymentRecord.name == name
+            )
+        )
+        if record is not None and (record.spec or {}).get("llm") is not None:
+            return project_id, record, []
+        return project_id, None, sorted(r.name for r in _llm_records(ctx, project_id))
+
+
+def _project_id(call: Call, project: str) -> int:
+    with call.tx() as ctx:
+        return ctx.project(project, Role.viewer).id
 
 
 @openai.get("/models", summary="The project's LLM deployments, as OpenAI models")
@@ -64,10 +85,10 @@ def list_models(project: Name, call: CallDep) -> dict[str, Any]:
     return {"object": "list", "data": data}
 
 
-def _record_usage(call: Call, project: str, entry: dict[str, Any]) -> None:
+def _record_usage(call: Call, project_id: int, entry: dict[str, Any]) -> None:
+    """One usage row (the caller was authorized on the project when the request began)."""
     with call.tx() as ctx:
-        project_row = ctx.project(project, Role.viewer)
-        ctx.session.add(LLMUsage(project_id=project_row.id, actor=call.principal.user_name, **entry))
+        ctx.session.add(LLMUsage(project_id=project_id, actor=call.principal.user_name, **entry))
 
 
 async def _generate(call: Call, project: str, body: dict[str, Any], kind: str) -> Any:
@@ -77,37 +98,47 @@ async def _generate(call: Call, project: str, body: dict[str, Any], kind: str) -
     except (ValidationError, ValueError) as exc:
         error = invalid(exc)
         return JSONResponse(error.body, status_code=error.status)
-    names = {r.name for r in await run_in_threadpool(_llm_deployments, call, project)}
-    if request.model not in names:
+    project_id, record, names = await run_in_threadpool(_lookup, call, project, request.model)
+    if record is None:
         return _error(
             404,
             f"the model {request.model!r} does not exist in project {project!r}; "
-            f"LLM deployments: {', '.join(sorted(names)) or 'none'}",
+            f"LLM deployments: {', '.join(names) or 'none'}",
             "invalid_request_error",
             "model_not_found",
             "model",
         )
-    from ray import serve
-
-    await run_in_threadpool(connect, call.settings)
-    handle = serve.get_app_handle(app_name(project, request.model)).options(stream=True)
-    responses = handle.generate.remote(body, kind)
     started = time.perf_counter()
     request_id = uuid.uuid4().hex
     entry: dict[str, Any] = {"deployment": request.model, "endpoint": kind, "request_id": request_id}
-    first = await anext(responses.__aiter__())
+    for attempt in (1, 2):  # nothing was generated yet, so a stale handle may be retried once
+        try:
+            handle = await run_in_threadpool(app_handle, call, project, request.model)
+            responses = handle.options(stream=True).generate.remote(body, kind)
+            first = await anext(responses.__aiter__())
+            break
+        except NotFound:
+            return _error(
+                503,
+                f"{request.model!r} is not serving yet ({record.status}: {record.reason})",
+                "server_error",
+            )
+        except Exception as exc:
+            forget_handle(project, request.model)
+            if attempt == 2:
+                return _error(503, f"{request.model!r} did not answer: {type(exc).__name__}", "server_error")
     if "error" in first:
         return JSONResponse(first["error"], status_code=first.get("status", 500))
     if request.stream:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         return StreamingResponse(
-            _sse(call, project, responses, first, entry, started, include_usage),
+            _sse(call, project_id, responses, first, entry, started, include_usage),
             media_type="text/event-stream",
             headers={"X-Request-Id": request_id},
         )
     chunks = [first] + [item async for item in responses]
     final = chunks[-1]
-    await run_in_threadpool(_record_usage, call, project, _usage_entry(entry, final, started, "ok"))
+    await run_in_threadpool(_record_usage, call, project_id, _usage_entry(entry, final, started, "ok"))
     if "error" in final:
         return JSONResponse(final["error"], status_code=final.get("status", 503))
     text = "".join(_text(c, kind) for c in chunks[:-1])
@@ -145,7 +176,7 @@ def _usage_entry(entry: dict[str, Any], final: dict[str, Any], started: float, s
 
 async def _sse(
     call: Call,
-    project: str,
+    project_id: int,
     responses: Any,
     first: dict[str, Any],
     entry: dict[str, Any],
@@ -172,7 +203,7 @@ async def _sse(
             responses.cancel()
         # this task may be cancelled (a disconnect): record in a task of its own, not with an await here
         task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(_record_usage, call, project, _usage_entry(entry, final, started, status))
+            asyncio.to_thread(_record_usage, call, project_id, _usage_entry(entry, final, started, status))
         )
         _pending.add(task)
         task.add_done_callback(_pending.discard)
@@ -208,14 +239,23 @@ async def embeddings(project: Name, body: dict[str, Any], call: CallDep) -> Any:
             "model_not_found",
             "model",
         )
-    await run_in_threadpool(lambda: (_llm_deployments(call, project), connect(call.settings)))
+    project_id = await run_in_threadpool(_project_id, call, project)
     started = time.perf_counter()
-    handle = await run_in_threadpool(embedding_handle)
-    result = await handle.embed.remote(texts)
+    for attempt in (1, 2):  # a handle made before the app was restarted fails once: make a new one
+        try:
+            handle = await run_in_threadpool(_embedding_handle, call)
+            result = await handle.embed.remote(texts)
+            break
+        except Exception as exc:
+            _embedder.clear()
+            if attempt == 2:
+                return _error(
+                    503, f"the embedding model did not answer: {type(exc).__name__}", "server_error"
+                )
     tokens = result["prompt_tokens"]
     entry = {"deployment": EMBEDDING_MODEL, "endpoint": "embeddings", "request_id": uuid.uuid4().hex}
     final = {"usage": {"prompt_tokens": tokens, "completion_tokens": 0}}
-    await run_in_threadpool(_record_usage, call, project, _usage_entry(entry, final, started, "ok"))
+    await run_in_threadpool(_record_usage, call, project_id, _usage_entry(entry, final, started, "ok"))
     return {
         "object": "list",
         "model": EMBEDDING_MODEL,
@@ -225,6 +265,16 @@ async def embeddings(project: Name, body: dict[str, Any], call: CallDep) -> Any:
         ],
         "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
     }
+
+
+_embedder: list[Any] = []  # the embedding app's handle, once made
+
+
+def _embedding_handle(call: Call) -> Any:
+    if not _embedder:
+        connect(call.settings)
+        _embedder.append(embedding_handle())
+    return _embedder[0]
 
 
 def _encoded(vector: list[float], encoding: str) -> list[float] | str:

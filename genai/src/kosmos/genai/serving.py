@@ -190,6 +190,7 @@ class LLMRouter:
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         self.traffic = {int(v): float(w) for v, w in config["traffic"].items() if float(w) > 0}
+        self.handles = {v: h for v, h in self.handles.items() if v in self.traffic}  # retired versions go
 
     def _handle(self, version: int) -> Any:
         if version not in self.handles:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,6 @@ class Delta:
     finish_reason: str | None = None  # "stop" (EOS or a stop sequence) or "length"
     completion_tokens: int = 0  # total so far
     prompt_tokens: int = 0
-    extra: dict[str, float] = field(default_factory=dict)
 
 
 class PromptTooLong(ValueError):
