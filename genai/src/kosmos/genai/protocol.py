@@ -38,6 +38,7 @@ class _Sampling(BaseModel):
     seed: int | None = None
     stream: bool = False
     n: int = Field(1, ge=1, le=1)
+    user: str | None = Field(None, max_length=256)
 
     @field_validator("stop")
     @classmethod

@@ -122,6 +122,10 @@ class RedisSettings(_Section):
     """Redis, used in the production profile (online features, cache tier)."""
 
     url: str | None = Field(default=None, description="redis://host:6379/0. Unset: nothing uses Redis.")
+    prefix: str = Field(
+        default="kosmos:",
+        description="Prefix of every key Kosmos writes (several platforms can share a server).",
+    )
 
 
 class FeatureSettings(_Section):
@@ -156,6 +160,47 @@ class UISettings(_Section):
     port: int = Field(default=8501, ge=1, le=65535, description="Web UI port.")
 
 
+class CacheSettings(_Section):
+    """The gateway's semantic cache (defaults; a project's gateway policy may override them)."""
+
+    enabled: bool = Field(default=True, description="Answer repeated questions from the cache.")
+    index: str = Field(
+        default="memory",
+        description="Vector index backend: memory (in-process, entries durable in the metadata database).",
+    )
+    threshold: float = Field(
+        default=0.7,
+        gt=0,
+        le=1,
+        description="Cosine similarity a cached question must reach to be a candidate.",
+    )
+    guard: bool = Field(
+        default=True,
+        description="Refuse candidates whose numbers, negation, entities or key terms differ.",
+    )
+    ttl_seconds: int = Field(default=7 * 24 * 3600, ge=1, description="How long an answer stays cached.")
+    max_entries: int = Field(
+        default=10_000, ge=1, description="Entries per namespace; the least recently used go first."
+    )
+    cache_sampled: bool = Field(
+        default=False, description="Also cache requests with temperature > 0 (their answers vary by design)."
+    )
+
+
+class GatewaySettings(_Section):
+    """The LLM gateway in front of the OpenAI-compatible API."""
+
+    limiter: str = Field(
+        default="memory",
+        description="Where rate-limit counters live: memory (one control-plane process) or redis "
+        "(shared by all replicas; uses redis.url).",
+    )
+    requests_per_minute: int = Field(default=600, ge=1, description="Default per-project request limit.")
+    tokens_per_day: int = Field(default=2_000_000, ge=1, description="Default per-project token quota.")
+    trace: bool = Field(default=True, description="Record every call as an MLflow trace.")
+    cache: CacheSettings = Field(default_factory=CacheSettings)
+
+
 class ClientSettings(_Section):
     """How the SDK and CLI reach the control plane."""
 
@@ -184,6 +229,7 @@ class Settings(BaseSettings):
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
     ui: UISettings = Field(default_factory=UISettings)
+    gateway: GatewaySettings = Field(default_factory=GatewaySettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
 
     @classmethod
