@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kosmos.platform.plugins import Plugin
 from kosmos.platform.settings import Settings
@@ -18,6 +18,12 @@ def _router() -> APIRouter:  # Ray Serve and torch are imported only when the ro
     return router
 
 
+def _cli() -> dict[str, Any]:
+    from kosmos.genai.cli import cache, gateway, prompts
+
+    return {"prompts": prompts, "cache": cache, "gateway": gateway}
+
+
 def _bootstrap(settings: Settings) -> None:
     from kosmos.genai.demo import deploy_default_llm
 
@@ -27,6 +33,7 @@ def _bootstrap(settings: Settings) -> None:
 plugin = Plugin(
     name="genai",
     router=_router,
+    cli=_cli,
     bootstrap=_bootstrap,
     bootstrap_after=("deployment",),
     migrations=str(Path(__file__).resolve().parent / "migrations"),

@@ -29,6 +29,7 @@ from kosmos.deployment.models import DeploymentRecord
 from kosmos.genai import protocol
 from kosmos.genai.embeddings import DIMENSIONS, EMBEDDING_MODEL, embedding_handle
 from kosmos.genai.gateway import CACHE_HEADER, CACHE_MODES, Gateway, GatewayError, Prepared, Route
+from kosmos.genai.gateway_api import router as gateway_router
 from kosmos.genai.models_db import LLMUsage
 from kosmos.genai.serving import invalid
 from kosmos.platform.api import Call, CallDep
@@ -491,3 +492,4 @@ def usage(
 
 
 router.include_router(openai)
+router.include_router(gateway_router)

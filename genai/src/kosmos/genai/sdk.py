@@ -1,0 +1,175 @@
+"""The GenAI SDK: prompts, the semantic cache and the gateway policy, through the control plane.
+
+Every call takes the project first and an optional ``client`` (default: the saved login).
+LLM calls themselves go through any OpenAI client: see ``openai_base_url``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kosmos.platform.client import KosmosClient, client_or_default
+
+
+def openai_base_url(project: str, *, client: KosmosClient | None = None) -> str:
+    """The base URL to give an OpenAI client for ``project`` (the API key is a Kosmos token)."""
+    with client_or_default(client) as c:
+        return f"{c.url}/api/v1/projects/{project}/openai/v1"
+
+
+# -- prompts ----------------------------------------------------------------------------
+def register_prompt(
+    project: str,
+    name: str,
+    template: str | list[dict[str, Any]],
+    commit_message: str,
+    *,
+    tags: dict[str, str] | None = None,
+    client: KosmosClient | None = None,
+) -> dict[str, Any]:
+    """A new version of prompt ``name`` in the MLflow prompt registry (``{{variables}}`` in the text)."""
+    body = {"name": name, "template": template, "commit_message": commit_message, "tags": tags or {}}
+    with client_or_default(client) as c:
+        return c.post(f"/projects/{project}/prompts", body)
+
+
+def list_prompts(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
+    """The project's prompts with their latest version and aliases."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/prompts")
+
+
+def show_prompt(project: str, name: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
+    """Every version (template, commit message, aliases) and any A/B splits."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/prompts/{name}")
+
+
+def diff_prompt(project: str, name: str, a: int, b: int, *, client: KosmosClient | None = None) -> str:
+    """A unified diff of two versions' templates."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/prompts/{name}/diff", a=a, b=b)["diff"]
+
+
+def set_prompt_alias(
+    project: str, name: str, alias: str, version: int, *, client: KosmosClient | None = None
+) -> dict[str, Any]:
+    """Point ``alias`` (e.g. production) at ``version``; cached answers made with the old one are dropped."""
+    with client_or_default(client) as c:
+        return c.put(f"/projects/{project}/prompts/{name}/aliases/{alias}", {"version": version})
+
+
+def render_prompt(
+    project: str,
+    name: str,
+    variables: dict[str, Any],
+    *,
+    version: int | None = None,
+    alias: str | None = None,
+    client: KosmosClient | None = None,
+) -> str | list[dict[str, Any]]:
+    """The template filled in; a missing or unknown variable raises InvalidInput naming it."""
+    body = {"variables": variables, "version": version, "alias": alias}
+    with client_or_default(client) as c:
+        return c.post(f"/projects/{project}/prompts/{name}/render", body)["rendered"]
+
+
+def split_prompt(
+    project: str,
+    name: str,
+    alias: str,
+    version: int | None,
+    weight: float = 0.5,
+    *,
+    client: KosmosClient | None = None,
+) -> dict[str, Any]:
+    """Send ``weight`` of ``name@alias`` traffic to ``version`` (an A/B test); ``version=None`` ends it."""
+    path = f"/projects/{project}/prompts/{name}/splits/{alias}"
+    with client_or_default(client) as c:
+        if version is None:
+            return c.delete(path)
+        return c.put(path, {"version": version, "weight": weight})
+
+
+def prompt_results(
+    project: str, name: str, *, hours: float = 168, client: KosmosClient | None = None
+) -> list[dict[str, Any]]:
+    """Per prompt version: requests, reported successes and failures, latency and tokens."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/prompts/{name}/ab", hours=hours)
+
+
+def report_outcome(
+    project: str, request_id: str, outcome: str, *, client: KosmosClient | None = None
+) -> dict[str, Any]:
+    """Tell the platform how an answer worked out (``success`` or ``failure``), by its X-Request-Id."""
+    with client_or_default(client) as c:
+        return c.post(f"/projects/{project}/llm/requests/{request_id}/outcome", {"outcome": outcome})
+
+
+# -- cache ------------------------------------------------------------------------------
+def cache_stats(project: str, *, hours: float = 24, client: KosmosClient | None = None) -> dict[str, Any]:
+    """Hit rate, tokens and latency saved, flagged answers, invalidations and evictions."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/cache/stats", hours=hours)
+
+
+def cache_namespaces(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
+    """The project's cache partitions (model, version, prompt, threshold, entries)."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/cache/namespaces")
+
+
+def set_cache_threshold(
+    project: str, namespace: int, threshold: float, *, client: KosmosClient | None = None
+) -> dict[str, Any]:
+    """The similarity a question needs to hit in ``namespace``."""
+    with client_or_default(client) as c:
+        return c.put(f"/projects/{project}/cache/namespaces/{namespace}", {"threshold": threshold})
+
+
+def invalidate_cache(
+    project: str,
+    *,
+    entry: int | None = None,
+    namespace: int | None = None,
+    model: str | None = None,
+    prompt: str | None = None,
+    reason: str = "invalidated by hand",
+    client: KosmosClient | None = None,
+) -> int:
+    """Drop one entry, a namespace, a model's or a prompt's entries; returns how many went."""
+    body = {"entry": entry, "namespace": namespace, "model": model, "prompt": prompt, "reason": reason}
+    with client_or_default(client) as c:
+        return c.post(
+            f"/projects/{project}/cache/invalidate", {k: v for k, v in body.items() if v is not None}
+        )["invalidated"]
+
+
+def flush_cache(project: str, *, client: KosmosClient | None = None) -> int:
+    """Drop every cached answer of the project; returns how many went."""
+    with client_or_default(client) as c:
+        return c.post(f"/projects/{project}/cache/flush", {})["invalidated"]
+
+
+def flag_cached_answer(
+    project: str, entry: int, reason: str = "wrong answer", *, client: KosmosClient | None = None
+) -> dict[str, Any]:
+    """Report a cached answer (its X-Kosmos-Cache-Entry) as wrong: it is dropped and counted."""
+    with client_or_default(client) as c:
+        return c.post(f"/projects/{project}/cache/entries/{entry}/flag", {"reason": reason})
+
+
+# -- gateway policy ---------------------------------------------------------------------
+def gateway_policy(project: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
+    """The stored policy and the values in force (limits, routes, cache)."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/gateway")
+
+
+def set_gateway_policy(
+    project: str, policy: dict[str, Any], *, client: KosmosClient | None = None
+) -> dict[str, Any]:
+    """Replace the project's policy: requests_per_minute, tokens_per_day, routes, cache."""
+    with client_or_default(client) as c:
+        return c.put(f"/projects/{project}/gateway", policy)
