@@ -1,4 +1,6 @@
-"""One live platform serving the packaged default LLM through Ray Serve, for the OpenAI-API tests."""
+"""One live platform serving the packaged default LLM through Ray Serve, shared by the OpenAI-API
+and gateway tests (session scope: starting it costs about 40 s). Tests that change the platform
+(policies, extra deployments) put it back."""
 
 from __future__ import annotations
 
@@ -18,7 +20,7 @@ LLM = "chat"
 SPEC = {"engine": "transformers", "max_num_seqs": 8, "max_model_len": 1024, "default_max_tokens": 32}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def llm_env(
     ray_cluster: str, tmp_path_factory, free_port, live_platform, platform_home, reconciler_loop
 ) -> Iterator[dict[str, Any]]:

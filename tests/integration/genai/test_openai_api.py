@@ -25,7 +25,7 @@ def _client(env: dict, token: str | None = None, project: str = "demo") -> OpenA
 
 def test_models_lists_the_llm_deployment_and_the_embedder(llm_env) -> None:
     ids = {m.id for m in _client(llm_env).models.list()}
-    assert ids == {LLM, EMBEDDING_MODEL}
+    assert {LLM, EMBEDDING_MODEL} <= ids
     info = llm_env["state"]["details"]["versions"]
     assert next(iter(info.values()))["engine"] == "transformers"
 

@@ -36,6 +36,7 @@ from kosmos.platform.api import Call, CallDep
 from kosmos.platform.db.models import Role
 from kosmos.platform.errors import NotFound
 from kosmos.platform.identity.names import Name
+from kosmos.platform.logs import request_id_var
 from kosmos.platform.ray_cluster import connect
 
 router = APIRouter(tags=["llm"])
@@ -137,7 +138,7 @@ async def _generate(call: Call, project: str, body: dict[str, Any], kind: str) -
         prepared = await run_in_threadpool(_prepare, call, gateway, project, request, body, kind, header)
     except GatewayError as exc:
         return _gateway_error(exc)
-    request_id = uuid.uuid4().hex
+    request_id = request_id_var.get() or uuid.uuid4().hex  # the X-Request-Id the platform answers with
     if prepared.cache == "hit":
         return await _from_cache(call, gateway, project, prepared, request, request_id)
     failures: list[str] = []
@@ -214,7 +215,7 @@ async def _open(
 
 
 def _headers(prepared: Prepared, request_id: str, outcome: dict[str, Any]) -> dict[str, str]:
-    headers = {"X-Request-Id": request_id}
+    headers: dict[str, str] = {}  # the platform's middleware adds X-Request-Id (== request_id)
     if prepared.cache:
         headers[CACHE_HEADER] = prepared.cache
     if prepared.prompt_label:

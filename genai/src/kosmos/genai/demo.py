@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import json
 import logging
 from pathlib import Path
 
@@ -45,6 +46,32 @@ def register_default_llm(settings: Settings, client: KosmosClient, project: str 
     return version
 
 
+DEMO_PROMPT = "support"
+DEMO_TEMPLATE = (
+    "You are the support assistant of {{company}}, a card payments company. "
+    "Answer in two sentences. Never ask for card numbers or passwords."
+)
+
+
+def register_demo_prompt(client: KosmosClient) -> None:
+    """The demo's system prompt in the MLflow prompt registry, as ``support@production`` (once)."""
+    from kosmos.genai import sdk
+
+    try:
+        sdk.show_prompt(PROJECT, DEMO_PROMPT, client=client)
+    except NotFound:
+        version = sdk.register_prompt(
+            PROJECT, DEMO_PROMPT, DEMO_TEMPLATE, "the demo's support prompt", client=client
+        )
+        sdk.set_prompt_alias(PROJECT, DEMO_PROMPT, "production", version["version"], client=client)
+
+
+def _gateway_example() -> dict:
+    question = {"role": "user", "content": "How do I block my card?"}
+    use = {"prompt": f"prompts:/{DEMO_PROMPT}@production", "variables": {"company": "Kosmos Bank"}}
+    return {"model": NAME, "temperature": 0, "messages": [question], "kosmos": use}
+
+
 def example_calls(settings: Settings) -> str:
     base = f"{settings.api_url}/api/v1/projects/{PROJECT}/openai/v1"
     token = f"$(jq -r .token {settings.credentials_path})"
@@ -52,6 +79,11 @@ def example_calls(settings: Settings) -> str:
         f"curl -s {base}/chat/completions \\\n"
         f'  -H "Authorization: Bearer {token}" -H "Content-Type: application/json" \\\n'
         f'  -d \'{{"model": "{NAME}", "messages": [{{"role": "user", "content": "What is fraud?"}}]}}\'\n'
+        f"\n"
+        f"# with the registered prompt, through the cache (ask twice: the second is a hit)\n"
+        f"curl -si {base}/chat/completions \\\n"
+        f'  -H "Authorization: Bearer {token}" -H "Content-Type: application/json" \\\n'
+        f"  -d '{json.dumps(_gateway_example())}' | grep -i x-kosmos-cache\n"
         f"\n"
         f'python -c "from openai import OpenAI; import json; '
         f"c = OpenAI(base_url='{base}', api_key=json.load(open('{settings.credentials_path}'))['token']); "
@@ -72,5 +104,6 @@ def deploy_default_llm(settings: Settings) -> None:
             deployments.create(
                 PROJECT, NAME, MODEL, version="champion", llm=DEMO_LLM_SPEC, num_cpus=0.25, client=client
             )
+        register_demo_prompt(client)
     print(f"\n  Default LLM: {PROJECT}/{NAME}, OpenAI-compatible (kosmos deploy status {NAME} -p {PROJECT})")
     print("  Example calls:\n" + "\n".join("    " + line for line in example_calls(settings).splitlines()))
