@@ -148,12 +148,27 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         while (llm := _deployment(env, "assistant-llm"))["status"] != "healthy":
             assert llm["status"] != "failed" and time.monotonic() < deadline, (llm["status"], llm["reason"])
             time.sleep(1)
-        chat = OpenAI(
+        client = OpenAI(
             base_url=f"http://127.0.0.1:{api}/api/v1/projects/demo/openai/v1", api_key=token[1], max_retries=0
-        ).chat.completions.create(
+        )
+        chat = client.chat.completions.create(
             model="assistant-llm", messages=[{"role": "user", "content": "Say hello."}], max_tokens=8
         )
         assert chat.choices[0].message.content and chat.usage.completion_tokens > 0
+        # ... through the gateway: the demo prompt from the MLflow prompt registry, and the cache
+        use = {"prompt": "prompts:/support@production", "variables": {"company": "Kosmos Bank"}}
+        outcomes = []
+        for question in ("How do I block my card?", "How can I block my card?"):
+            raw = client.chat.completions.with_raw_response.create(
+                model="assistant-llm",
+                messages=[{"role": "user", "content": question}],
+                temperature=0,
+                max_tokens=16,
+                extra_body={"kosmos": use},
+            )
+            assert raw.parse().choices[0].message.content and raw.headers["x-kosmos-prompt"] == "support/1"
+            outcomes.append(raw.headers["x-kosmos-cache"])
+        assert outcomes == ["miss", "hit"]
         assert token[1] not in (tmp_path / "home" / "logs" / "control-plane.log").read_text()
     finally:
         _stop(proc, ports)

@@ -216,6 +216,7 @@ def test_cache_and_prompts_are_project_scoped_and_the_cli_works(llm_env, kc, mon
     from typer.testing import CliRunner
 
     from kosmos.platform.cli.main import app
+    from kosmos.platform.settings import get_settings
 
     _, headers = _ask(llm_env, CAPITAL)
     entry = headers.get("x-kosmos-cache-entry")
@@ -233,6 +234,7 @@ def test_cache_and_prompts_are_project_scoped_and_the_cli_works(llm_env, kc, mon
         assert sdk.cache_namespaces("other", client=other) == []
     monkeypatch.setenv("KOSMOS_CLIENT__URL", llm_env["url"])
     monkeypatch.setenv("KOSMOS_CLIENT__TOKEN", llm_env["admin"])
+    get_settings.cache_clear()  # the clients above read the settings before these variables
     runner = CliRunner()
     registered = runner.invoke(
         app, ["prompts", "register", "greeting", "-t", "Greet {{name}}.", "-m", "v1", "-p", "demo"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 import threading
 import time
 import uuid
@@ -303,16 +304,16 @@ async def _from_cache(
     if not request.stream:
         return JSONResponse(_response(prepared.kind, id_, request.model, text, finish, u), headers=headers)
     created = int(time.time())
+    pieces = re.findall(r"\s*\S+|\s+$", text) or [text]  # word by word, as a streaming client expects
     if prepared.kind == "chat":
         chunks = [
-            protocol.chat_chunk(id_, request.model, created, text, None, role=True),
-            protocol.chat_chunk(id_, request.model, created, None, finish),
+            protocol.chat_chunk(id_, request.model, created, piece, None, role=i == 0)
+            for i, piece in enumerate(pieces)
         ]
+        chunks.append(protocol.chat_chunk(id_, request.model, created, None, finish))
     else:
-        chunks = [
-            protocol.completion_chunk(id_, request.model, created, text, None),
-            protocol.completion_chunk(id_, request.model, created, "", finish),
-        ]
+        chunks = [protocol.completion_chunk(id_, request.model, created, piece, None) for piece in pieces]
+        chunks.append(protocol.completion_chunk(id_, request.model, created, "", finish))
     if (request.model_extra or {}).get("stream_options", {}).get("include_usage"):
         chunks.append({**_shell(chunks[0]), "choices": [], "usage": protocol.usage(**u)})
 

@@ -94,8 +94,11 @@ def _onnx_encoder(cache_dir: Path) -> Any:
     options.intra_op_num_threads, options.inter_op_num_threads = 1, 1
     session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
+    lock = threading.Lock()  # a fast tokenizer is not safe to share between threads ("Already borrowed")
+
     def encode(texts: list[str]) -> Any:
-        batch = tokenizer(texts, return_tensors="np", padding=True, truncation=True, max_length=256)
+        with lock:
+            batch = tokenizer(texts, return_tensors="np", padding=True, truncation=True, max_length=256)
         feeds = {k: batch[k].astype(np.int64) for k in ("input_ids", "attention_mask", "token_type_ids")}
         hidden = session.run(None, feeds)[0]
         mask = batch["attention_mask"][..., None].astype(np.float32)

@@ -101,8 +101,13 @@ class PromptRegistry:
     def mlflow_name(project: str, name: str) -> str:
         return f"{project}.{name}"
 
-    def _missing(self, project: str, name: str, what: str = "") -> NotFound:
-        return NotFound(f"prompt {name!r}{what} does not exist in project {project!r}")
+    def _missing(
+        self, project: str, name: str, alias: str | None = None, version: int | None = None
+    ) -> NotFound:
+        what = f"prompt '{name}@{alias}'" if alias else f"prompt '{name}'"
+        if version is not None:
+            what = f"version {version} of {what}"
+        return NotFound(f"{what} does not exist in project {project!r}")
 
     def register(
         self,
@@ -159,14 +164,18 @@ class PromptRegistry:
         return sorted(out, key=lambda p: p["name"])
 
     def _latest(self, full: str) -> int:
-        versions = self.client.search_prompt_versions(full).prompt_versions
-        return max(int(v.version) for v in versions)
+        return max(int(v.version) for v in self._versions(full))
 
-    def _aliases(self, full: str) -> dict[str, int]:
-        prompt = self.client.get_prompt(full)
-        return (
-            {a: int(v) for a, v in sorted((getattr(prompt, "aliases", None) or {}).items())} if prompt else {}
-        )
+    def _versions(self, full: str) -> list[Any]:
+        return list(self.client.search_prompt_versions(full, max_results=1000))
+
+    def _aliases(self, full: str, versions: list[Any] | None = None) -> dict[str, int]:
+        """Alias -> version (MLflow keeps aliases on the versions, not on the prompt)."""
+        out: dict[str, int] = {}
+        for v in versions if versions is not None else self._versions(full):
+            for alias in self.client.get_prompt_version(full, v.version).aliases or []:
+                out[alias] = int(v.version)
+        return dict(sorted(out.items()))
 
     def show(self, project: str, name: str) -> dict[str, Any]:
         """Every version of the prompt, newest first, with aliases and any A/B splits."""
@@ -174,8 +183,8 @@ class PromptRegistry:
         prompt = self.client.get_prompt(full)
         if prompt is None:
             raise self._missing(project, name)
-        versions = self.client.search_prompt_versions(full).prompt_versions
-        aliases = self._aliases(full)
+        versions = self._versions(full)
+        aliases = self._aliases(full, versions)
         by_version: dict[int, list[str]] = {}
         for alias, v in aliases.items():
             by_version.setdefault(v, []).append(alias)
@@ -208,8 +217,7 @@ class PromptRegistry:
                 or "not found" in str(exc).lower()
                 or isinstance(exc, ValueError)
             ):
-                what = f"@{alias}" if alias else (f" version {version}" if version else "")
-                raise self._missing(project, name, what) from None
+                raise self._missing(project, name, alias, version) from None
             raise
 
     def diff(self, project: str, name: str, a: int, b: int) -> str:
@@ -238,6 +246,9 @@ class PromptRegistry:
         """Send ``weight`` of the traffic for ``name@alias`` to ``version`` (None ends the split)."""
         full = self.mlflow_name(project, name)
         if version is None:
+            prompt = self.client.get_prompt(full)
+            if prompt is None or SPLIT_TAG + alias not in (prompt.tags or {}):
+                raise NotFound(f"prompt '{name}@{alias}' has no split in project {project!r}")
             self.client.delete_prompt_tag(full, SPLIT_TAG + alias)
         else:
             if not 0 < weight < 1:
