@@ -192,6 +192,7 @@ def latency(sizes: tuple[int, ...] = (10_000, 100_000)) -> None:
                     lookup_ms.append((t2 - t1) * 1000)
                     total_ms.append((t2 - t0) * 1000)
                     hits += found.hit
+            cache.flush_hits()
             results[n] = total_ms
             print(
                 f"| {n:,} | {load:.2f} | {_pct(embed_ms, 50):.2f} | {_pct(lookup_ms, 50):.2f} "

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import bindparam, delete, func, select, update
 
 from kosmos.genai.cache_guard import meaning_differs
 from kosmos.genai.models_db import CacheEntry, CacheEvent, CacheNamespace
@@ -34,6 +34,7 @@ from kosmos.platform.settings import CacheSettings
 log = logging.getLogger(__name__)
 DIMENSIONS = 384
 CANDIDATES = 5  # how many neighbours the guard may look at
+FLUSH_SECONDS = 5.0  # hits are written this often (they order eviction; nothing else waits on them)
 
 
 @dataclass(frozen=True)
@@ -236,7 +237,7 @@ class SemanticCache:
 
     def _flush_loop(self) -> None:
         while True:
-            time.sleep(1.0)
+            time.sleep(FLUSH_SECONDS)
             if not self.flush_hits():
                 return
 
@@ -247,13 +248,15 @@ class SemanticCache:
         if not touched:
             return 0
         try:
+            table = CacheEntry.__table__
+            statement = (
+                update(table)
+                .where(table.c.id == bindparam("entry"))
+                .values(hits=table.c.hits + bindparam("count"), last_used_at=bindparam("when"))
+            )
+            rows = [{"entry": e, "count": c, "when": w} for e, (c, w) in touched.items()]
             with self.database.transaction() as session:
-                for entry_id, (count, when) in touched.items():
-                    session.execute(
-                        update(CacheEntry)
-                        .where(CacheEntry.id == entry_id)
-                        .values(hits=CacheEntry.hits + count, last_used_at=when)
-                    )
+                session.connection().execute(statement, rows)  # one executemany
         except Exception as exc:  # counters only: never fail a request over them
             log.warning("could not record cache hits: %s", type(exc).__name__)
         return len(touched)
