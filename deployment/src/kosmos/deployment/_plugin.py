@@ -49,4 +49,5 @@ plugin = Plugin(
     bootstrap_after=("training",),
     migrations=str(Path(__file__).resolve().parent / "migrations"),
     models="kosmos.deployment.models",
+    sdk={"deployments": "kosmos.deployment.fluent:deployments"},
 )

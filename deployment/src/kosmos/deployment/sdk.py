@@ -22,11 +22,13 @@ def create(
 
 
 def list_deployments(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
+    """The project's deployments: model, versions, strategy, traffic, status."""
     with client_or_default(client) as c:
         return c.get(_base(project))
 
 
 def status(project: str, name: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
+    """One deployment: status and reason, traffic split, versions and live per-version stats."""
     with client_or_default(client) as c:
         return c.get(f"{_base(project)}/{name}")
 
@@ -77,6 +79,7 @@ def rollout(
 def promote(
     project: str, name: str, *, reason: str = "", client: KosmosClient | None = None
 ) -> dict[str, Any]:
+    """Finish a running rollout now: the candidate takes all traffic."""
     with client_or_default(client) as c:
         return c.post(f"{_base(project)}/{name}/promote", {"reason": reason})
 
@@ -84,6 +87,7 @@ def promote(
 def rollback(
     project: str, name: str, *, reason: str = "", client: KosmosClient | None = None
 ) -> dict[str, Any]:
+    """Abort a running rollout: the stable version takes all the traffic back."""
     with client_or_default(client) as c:
         return c.post(f"{_base(project)}/{name}/rollback", {"reason": reason})
 
@@ -96,11 +100,13 @@ def scale(
     autoscaling: dict[str, Any] | None = None,
     client: KosmosClient | None = None,
 ) -> dict[str, Any]:
+    """Set a fixed number of replicas, or autoscaling bounds, per model version."""
     with client_or_default(client) as c:
         return c.post(f"{_base(project)}/{name}/scale", {"replicas": replicas, "autoscaling": autoscaling})
 
 
 def delete(project: str, name: str, *, client: KosmosClient | None = None) -> None:
+    """Remove the deployment and its Ray Serve applications."""
     with client_or_default(client) as c:
         c.delete(f"{_base(project)}/{name}")
 
@@ -108,6 +114,7 @@ def delete(project: str, name: str, *, client: KosmosClient | None = None) -> No
 def stats(
     project: str, name: str, *, since: float = 0.0, client: KosmosClient | None = None
 ) -> dict[str, Any]:
+    """Requests, errors and latency percentiles per version since ``since`` (a UNIX time)."""
     with client_or_default(client) as c:
         return c.get(f"{_base(project)}/{name}/stats", since=since)
 
@@ -115,6 +122,7 @@ def stats(
 def logs(
     project: str, name: str, *, limit: int = 50, client: KosmosClient | None = None
 ) -> list[dict[str, Any]]:
+    """The newest ``limit`` entries of the deployment's inference log."""
     with client_or_default(client) as c:
         return c.get(f"{_base(project)}/{name}/logs", limit=limit)
 
@@ -130,5 +138,6 @@ def predict(
 def predict_batch(
     project: str, name: str, inputs: list[dict[str, Any]], *, client: KosmosClient | None = None
 ) -> dict[str, Any]:
+    """Predictions for many rows at once (one call, no per-row overhead)."""
     with client_or_default(client) as c:
         return c.post(f"{_base(project)}/{name}/predict/batch", {"inputs": inputs})

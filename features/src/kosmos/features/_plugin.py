@@ -39,4 +39,11 @@ def _services(settings: Settings) -> list[EmbeddedService]:
     ]
 
 
-plugin = Plugin(name="features", router=_router, cli=_cli, bootstrap=_bootstrap, embedded_services=_services)
+plugin = Plugin(
+    name="features",
+    router=_router,
+    cli=_cli,
+    bootstrap=_bootstrap,
+    embedded_services=_services,
+    sdk={"features": "kosmos.features"},
+)

@@ -38,4 +38,9 @@ plugin = Plugin(
     bootstrap_after=("deployment",),
     migrations=str(Path(__file__).resolve().parent / "migrations"),
     models="kosmos.genai.models_db",
+    sdk={
+        "llm": "kosmos.genai.fluent:llm",
+        "prompts": "kosmos.genai.fluent:prompts",
+        "cache": "kosmos.genai.fluent:cache",
+    },
 )

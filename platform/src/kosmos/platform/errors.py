@@ -28,6 +28,10 @@ class KosmosError(Exception):
         suffix = f" (request {self.request_id})" if self.request_id else ""
         return f"{self.message}{suffix}"
 
+    def _render_traceback_(self) -> list[str]:
+        """IPython's hook: a notebook shows this one line instead of the client's stack."""
+        return [f"{type(self).__name__}: {self}"]
+
 
 class InvalidInput(KosmosError):
     """The request names a field with a value that breaks its rules."""

@@ -50,6 +50,8 @@ class Plugin:
     """A folder of Alembic versions (a branch depending on the platform's) for the plugin's tables."""
     models: str | None = None
     """The module that declares the plugin's tables on the platform's ``Base`` (imported on demand)."""
+    sdk: dict[str, str] = field(default_factory=dict)
+    """Notebook namespaces the plugin adds to ``import kosmos``: name -> ``module:attribute``."""
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,14 @@ def import_models() -> None:
     for installed in installed_plugins():
         if installed.plugin.models:
             importlib.import_module(installed.plugin.models)
+
+
+def sdk_namespaces() -> dict[str, str]:
+    """Every plugin's notebook namespaces (``kosmos.models`` -> ``kosmos.training.fluent:models``)."""
+    found: dict[str, str] = {}
+    for installed in installed_plugins():
+        found.update(installed.plugin.sdk)
+    return found
 
 
 def bootstrap_order(plugins: list[Plugin]) -> list[Plugin]:

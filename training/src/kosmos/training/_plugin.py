@@ -38,5 +38,14 @@ def _bootstrap(settings: Settings) -> None:
 
 
 plugin = Plugin(
-    name="training", router=_router, cli=_cli, bootstrap=_bootstrap, bootstrap_after=("features",)
+    name="training",
+    router=_router,
+    cli=_cli,
+    bootstrap=_bootstrap,
+    bootstrap_after=("features",),
+    sdk={
+        "datasets": "kosmos.training.fluent:datasets",
+        "models": "kosmos.training.fluent:models",
+        "training": "kosmos.training",
+    },
 )

@@ -40,11 +40,13 @@ def register_dataset(
 
 
 def list_datasets(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
+    """The project's registered datasets with their latest version."""
     with client_or_default(client) as c:
         return c.get(f"/projects/{project}/datasets")
 
 
 def dataset_versions(project: str, name: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
+    """Every version of dataset ``name``: DVC hash, rows, schema, who and when."""
     with client_or_default(client) as c:
         return c.get(f"/projects/{project}/datasets/{name}/versions")
 
@@ -71,6 +73,7 @@ def load_dataset(
 def diff_datasets(
     project: str, name: str, a: int, b: int, *, client: KosmosClient | None = None
 ) -> dict[str, Any]:
+    """What changed between versions ``a`` and ``b`` of a dataset: rows, columns, statistics."""
     with client_or_default(client) as c:
         return c.get(f"/projects/{project}/datasets/{name}/diff", a=a, b=b)
 
@@ -84,11 +87,13 @@ def list_runs(
     limit: int = 100,
     client: KosmosClient | None = None,
 ) -> list[dict[str, Any]]:
+    """Training runs of the project, newest first (``experiment`` and an MLflow ``filter`` narrow them)."""
     with client_or_default(client) as c:
         return c.get(f"/projects/{project}/runs", experiment=experiment, filter=filter, limit=limit)
 
 
 def get_run(project: str, run_id: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
+    """One run: parameters, metrics, tags (code version, dataset), artifacts."""
     with client_or_default(client) as c:
         return c.get(f"/projects/{project}/runs/{run_id}")
 
@@ -111,16 +116,19 @@ def compare_runs(project: str, run_ids: Sequence[str], *, client: KosmosClient |
 def register_model(
     project: str, name: str, run_id: str, *, artifact: str = "model", client: KosmosClient | None = None
 ) -> dict[str, Any]:
+    """Register the model logged by run ``run_id`` as a new version of ``name``."""
     with client_or_default(client) as c:
         return c.post(f"/projects/{project}/models/{name}", {"run_id": run_id, "artifact": artifact})
 
 
 def list_models(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
+    """The project's registered models with their aliases and latest version."""
     with client_or_default(client) as c:
         return c.get(f"/projects/{project}/models")
 
 
 def show_model(project: str, name: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
+    """Model ``name``: every version with its aliases, run, metrics and stage history."""
     with client_or_default(client) as c:
         return c.get(f"/projects/{project}/models/{name}")
 
@@ -145,5 +153,6 @@ def promote(
 def lineage(
     project: str, name: str, version: int | str = "champion", *, client: KosmosClient | None = None
 ) -> dict[str, Any]:
+    """Where a model version came from: run, code version, dataset version, features."""
     with client_or_default(client) as c:
         return c.get(f"/projects/{project}/models/{name}/versions/{version}/lineage")

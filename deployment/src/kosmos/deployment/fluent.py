@@ -1,0 +1,64 @@
+"""``kosmos.deployments`` in a notebook: the deployment SDK on the session's project, and a
+``wait`` that shows progress and can be interrupted without touching the deployment."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from kosmos.deployment import sdk
+from kosmos.platform.fluent import Namespace, Record, bind, current, project_or_session
+
+
+def wait(
+    name: str,
+    until: Callable[[dict[str, Any]], bool] | None = None,
+    *,
+    timeout_s: float = 600.0,
+    project: str | None = None,
+) -> Record:
+    """Wait until deployment ``name`` is healthy with no rollout running (or ``until`` holds), with
+    a progress bar of its status and traffic. Ctrl-C (or the notebook's stop button) stops
+    waiting only: the rollout goes on, and ``kosmos.deployments.status(name)`` shows it."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=None, desc=name, bar_format="{desc}: {postfix} [{elapsed}]")
+
+    def show(d: dict[str, Any]) -> None:
+        traffic = ", ".join(f"v{v} {w}%" for v, w in d["traffic"].items())
+        bar.set_postfix_str(f"{d['status']} [{traffic}] {d['reason']}"[:160])
+
+    try:
+        result = sdk.wait(
+            project_or_session(project),
+            name,
+            until,
+            timeout_s=timeout_s,
+            on_change=show,
+            client=current().client,
+        )
+    except KeyboardInterrupt:
+        bar.write(f"stopped waiting; {name!r} carries on: kosmos.deployments.status({name!r})")
+        return Record(sdk.status(project_or_session(project), name, client=current().client))
+    finally:
+        bar.close()
+    return Record(result)
+
+
+deployments = Namespace(
+    "deployments",
+    "Model deployments on Ray Serve: create, roll out, promote, roll back, predict.",
+    create=bind(sdk.create),
+    list=bind(sdk.list_deployments, "list"),
+    status=bind(sdk.status),
+    wait=wait,
+    rollout=bind(sdk.rollout),
+    promote=bind(sdk.promote),
+    rollback=bind(sdk.rollback),
+    scale=bind(sdk.scale),
+    delete=bind(sdk.delete),
+    stats=bind(sdk.stats),
+    logs=bind(sdk.logs),
+    predict=bind(sdk.predict),
+    predict_batch=bind(sdk.predict_batch),
+)

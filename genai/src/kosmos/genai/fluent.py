@@ -1,0 +1,86 @@
+"""``kosmos.llm``, ``kosmos.prompts`` and ``kosmos.cache`` in a notebook, on the session's project."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from kosmos.genai import sdk
+from kosmos.platform.fluent import Namespace, Record, Table, bind, current, project_or_session
+
+
+def client(*, project: str | None = None) -> Any:
+    """An official ``openai.OpenAI`` client on the project's gateway (the key is your Kosmos token)."""
+    from openai import OpenAI
+
+    session = current()
+    base = sdk.openai_base_url(project_or_session(project), client=session.client)
+    return OpenAI(base_url=base, api_key=session.client.token, max_retries=0, timeout=300)
+
+
+def chat(
+    message: str | list[dict[str, Any]],
+    *,
+    model: str = "assistant-llm",
+    prompt: str | None = None,
+    variables: dict[str, Any] | None = None,
+    max_tokens: int = 128,
+    temperature: float = 0.0,
+    project: str | None = None,
+) -> Record:
+    """Ask ``model`` through the gateway. ``prompt`` is a registered prompt
+    (``prompts:/support@production``) filled with ``variables``. Returns the text with what
+    the gateway did: cache outcome, prompt version, request id, usage."""
+    messages = [{"role": "user", "content": message}] if isinstance(message, str) else message
+    extra = {"kosmos": {"prompt": prompt, "variables": variables or {}}} if prompt else None
+    raw = client(project=project).chat.completions.with_raw_response.create(
+        model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, extra_body=extra
+    )
+    answer = raw.parse()
+    return Record(
+        text=answer.choices[0].message.content,
+        cache=raw.headers.get("x-kosmos-cache"),
+        prompt=raw.headers.get("x-kosmos-prompt"),
+        cache_entry=raw.headers.get("x-kosmos-cache-entry"),
+        request_id=raw.headers.get("x-request-id"),
+        usage=answer.usage.model_dump() if answer.usage else None,
+    )
+
+
+def usage(*, hours: float = 24, project: str | None = None) -> Table:
+    """Requests, tokens, latency and time to first token per LLM deployment."""
+    rows = current().client.get(f"/projects/{project_or_session(project)}/llm/usage", hours=hours)
+    return Table(rows)
+
+
+llm = Namespace(
+    "llm",
+    "LLM endpoints through the gateway: an OpenAI client, chat, usage, outcomes.",
+    client=client,
+    chat=chat,
+    usage=usage,
+    report_outcome=bind(sdk.report_outcome),
+    policy=bind(sdk.gateway_policy, "policy"),
+    set_policy=bind(sdk.set_gateway_policy, "set_policy"),
+)
+prompts = Namespace(
+    "prompts",
+    "Prompts on the MLflow prompt registry: versions, aliases, diffs, A/B splits.",
+    register=bind(sdk.register_prompt, "register"),
+    list=bind(sdk.list_prompts, "list"),
+    show=bind(sdk.show_prompt, "show"),
+    diff=bind(sdk.diff_prompt, "diff"),
+    set_alias=bind(sdk.set_prompt_alias, "set_alias"),
+    render=bind(sdk.render_prompt, "render"),
+    split=bind(sdk.split_prompt, "split"),
+    results=bind(sdk.prompt_results, "results"),
+)
+cache = Namespace(
+    "cache",
+    "The gateway's semantic cache: statistics, namespaces, invalidation, feedback.",
+    stats=bind(sdk.cache_stats, "stats"),
+    namespaces=bind(sdk.cache_namespaces, "namespaces"),
+    set_threshold=bind(sdk.set_cache_threshold, "set_threshold"),
+    invalidate=bind(sdk.invalidate_cache, "invalidate"),
+    flush=bind(sdk.flush_cache, "flush"),
+    flag=bind(sdk.flag_cached_answer, "flag"),
+)
