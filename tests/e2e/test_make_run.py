@@ -65,6 +65,34 @@ def _kosmos(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
     )
 
 
+def _run_quickstart(env: dict[str, str], tmp_path: Path) -> None:
+    """Execute examples/notebooks/quickstart.ipynb in a fresh kernel, then check what it did."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    notebook = nbformat.read(ROOT / "examples" / "notebooks" / "quickstart.ipynb", as_version=4)
+    assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), (
+        "outputs are stripped in git"
+    )
+    summary = (
+        "import json\n"
+        "print(json.dumps({'best': versions[best], 'stable': final['stable_version'], "
+        "'traffic': final['traffic'], 'cache': [first['cache'], second['cache']], "
+        "'prompt': first['prompt'], 'runs': len(runs), 'predictions': len(predictions), "
+        "'table': kosmos.models.list()._repr_html_()[:6]}))"
+    )
+    notebook.cells.append(nbformat.v4.new_code_cell(summary))
+    client = NotebookClient(
+        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    )
+    client.execute(env={**env, "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"})
+    nbformat.write(notebook, tmp_path / "quickstart.executed.ipynb")  # kept with the test's files
+    facts = json.loads(notebook.cells[-1].outputs[0]["text"])
+    assert facts["stable"] == facts["best"] and facts["traffic"] == {str(facts["best"]): 100}
+    assert facts["cache"] == ["miss", "hit"] and facts["prompt"] == "support/1"
+    assert facts["runs"] == 2 and facts["predictions"] == 12 and facts["table"] == "<table"
+
+
 def _deployment(env: dict[str, str], name: str = "fraud-detector") -> dict:
     shown = _kosmos(env, "deploy", "status", name, "-p", "demo", "-o", "json")
     assert shown.returncode == 0, shown.stderr
@@ -82,7 +110,7 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         KOSMOS_MLFLOW__PORT=str(mlflow),
         KOSMOS_UI__PORT=str(ui),
         KOSMOS_RAY__GCS_PORT=str(gcs),
-        KOSMOS_RAY__NUM_CPUS="1",
+        KOSMOS_RAY__NUM_CPUS="2",  # the demo model, the LLM and the quickstart notebook's deployment
     )
     ports = [api, mlflow, ui, gcs]
 
@@ -169,6 +197,8 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
             assert raw.parse().choices[0].message.content and raw.headers["x-kosmos-prompt"] == "support/1"
             outcomes.append(raw.headers["x-kosmos-cache"])
         assert outcomes == ["miss", "hit"]
+        # ... and the quickstart notebook runs top to bottom against this platform
+        _run_quickstart(env, tmp_path)
         assert token[1] not in (tmp_path / "home" / "logs" / "control-plane.log").read_text()
     finally:
         _stop(proc, ports)

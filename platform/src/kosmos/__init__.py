@@ -20,6 +20,16 @@ from typing import Any
 __path__ = extend_path(__path__, __name__)
 
 _FLUENT = ("login", "init", "current", "Session", "Table", "Record")
+_ERRORS = (
+    "KosmosError",
+    "Unauthenticated",
+    "Forbidden",
+    "NotFound",
+    "InvalidInput",
+    "Conflict",
+    "ServiceUnavailable",
+    "ConnectionFailed",
+)
 
 
 def __getattr__(name: str) -> Any:
@@ -53,4 +63,4 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     from kosmos.platform.plugins import sdk_namespaces
 
-    return sorted({*globals(), *_FLUENT, *sdk_namespaces()})
+    return sorted({*globals(), *_FLUENT, *_ERRORS, *sdk_namespaces()})

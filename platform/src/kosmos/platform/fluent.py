@@ -46,7 +46,7 @@ def login(url: str | None = None, token: str | None = None, *, project: str | No
             "or run `kosmos login` once"
         )
     me = client.get("/whoami")
-    session = Session(client=client, user=me["name"], project=project)
+    session = Session(client=client, user=me["user"], project=project or me.get("token_project"))
     _current.set(session)
     return session
 
