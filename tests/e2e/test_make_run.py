@@ -66,7 +66,10 @@ def _kosmos(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 def _run_quickstart(env: dict[str, str], tmp_path: Path) -> None:
-    """Execute examples/notebooks/quickstart.ipynb in a fresh kernel, then check what it did."""
+    """Execute examples/notebooks/quickstart.ipynb in a fresh kernel, then check what it did.
+
+    It runs in its own folder, as in Jupyter: inside the git checkout, so its runs record the
+    code version and their models can be registered."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -83,7 +86,10 @@ def _run_quickstart(env: dict[str, str], tmp_path: Path) -> None:
     )
     notebook.cells.append(nbformat.v4.new_code_cell(summary))
     client = NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(ROOT / "examples" / "notebooks")}},
     )
     client.execute(env={**env, "PATH": f"{Path(sys.executable).parent}:{env.get('PATH', '')}"})
     nbformat.write(notebook, tmp_path / "quickstart.executed.ipynb")  # kept with the test's files
