@@ -59,6 +59,21 @@ def up() -> None:
     raise typer.Exit(run_embedded(settings))
 
 
+@app.command("doctor")
+def doctor(output: Output = OutputOption) -> None:
+    """Check every configured service: reachable, migrated, writable (exit 1 if one is not)."""
+    from kosmos.platform.doctor import run_checks
+
+    checks = run_checks(get_settings())
+    rows = [
+        {"service": c.service, "target": c.target, "status": "ok" if c.ok else "FAIL", "detail": c.detail}
+        for c in checks
+    ]
+    render(rows, output, ["service", "status", "target", "detail"])
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
 @app.command("plugins")
 @handle_errors
 def plugins(output: Output = OutputOption) -> None:

@@ -1,0 +1,191 @@
+"""`kosmos doctor`: is every service the settings name reachable, migrated and writable?
+
+Each check names the service, where it looked (credentials masked) and exactly what is
+wrong. The production profile also refuses to run with a part still embedded.
+"""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy import create_engine, text
+
+from kosmos.platform.settings import Settings
+
+TIMEOUT_S = 3.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One service: where it was looked for, whether it is fine, and what was found."""
+
+    service: str
+    target: str
+    ok: bool
+    detail: str
+
+
+def masked(url: str) -> str:
+    """``url`` with any password replaced by ``***`` (what doctor prints, never the secret)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password:
+            netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+            return parts._replace(netloc=netloc).geturl()
+    except ValueError:
+        pass
+    return url
+
+
+def _database(service: str, url: str, migrated: bool) -> Check:
+    from kosmos.platform.db.migrate import pending_revisions
+
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return Check(service, url, False, "does not exist yet: `kosmos up` or `kosmos db upgrade` creates it")
+
+    engine = create_engine(
+        url, connect_args={"connect_timeout": int(TIMEOUT_S)} if url.startswith("postgresql") else {}
+    )
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TEMPORARY TABLE kosmos_doctor (x integer)"))
+            conn.execute(text("INSERT INTO kosmos_doctor VALUES (1)"))
+            conn.execute(text("DROP TABLE kosmos_doctor"))
+        if migrated:
+            pending = pending_revisions(engine)
+            if pending:
+                return Check(
+                    service, masked(url), False, f"{len(pending)} migrations pending: run `kosmos db upgrade`"
+                )
+        return Check(service, masked(url), True, "reachable, writable" + (", migrated" if migrated else ""))
+    except Exception as exc:
+        return Check(service, masked(url), False, _first_line(exc))
+    finally:
+        engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return f"{type(exc).__name__}: {lines[0] if lines else 'failed'}"
+
+
+def _tcp(host: str, port: int) -> str | None:
+    try:
+        with socket.create_connection((host, port), timeout=TIMEOUT_S):
+            return None
+    except OSError as exc:
+        return f"cannot connect to {host}:{port}: {exc.strerror or exc}"
+
+
+def _mlflow(settings: Settings) -> Check:
+    import httpx
+
+    uri = settings.mlflow_tracking_uri
+    if not uri.startswith("http"):  # a store the clients open themselves (SQLite, PostgreSQL)
+        return _database("MLflow store", uri, migrated=False)
+    try:
+        response = httpx.get(f"{uri.rstrip('/')}/health", timeout=TIMEOUT_S)
+        if response.status_code == 200:
+            return Check("MLflow", masked(uri), True, "tracking server answers")
+        return Check("MLflow", masked(uri), False, f"/health answered HTTP {response.status_code}")
+    except httpx.HTTPError as exc:
+        hint = " (is `kosmos up` running?)" if settings.mlflow.tracking_uri is None else ""
+        return Check("MLflow", masked(uri), False, f"{type(exc).__name__}: no tracking server there{hint}")
+
+
+def _redis(settings: Settings) -> Check:
+    import redis
+
+    url = settings.redis.url or ""
+    try:
+        client = redis.Redis.from_url(url, socket_timeout=TIMEOUT_S, socket_connect_timeout=TIMEOUT_S)
+        key = f"{settings.redis.prefix}doctor:{uuid.uuid4().hex}"
+        client.set(key, "1", ex=10)
+        client.delete(key)
+        return Check("Redis", masked(url), True, "reachable, writable")
+    except (redis.RedisError, ValueError) as exc:
+        return Check("Redis", masked(url), False, _first_line(exc))
+
+
+def _ray(settings: Settings) -> Check:
+    address = settings.ray.address or ""
+    target = address.removeprefix("ray://")
+    host, _, port = target.rpartition(":")
+    if not host or not port.isdigit():
+        return Check("Ray", address, False, "ray.address must be host:port or ray://host:port")
+    problem = _tcp(host, int(port))
+    return Check("Ray", address, problem is None, problem or "the cluster's head answers")
+
+
+def _artifacts(settings: Settings) -> Check:
+    destination = settings.mlflow_artifacts_destination
+    if destination.startswith("s3://"):
+        try:
+            import boto3
+        except ImportError:
+            return Check("object storage", destination, False, "s3:// needs boto3 installed")
+        bucket = destination.removeprefix("s3://").split("/")[0]
+        try:
+            client = boto3.client("s3")
+            key = f"kosmos-doctor/{uuid.uuid4().hex}"
+            client.put_object(Bucket=bucket, Key=key, Body=b"ok")
+            client.delete_object(Bucket=bucket, Key=key)
+            return Check("object storage", destination, True, "bucket writable")
+        except Exception as exc:  # botocore's NoCredentialsError, ClientError, EndpointConnectionError
+            return Check("object storage", destination, False, _first_line(exc))
+    folder = Path(destination)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=folder):
+            pass
+        return Check("artifact store", str(folder), True, "folder writable")
+    except OSError as exc:
+        return Check("artifact store", str(folder), False, f"not writable: {exc.strerror or exc}")
+
+
+def _embedded_parts(settings: Settings) -> list[Check]:
+    """The production profile may not leave a part on the embedded default."""
+    missing = {
+        "database.url": settings.database.url,
+        "mlflow.tracking_uri": settings.mlflow.tracking_uri,
+        "redis.url": settings.redis.url,
+        "ray.address": settings.ray.address,
+    }
+    return [
+        Check("profile", "production", False, f"{name} is not set: the production profile needs it")
+        for name, value in missing.items()
+        if not value
+    ]
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    """Every configured service, checked; the embedded default checks its local parts."""
+    checks: list[Check] = []
+    if settings.profile == "production":
+        checks += _embedded_parts(settings)
+    checks.append(_database("metadata database", settings.database_url, migrated=True))
+    probes: list[Callable[[Settings], Check]] = [_mlflow, _artifacts]
+    if settings.redis.url or settings.features.online_store == "redis" or settings.gateway.limiter == "redis":
+        probes.append(_redis)
+    if settings.ray.address:
+        probes.append(_ray)
+    checks += [probe(settings) for probe in probes]
+    if settings.features.registry == "sql":
+        url = settings.features.registry_url
+        checks.append(
+            _database("Feast SQL registry", url, migrated=False)
+            if url
+            else Check(
+                "Feast SQL registry",
+                "",
+                False,
+                "features.registry is sql but features.registry_url is not set",
+            )
+        )
+    return checks
