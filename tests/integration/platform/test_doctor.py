@@ -77,3 +77,18 @@ def test_the_production_profile_names_what_is_still_embedded(doctor, monkeypatch
     assert code == 1
     for setting in ("database.url", "mlflow.tracking_uri", "redis.url", "ray.address"):
         assert f"{setting} is not set: the production profile needs it" in output
+
+
+def test_the_control_plane_refuses_to_start_half_configured(postgres_url, tmp_path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KOSMOS_")}
+    env.update(KOSMOS_HOME=str(tmp_path), KOSMOS_PROFILE="production", KOSMOS_DATABASE__URL=postgres_url)
+    started = subprocess.run(
+        [sys.executable, "-m", "kosmos.platform.api"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert started.returncode == 1
+    assert "cannot start: profile (production): redis.url is not set" in started.stderr
+    assert "metadata database" not in started.stderr  # the database itself is fine
