@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
 
 from kosmos.deployment.models import DeploymentRecord
 from kosmos.genai import pii
@@ -313,7 +314,7 @@ class Gateway:
                 return
             prepared.lookup = self.cache.lookup(prepared.namespace, query, prepared.vector, config["guard"])
             prepared.cache = "hit" if prepared.lookup.hit else "miss"
-        except (IndexUnavailable, OSError, RuntimeError, ValueError) as exc:  # fail open: ask the model
+        except (IndexUnavailable, SQLAlchemyError, OSError, RuntimeError, ValueError) as exc:  # fail open
             log.warning("semantic cache unavailable (%s); answering from the model", type(exc).__name__)
             prepared.cache, prepared.namespace = "error", None
 
