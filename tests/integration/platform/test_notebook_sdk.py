@@ -4,6 +4,7 @@ namespaces with docstrings, tables, and one clear error per kind."""
 from __future__ import annotations
 
 import contextvars
+import pkgutil
 import re
 import threading
 from pathlib import Path
@@ -88,6 +89,9 @@ def test_every_namespace_call_is_documented_typed_and_in_the_sdk_docs() -> None:
             if c not in ("TrainingRun", "run", "tracked")
         ]
         assert calls, name
+        if hasattr(namespace, "__path__"):  # a package: a submodule of the same name would shadow a call
+            submodules = {m.name for m in pkgutil.iter_modules(namespace.__path__)}
+            assert not submodules & set(calls), f"kosmos.{name}: calls named like submodules"
         for call in calls:
             fn = getattr(namespace, call)
             doc = (fn.__doc__ or "").strip()

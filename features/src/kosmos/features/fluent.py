@@ -12,6 +12,6 @@ features = Namespace(
     online=bind(sdk.get_online, "online"),
     training_set=bind(sdk.get_training_set, "training_set"),
     run_pipelines=bind(sdk.run_pipelines),
-    stats=bind(sdk.feature_stats, "stats"),
+    statistics=bind(sdk.feature_stats, "statistics"),
     drift=bind(sdk.feature_drift, "drift"),
 )
