@@ -218,8 +218,8 @@ def test_cache_and_prompts_are_project_scoped_and_the_cli_works(llm_env, kc, mon
     from kosmos.platform.cli.main import app
     from kosmos.platform.settings import get_settings
 
-    _, headers = _ask(llm_env, CAPITAL)
-    entry = headers.get("x-kosmos-cache-entry")
+    _, headers = _ask(llm_env, CAPITAL, extra_headers={"X-Kosmos-Cache": "refresh"})  # always stores
+    entry = headers["x-kosmos-cache-entry"]
     with KosmosClient(url=llm_env["url"], token=llm_env["other"]) as other:
         for call in (
             lambda: sdk.cache_namespaces("demo", client=other),
@@ -228,9 +228,8 @@ def test_cache_and_prompts_are_project_scoped_and_the_cli_works(llm_env, kc, mon
         ):
             with pytest.raises(NotFound):
                 call()
-        if entry:  # an entry of demo cannot be flagged through project other
-            with pytest.raises(NotFound, match="does not exist in project 'other'"):
-                sdk.flag_cached_answer("other", int(entry), client=other)
+        with pytest.raises(NotFound, match="does not exist in project 'other'"):  # demo's entry, via other
+            sdk.flag_cached_answer("other", int(entry), client=other)
         assert sdk.cache_namespaces("other", client=other) == []
     monkeypatch.setenv("KOSMOS_CLIENT__URL", llm_env["url"])
     monkeypatch.setenv("KOSMOS_CLIENT__TOKEN", llm_env["admin"])

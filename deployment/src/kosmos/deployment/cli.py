@@ -7,14 +7,13 @@ Exit codes: 0 done, 2 invalid input, 3 unauthenticated, 4 forbidden, 5 not found
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 import typer
 
 from kosmos.deployment import sdk
-from kosmos.platform.cli.output import Output, OutputOption, handle_errors, render
+from kosmos.platform.cli.output import Output, OutputOption, handle_errors, read_json_object, render
 from kosmos.platform.errors import InvalidInput
 
 app = typer.Typer(help="Model deployments on Ray Serve: rollouts, status, logs.", no_args_is_help=True)
@@ -45,16 +44,6 @@ def _finish(
         raise typer.Exit(EXIT_FAILED)
 
 
-def _read_spec(path: Path) -> dict[str, Any]:
-    try:
-        spec = json.loads(path.read_text())
-    except (OSError, ValueError) as exc:
-        raise InvalidInput.field("--spec", f"cannot read {path} as JSON: {exc}") from None
-    if not isinstance(spec, dict):
-        raise InvalidInput.field("--spec", f"{path} must hold a JSON object of DeploymentSpec fields")
-    return spec
-
-
 @app.command("create")
 @handle_errors
 def create(
@@ -79,7 +68,7 @@ def create(
     output: Output = OutputOption,
 ) -> None:
     """Deploy MODEL as NAME."""
-    spec: dict[str, Any] = _read_spec(spec_file) if spec_file else {}
+    spec: dict[str, Any] = read_json_object(spec_file, "--spec", "DeploymentSpec fields") if spec_file else {}
     spec.setdefault("version", version)
     spec.setdefault("replicas", replicas)
     if min_replicas is not None or max_replicas is not None:

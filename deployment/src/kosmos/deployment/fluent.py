@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kosmos.deployment import sdk
-from kosmos.platform.fluent import Namespace, Record, bind, current, project_or_session
+from kosmos.platform.fluent import Namespace, Record, current, project_or_session
 
 
 def wait(
@@ -48,17 +48,17 @@ def wait(
 deployments = Namespace(
     "deployments",
     "Model deployments on Ray Serve: create, roll out, promote, roll back, predict.",
-    create=bind(sdk.create),
-    list=bind(sdk.list_deployments, "list"),
-    status=bind(sdk.status),
+    create=sdk.create,
+    list=sdk.list_deployments,
+    status=sdk.status,
     wait=wait,
-    rollout=bind(sdk.rollout),
-    promote=bind(sdk.promote),
-    rollback=bind(sdk.rollback),
-    scale=bind(sdk.scale),
-    delete=bind(sdk.delete),
-    stats=bind(sdk.stats),
-    logs=bind(sdk.logs),
-    predict=bind(sdk.predict),
-    predict_batch=bind(sdk.predict_batch),
+    rollout=sdk.rollout,
+    promote=sdk.promote,
+    rollback=sdk.rollback,
+    scale=sdk.scale,
+    delete=sdk.delete,
+    stats=sdk.stats,
+    logs=sdk.logs,
+    predict=sdk.predict,
+    predict_batch=sdk.predict_batch,
 )

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 from kosmos.features import sdk
-from kosmos.platform.fluent import Namespace, bind
+from kosmos.platform.fluent import Namespace
 
 features = Namespace(
     "features",
     "Feature views, online features and point-in-time training sets (Feast).",
-    list=bind(sdk.list_features, "list"),
-    online=bind(sdk.get_online, "online"),
-    training_set=bind(sdk.get_training_set, "training_set"),
-    run_pipelines=bind(sdk.run_pipelines),
-    statistics=bind(sdk.feature_stats, "statistics"),
-    drift=bind(sdk.feature_drift, "drift"),
+    list=sdk.list_features,
+    online=sdk.get_online,
+    training_set=sdk.get_training_set,
+    run_pipelines=sdk.run_pipelines,
+    statistics=sdk.feature_stats,
+    drift=sdk.feature_drift,
 )

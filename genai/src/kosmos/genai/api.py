@@ -46,9 +46,14 @@ openai = APIRouter(prefix="/projects/{project}/openai/v1", tags=["openai"])
 
 
 def _error(
-    status: int, message: str, type_: str, code: str | None = None, param: str | None = None
+    status: int,
+    message: str,
+    type_: str,
+    code: str | None = None,
+    param: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> JSONResponse:
-    return JSONResponse(protocol.error_body(message, type_, code, param), status_code=status)
+    return JSONResponse(protocol.error_body(message, type_, code, param), status_code=status, headers=headers)
 
 
 def _llm_records(ctx: Any, project_id: int) -> list[DeploymentRecord]:
@@ -115,11 +120,7 @@ def _prepare(
 
 
 def _gateway_error(exc: GatewayError) -> JSONResponse:
-    return JSONResponse(
-        protocol.error_body(str(exc), exc.type, exc.code, exc.param),
-        status_code=exc.status,
-        headers=exc.headers,
-    )
+    return _error(exc.status, str(exc), exc.type, exc.code, exc.param, exc.headers)
 
 
 async def _generate(call: Call, project: str, body: dict[str, Any], kind: str) -> Any:
@@ -162,7 +163,7 @@ async def _generate(call: Call, project: str, body: dict[str, Any], kind: str) -
         "fallback": route.name if route is not prepared.routes[0] else None,
         "request_id": request_id,
     }
-    headers = _headers(prepared, request_id, outcome)
+    headers = _headers(prepared, outcome)
     if "error" in first:  # the model refused the request (e.g. too long): nothing to cache
         outcome.update(status="error", final=first, text="")
         await run_in_threadpool(_finish, call, gateway, project, prepared, outcome, kind)
@@ -215,8 +216,8 @@ async def _open(
     return None, None
 
 
-def _headers(prepared: Prepared, request_id: str, outcome: dict[str, Any]) -> dict[str, str]:
-    headers: dict[str, str] = {}  # the platform's middleware adds X-Request-Id (== request_id)
+def _headers(prepared: Prepared, outcome: dict[str, Any]) -> dict[str, str]:
+    headers: dict[str, str] = {}  # the platform's middleware adds X-Request-Id (the usage row's id)
     if prepared.cache:
         headers[CACHE_HEADER] = prepared.cache
     if prepared.prompt_label:
@@ -292,7 +293,7 @@ async def _from_cache(
         "final": {"model_version": answer.get("model_version")},
         "tokens_saved": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
     }
-    headers = _headers(prepared, request_id, outcome)
+    headers = _headers(prepared, outcome)
     headers["X-Kosmos-Cache-Entry"] = str(prepared.lookup.entry_id)  # type: ignore[union-attr]
     headers["X-Kosmos-Cache-Similarity"] = f"{prepared.lookup.similarity:.4f}"  # type: ignore[union-attr]
     await run_in_threadpool(_finish, call, gateway, project, prepared, outcome, prepared.kind)

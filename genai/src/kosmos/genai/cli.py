@@ -12,7 +12,7 @@ from pathlib import Path
 import typer
 
 from kosmos.genai import sdk
-from kosmos.platform.cli.output import Output, OutputOption, handle_errors, render
+from kosmos.platform.cli.output import Output, OutputOption, handle_errors, read_json_object, render
 from kosmos.platform.errors import InvalidInput
 
 ProjectOption = typer.Option(..., "--project", "-p", help="The project.")
@@ -65,7 +65,10 @@ def prompts_register(
             text = file.read_text()
         except OSError as exc:
             raise InvalidInput.field("--file", f"cannot read {file}: {exc}") from None
-        body = json.loads(text) if file.suffix == ".json" else text
+        try:
+            body = json.loads(text) if file.suffix == ".json" else text
+        except ValueError as exc:
+            raise InvalidInput.field("--file", f"{file} is not valid JSON (a chat template): {exc}") from None
     render(
         sdk.register_prompt(project, name, body, message),
         output,
@@ -190,8 +193,5 @@ def gateway_set(
     output: Output = OutputOption,
 ) -> None:
     """Replace the project's gateway policy."""
-    try:
-        body = json.loads(policy.read_text())
-    except (OSError, ValueError) as exc:
-        raise InvalidInput.field("--policy", f"cannot read {policy} as JSON: {exc}") from None
+    body = read_json_object(policy, "--policy", "gateway policy fields")
     render(sdk.set_gateway_policy(project, body), Output.json if output is Output.table else output)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kosmos.genai import sdk
-from kosmos.platform.fluent import Namespace, Record, Table, bind, current, project_or_session
+from kosmos.platform.fluent import Namespace, Record, Table, current, project_or_session
 
 
 def client(*, project: str | None = None) -> Any:
@@ -58,29 +58,29 @@ llm = Namespace(
     client=client,
     chat=chat,
     usage=usage,
-    report_outcome=bind(sdk.report_outcome),
-    policy=bind(sdk.gateway_policy, "policy"),
-    set_policy=bind(sdk.set_gateway_policy, "set_policy"),
+    report_outcome=sdk.report_outcome,
+    policy=sdk.gateway_policy,
+    set_policy=sdk.set_gateway_policy,
 )
 prompts = Namespace(
     "prompts",
     "Prompts on the MLflow prompt registry: versions, aliases, diffs, A/B splits.",
-    register=bind(sdk.register_prompt, "register"),
-    list=bind(sdk.list_prompts, "list"),
-    show=bind(sdk.show_prompt, "show"),
-    diff=bind(sdk.diff_prompt, "diff"),
-    set_alias=bind(sdk.set_prompt_alias, "set_alias"),
-    render=bind(sdk.render_prompt, "render"),
-    split=bind(sdk.split_prompt, "split"),
-    results=bind(sdk.prompt_results, "results"),
+    register=sdk.register_prompt,
+    list=sdk.list_prompts,
+    show=sdk.show_prompt,
+    diff=sdk.diff_prompt,
+    set_alias=sdk.set_prompt_alias,
+    render=sdk.render_prompt,
+    split=sdk.split_prompt,
+    results=sdk.prompt_results,
 )
 cache = Namespace(
     "cache",
     "The gateway's semantic cache: statistics, namespaces, invalidation, feedback.",
-    stats=bind(sdk.cache_stats, "stats"),
-    namespaces=bind(sdk.cache_namespaces, "namespaces"),
-    set_threshold=bind(sdk.set_cache_threshold, "set_threshold"),
-    invalidate=bind(sdk.invalidate_cache, "invalidate"),
-    flush=bind(sdk.flush_cache, "flush"),
-    flag=bind(sdk.flag_cached_answer, "flag"),
+    stats=sdk.cache_stats,
+    namespaces=sdk.cache_namespaces,
+    set_threshold=sdk.set_cache_threshold,
+    invalidate=sdk.invalidate_cache,
+    flush=sdk.flush_cache,
+    flag=sdk.flag_cached_answer,
 )

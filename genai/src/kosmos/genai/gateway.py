@@ -182,21 +182,21 @@ class Gateway:
 
     # -- before the model -----------------------------------------------------------
     def routes(self, session: Any, project_id: int, model: str, effective: Effective) -> list[Route]:
+        """The LLM deployments to try for ``model``, in order (only those are read on this hot path)."""
+
+        def llm_records(*conditions: Any) -> dict[str, DeploymentRecord]:
+            query = select(DeploymentRecord).where(DeploymentRecord.project_id == project_id, *conditions)
+            return {r.name: r for r in session.scalars(query) if (r.spec or {}).get("llm") is not None}
+
         names = effective.routes.get(model) or [model]
-        records = {
-            r.name: r
-            for r in session.scalars(
-                select(DeploymentRecord).where(DeploymentRecord.project_id == project_id)
-            )
-            if (r.spec or {}).get("llm") is not None
-        }
+        records = llm_records(DeploymentRecord.name.in_(names))
         routes = [
             Route(n, records[n].status, records[n].reason or "", _serving_version(records[n]))
             for n in names
             if n in records
         ]
         if not routes:
-            known = sorted(set(records) | set(effective.routes))
+            known = sorted(set(llm_records()) | set(effective.routes))
             raise GatewayError(
                 404,
                 f"the model {model!r} does not exist in this project; models: {', '.join(known) or 'none'}",
@@ -234,46 +234,40 @@ class Gateway:
         return prepared
 
     def _resolve(self, project: str, options: GatewayOptions, sticky: str) -> Resolved:
-        from kosmos.platform.errors import InvalidInput, NotFound
+        from kosmos.platform.errors import NotFound
 
         try:
-            resolved = self.prompts.resolve(project, options.prompt or "", sticky)
-            resolved.render({k: str(v) for k, v in options.variables.items()})  # checks the variables
+            return self.prompts.resolve(project, options.prompt or "", sticky)
         except NotFound as exc:
             raise GatewayError(404, exc.message, code="prompt_not_found", param="kosmos.prompt") from None
-        except InvalidInput as exc:
-            raise GatewayError(400, exc.message, code="invalid_prompt", param="kosmos.variables") from None
-        return resolved
 
     def _apply_prompt_and_redact(self, prepared: Prepared, options: GatewayOptions) -> None:
+        from kosmos.platform.errors import InvalidInput
+
         body, counts = prepared.body, Counter[str]()
-        values = {}
-        for k, v in options.variables.items():
-            r = pii.redact(str(v))
-            counts.update(r.counts)
-            values[k] = r.text
-        rendered = prepared.prompt.render(values) if prepared.prompt else None
+
+        def clean(text: str) -> str:
+            redacted = pii.redact(text)
+            counts.update(redacted.counts)
+            return redacted.text
+
+        rendered = None
+        if prepared.prompt:
+            try:  # a missing or an unknown variable is the caller's error, named
+                rendered = prepared.prompt.render({k: clean(str(v)) for k, v in options.variables.items()})
+            except InvalidInput as exc:
+                raise GatewayError(
+                    400, exc.message, code="invalid_prompt", param="kosmos.variables"
+                ) from None
         if prepared.kind == "chat":
-            messages = [dict(m) for m in body["messages"]]
-            for m in messages:
-                if isinstance(m.get("content"), str):
-                    r = pii.redact(m["content"])
-                    counts.update(r.counts)
-                    m["content"] = r.text
-                elif isinstance(m.get("content"), list):
-                    for part in m["content"]:
-                        if isinstance(part, dict) and isinstance(part.get("text"), str):
-                            r = pii.redact(part["text"])
-                            counts.update(r.counts)
-                            part["text"] = r.text
+            messages = [{**m, "content": _clean_content(m.get("content"), clean)} for m in body["messages"]]
             if rendered is not None:
                 head = [{"role": "system", "content": rendered}] if isinstance(rendered, str) else rendered
                 messages = head + messages
             body["messages"] = messages
         else:
-            r = pii.redact(body["prompt"])
-            counts.update(r.counts)
-            body["prompt"] = r.text if rendered is None else f"{_as_text(rendered)}\n\n{r.text}"
+            prompt = clean(body["prompt"])
+            body["prompt"] = prompt if rendered is None else f"{_as_text(rendered)}\n\n{prompt}"
         size = len(json.dumps(body.get("messages") or body.get("prompt")))
         if size > MAX_PROMPT_CHARS:
             raise GatewayError(
@@ -426,6 +420,18 @@ def _options(body: dict[str, Any]) -> GatewayOptions:
         raise GatewayError(
             400, f"kosmos.{where}: {first['msg']}", code="invalid_value", param=f"kosmos.{where}"
         ) from None
+
+
+def _clean_content(content: Any, clean: Any) -> Any:
+    """A message's content with ``clean`` applied to its text (a string, or text parts); copied."""
+    if isinstance(content, str):
+        return clean(content)
+    if isinstance(content, list):
+        return [
+            {**p, "text": clean(p["text"])} if isinstance(p, dict) and isinstance(p.get("text"), str) else p
+            for p in content
+        ]
+    return content
 
 
 def _as_text(rendered: Any) -> str:

@@ -76,14 +76,3 @@ def _is_phone(candidate: str) -> bool:
     if _DATE.match(candidate.strip()) or not 8 <= len(digits) <= 15:
         return False
     return candidate.lstrip().startswith(("+", "(")) or len(re.findall(r"[ .-]", candidate)) >= 2
-
-
-def redact_all(texts: list[str]) -> tuple[list[str], Counter[str]]:
-    """Redact several texts; the counts are summed."""
-    total: Counter[str] = Counter()
-    out = []
-    for text in texts:
-        r = redact(text)
-        out.append(r.text)
-        total.update(r.counts)
-    return out, total

@@ -40,10 +40,6 @@ class Resolved:
     arm: str | None = None
     """In an A/B split: ``a`` (the alias's version) or ``b`` (the challenger)."""
 
-    @property
-    def variables(self) -> set[str]:
-        return variables_of(self.template)
-
     def render(self, values: dict[str, Any]) -> str | list[dict[str, Any]]:
         return render(self.template, values, f"{self.name}/{self.version}")
 

@@ -34,6 +34,7 @@ from kosmos.platform.settings import CacheSettings
 log = logging.getLogger(__name__)
 DIMENSIONS = 384
 CANDIDATES = 5  # how many neighbours the guard may look at
+NAMESPACE_SECONDS = 5.0  # how long a process trusts the namespace row it read
 FLUSH_SECONDS = 5.0  # hits are written this often (they order eviction; nothing else waits on them)
 
 
@@ -109,6 +110,7 @@ class SemanticCache:
         self.index: VectorIndex = index_class(config.index)(self._load, DIMENSIONS)
         self._lock = threading.Lock()
         self._touched: dict[int, tuple[int, datetime]] = {}
+        self._known: dict[str, tuple[float, Namespace]] = {}
         self._flusher: threading.Thread | None = None
 
     def embed(self, text: str) -> np.ndarray:
@@ -138,10 +140,13 @@ class SemanticCache:
     ) -> Namespace:
         """The namespace of ``partition``, made on first use. Entries of the same slot made for an
         older model or prompt version are dropped (the alias moved): they can never be served."""
+        known = self._known.get(partition.key)
+        if known is not None and known[0] > time.monotonic():  # no database read per request
+            return Namespace(known[1].id, known[1].threshold)
         with self._lock, self.database.transaction() as session:
             current = session.scalar(select(CacheNamespace).where(CacheNamespace.key == partition.key))
             if current is not None:
-                return Namespace(current.id, current.threshold)
+                return self._remember(partition.key, Namespace(current.id, current.threshold))
             stale = session.scalars(
                 select(CacheNamespace).where(
                     CacheNamespace.project_id == partition.project_id, CacheNamespace.slot == partition.slot
@@ -163,7 +168,16 @@ class SemanticCache:
             )
             session.add(row)
             session.flush()
-            return Namespace(row.id, row.threshold, dropped)
+            return self._remember(partition.key, Namespace(row.id, row.threshold, dropped))
+
+    def _remember(self, key: str, namespace: Namespace) -> Namespace:
+        """Keep a namespace for ``NAMESPACE_SECONDS``. Another process's threshold change shows after
+        that; its invalidation is safe at once (a dropped namespace has no entries to serve)."""
+        self._known[key] = (
+            time.monotonic() + NAMESPACE_SECONDS,
+            Namespace(namespace.id, namespace.threshold),
+        )
+        return namespace
 
     @staticmethod
     def _moved(old: CacheNamespace, new: Partition) -> str:
@@ -181,6 +195,7 @@ class SemanticCache:
             )
         )
         self.index.drop(ns.id)
+        self._known.pop(ns.key, None)
         return count
 
     # -- lookups and stores ---------------------------------------------------------
@@ -373,6 +388,7 @@ class SemanticCache:
             if ns is None or ns.project_id != project_id:
                 return False
             ns.threshold = threshold
+            self._known.pop(ns.key, None)
             return True
 
     def namespaces(self, project_id: int) -> list[dict[str, Any]]:

@@ -147,13 +147,20 @@ def bind(fn: Callable[..., Any], name: str | None = None) -> Callable[..., Any]:
     return call
 
 
+def _takes_project_and_client(fn: Callable[..., Any]) -> bool:
+    params = list(inspect.signature(fn).parameters)
+    return bool(params) and params[0] == "project" and "client" in params
+
+
 class Namespace:
     """A group of calls, e.g. ``kosmos.models``; ``help(kosmos.models)`` lists them."""
 
     def __init__(self, name: str, doc: str, **calls: Callable[..., Any]) -> None:
+        """``calls``: package SDK functions (``fn(project, ..., client=None)``), bound to the session
+        here under their names; other callables (already session-aware) are taken as they are."""
         self._name, self.__doc__ = name, doc
         for call_name, call in calls.items():
-            setattr(self, call_name, call)
+            setattr(self, call_name, bind(call, call_name) if _takes_project_and_client(call) else call)
         self._calls = sorted(calls)
 
     def __dir__(self) -> list[str]:

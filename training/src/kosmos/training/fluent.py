@@ -2,33 +2,33 @@
 
 from __future__ import annotations
 
-from kosmos.platform.fluent import Namespace, bind
+from kosmos.platform.fluent import Namespace
 from kosmos.training import sdk, tracking
 
 datasets = Namespace(
     "datasets",
     "DVC-versioned datasets: register, list, versions, load, diff.",
-    register=bind(sdk.register_dataset, "register"),
-    list=bind(sdk.list_datasets, "list"),
-    versions=bind(sdk.dataset_versions, "versions"),
-    version=bind(sdk.dataset_version, "version"),
-    load=bind(sdk.load_dataset, "load"),
-    diff=bind(sdk.diff_datasets, "diff"),
+    register=sdk.register_dataset,
+    list=sdk.list_datasets,
+    versions=sdk.dataset_versions,
+    version=sdk.dataset_version,
+    load=sdk.load_dataset,
+    diff=sdk.diff_datasets,
 )
 training = Namespace(
     "training",
     "Tracked training runs on MLflow: start (a run, as a context manager), runs, get_run, compare.",
-    start=bind(tracking.run, "start"),
-    runs=bind(sdk.list_runs, "runs"),
-    get_run=bind(sdk.get_run, "get_run"),
-    compare=bind(sdk.compare_runs, "compare"),
+    start=tracking.run,
+    runs=sdk.list_runs,
+    get_run=sdk.get_run,
+    compare=sdk.compare_runs,
 )
 models = Namespace(
     "models",
     "The model registry: register, list, show, promote (aliases), lineage.",
-    register=bind(sdk.register_model, "register"),
-    list=bind(sdk.list_models, "list"),
-    show=bind(sdk.show_model, "show"),
-    promote=bind(sdk.promote, "promote"),
-    lineage=bind(sdk.lineage, "lineage"),
+    register=sdk.register_model,
+    list=sdk.list_models,
+    show=sdk.show_model,
+    promote=sdk.promote,
+    lineage=sdk.lineage,
 )

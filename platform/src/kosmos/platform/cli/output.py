@@ -6,6 +6,7 @@ import functools
 import json
 from collections.abc import Callable, Sequence
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import typer
@@ -81,3 +82,14 @@ def _cell(value: Any) -> str:
     if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and "T" in value:
         return value[:19].replace("T", " ")
     return str(value)
+
+
+def read_json_object(path: Path, option: str, what: str) -> dict[str, Any]:
+    """The JSON object in ``path``; an unreadable file or another shape is InvalidInput naming ``option``."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise InvalidInput.field(option, f"cannot read {path} as JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInput.field(option, f"{path} must hold a JSON object of {what}")
+    return data
