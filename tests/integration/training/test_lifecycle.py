@@ -276,6 +276,8 @@ def test_the_mlp_trains_data_parallel_on_ray_with_two_workers(
     assert metrics["roc_auc"] > 0.65, metrics
     tracked = MlflowClient(settings.mlflow_tracking_uri).get_run(r.run_id)
     assert tracked.data.params["workers"] == "2"
+    nodes = tracked.data.tags["kosmos.ray.nodes"].split(",")
+    assert len(nodes) == 2 and all(len(n) == 56 for n in nodes)  # a Ray node id per rank
     losses = MlflowClient(settings.mlflow_tracking_uri).get_metric_history(r.run_id, "validation_loss")
     assert len(losses) == metrics["epochs"]
     assert version["version"] == 1

@@ -55,6 +55,9 @@ def create(
     min_replicas: int | None = typer.Option(None, help="Autoscaling: fewest replicas."),
     max_replicas: int | None = typer.Option(None, help="Autoscaling: most replicas."),
     target_ongoing_requests: float = typer.Option(8.0, help="Autoscaling: requests in flight per replica."),
+    max_replicas_per_node: int | None = typer.Option(
+        None, help="Most replicas of a version per Ray node (1: one per node, for availability)."
+    ),
     feature_service: str | None = typer.Option(None, help="Feast feature service to join online."),
     strategy: str = typer.Option("canary", help="Rollout strategy for later versions."),
     llm: bool = typer.Option(False, "--llm", help="An LLM endpoint (OpenAI API) instead of a classic model."),
@@ -79,6 +82,8 @@ def create(
         }
     if feature_service:
         spec["feature_service"] = feature_service
+    if max_replicas_per_node is not None:
+        spec["max_replicas_per_node"] = max_replicas_per_node
     if llm:
         spec["llm"] = {"engine": engine, **(spec.get("llm") or {})}
     elif engine != "auto":

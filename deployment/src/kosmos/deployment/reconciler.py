@@ -55,6 +55,18 @@ RETIRE_AFTER_S = 5.0
 """A version that lost its traffic keeps running this long, so no in-flight request hits a stopped replica."""
 
 
+def _replicas_short(overview: Any) -> str | None:
+    """'1 of 2 replicas running ...' while Serve replaces lost replicas (a node went), else None."""
+    deployment = overview.deployments.get("model")
+    if deployment is None or deployment.status in ("HEALTHY", "UPSCALING", "DOWNSCALING"):
+        return None
+    states = {str(getattr(k, "value", k)): n for k, n in (deployment.replica_states or {}).items()}
+    running, total = states.get("RUNNING", 0), sum(states.values())
+    if total == 0 or running >= total:
+        return None
+    return f"{running} of {total} replicas running; Ray Serve is replacing the others"
+
+
 def live_versions(record: DeploymentRecord) -> list[int]:
     """Versions that must be running: stable, candidate, and those retiring after a switch."""
     versions = [record.stable_version, record.candidate_version, *(record.details or {}).get("retiring", [])]
@@ -85,10 +97,23 @@ def failure_reason(message: str) -> str:
 
 
 def scaling_options(spec: Any) -> dict[str, Any]:
-    """Ray Serve's replica count or autoscaling config for a deployment spec."""
-    if spec.autoscaling:
-        return {"autoscaling_config": spec.autoscaling.model_dump()}
-    return {"num_replicas": spec.replicas}
+    """Ray Serve's replica count or autoscaling config, and placement, for a deployment spec."""
+    options: dict[str, Any] = (
+        {"autoscaling_config": spec.autoscaling.model_dump()}
+        if spec.autoscaling
+        else {"num_replicas": spec.replicas}
+    )
+    if spec.max_replicas_per_node:
+        options["max_replicas_per_node"] = spec.max_replicas_per_node
+    return options
+
+
+def router_options(spec: Any) -> dict[str, Any]:
+    """The router runs once, or on two nodes when the spec spreads replicas for availability."""
+    if not spec.max_replicas_per_node:
+        return {}
+    replicas = spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas
+    return {"num_replicas": min(2, replicas), "max_replicas_per_node": 1}
 
 
 APP_BUILDERS = {
@@ -143,7 +168,10 @@ def build_model_targets(record: DeploymentRecord, project: str, settings: Settin
         for v in live_versions(record)
     ]
     router = _pinned(
-        TrafficRouter.options(name="router", user_config=rollouts.router_config(record)), CODE_VERSION
+        TrafficRouter.options(
+            name="router", user_config=rollouts.router_config(record), **router_options(spec)
+        ),
+        CODE_VERSION,
     ).bind(settings_dict, project, record.name, spec.feature_service, app)
     return [*targets, RunTarget(router, name=app, route_prefix=None)]
 
@@ -298,6 +326,8 @@ class Reconciler:
             record.reason = f"v{record.stable_version}: {message(stable)}"
         elif router.status in _FAILED:
             record.status, record.reason = "degraded", f"router: {message(router)}"
+        elif record.details.get("ever_healthy") and (short := _replicas_short(stable)):
+            record.status, record.reason = "degraded", f"v{record.stable_version}: {short}"
         elif stable.status == "RUNNING" and router.status == "RUNNING":
             record.status = "healthy"
             record.details = {**record.details, "ever_healthy": True}

@@ -134,6 +134,13 @@ class DeploymentSpec(BaseModel):
     replicas: int = Field(1, ge=1, le=100, description="Replicas per model version (without autoscaling).")
     autoscaling: Autoscaling | None = Field(None, description="Autoscaling bounds; replaces `replicas`.")
     num_cpus: float = Field(0.5, gt=0, le=64, description="CPUs reserved per model replica.")
+    max_replicas_per_node: int | None = Field(
+        None,
+        ge=1,
+        le=100,
+        description="Most replicas of one version on a Ray node; 1 puts each replica on its own node, "
+        "so losing a node loses one replica (needs as many nodes as replicas).",
+    )
     feature_service: str | None = Field(
         None, description="Feast feature service whose online features join each request by its entity keys."
     )

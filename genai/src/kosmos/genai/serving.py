@@ -231,7 +231,13 @@ def build_targets(record: Any, project: str, settings: Settings) -> list[Any]:
     from ray.serve.api import RunTarget
 
     from kosmos.deployment import rollouts
-    from kosmos.deployment.reconciler import CODE_VERSION, _pinned, live_versions, scaling_options
+    from kosmos.deployment.reconciler import (
+        CODE_VERSION,
+        _pinned,
+        live_versions,
+        router_options,
+        scaling_options,
+    )
 
     spec = rollouts.spec_of(record)
     llm = LLMSpec(**spec.llm)
@@ -253,7 +259,8 @@ def build_targets(record: Any, project: str, settings: Settings) -> list[Any]:
         RunTarget(bound, name=model_app_name(app, v), route_prefix=None) for v, bound in versions.items()
     ]
     router = _pinned(
-        LLMRouter.options(name="router", user_config=rollouts.router_config(record)), CODE_VERSION
+        LLMRouter.options(name="router", user_config=rollouts.router_config(record), **router_options(spec)),
+        CODE_VERSION,
     ).bind(payload, project, record.name, app)
     return [*targets, RunTarget(router, name=app, route_prefix=None)]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from typing import Any
 
 from kosmos.platform.errors import ServiceUnavailable
 from kosmos.platform.settings import Settings
@@ -61,3 +62,46 @@ def connect(settings: Settings) -> None:
             )
         except (ConnectionError, RuntimeError) as exc:
             raise ServiceUnavailable(f"Ray cluster at {address} is unreachable: {exc}") from exc
+
+
+def cluster_status(settings: Settings) -> dict[str, Any]:
+    """The Ray cluster's nodes as the GCS sees them, and whether any has gone.
+
+    ``status`` is ``healthy`` when every node that joined is alive and ``degraded``
+    when one has died (its replicas and training workers are being replaced on the
+    others). The GCS remembers dead nodes, so a lost worker stays visible.
+    """
+    import ray
+
+    connect(settings)
+    nodes = []
+    for node in ray.nodes():
+        resources = node.get("Resources") or {}
+        nodes.append(
+            {
+                "node_id": node["NodeID"],
+                "address": node.get("NodeManagerAddress", ""),
+                "alive": bool(node.get("Alive")),
+                "head": "node:__internal_head__" in resources,
+                "cpus": resources.get("CPU", 0.0),
+                "gpus": resources.get("GPU", 0.0),
+                "death_reason": node.get("DeathReasonMessage") or None,
+            }
+        )
+    dead = [n for n in nodes if not n["alive"]]
+    alive = len(nodes) - len(dead)
+    if dead:
+        reason = f"{len(dead)} of {len(nodes)} nodes down: " + ", ".join(
+            f"{n['address']} ({n['node_id'][:8]})" for n in dead
+        )
+    else:
+        reason = f"{alive} node{'s' if alive != 1 else ''} alive"
+    return {
+        "address": ray_address(settings),
+        "status": "degraded" if dead else "healthy",
+        "reason": reason,
+        "alive_nodes": alive,
+        "cpus": sum(n["cpus"] for n in nodes if n["alive"]),
+        "gpus": sum(n["gpus"] for n in nodes if n["alive"]),
+        "nodes": nodes,
+    }

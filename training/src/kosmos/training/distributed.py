@@ -4,12 +4,15 @@ The training loop is the same function the local path runs (``fit``); Ray Train
 starts the workers, sets up the torch process group (gloo on CPU, NCCL on GPU)
 and ``prepare_model`` wraps the network in DistributedDataParallel. Rank 0 sends
 its best weights back as a checkpoint; the driver logs them to the MLflow run.
+Workers are spread over the cluster's nodes (each CPU node brings its own cores
+and memory bandwidth), and the run records which nodes trained it.
 """
 
 from __future__ import annotations
 
 import tempfile
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,12 +25,28 @@ from kosmos.training.trainers.fraud_mlp import FitData, fit
 History = list[tuple[int, float, float]]
 
 
+@dataclass(frozen=True)
+class RayFit:
+    """What a data-parallel fit returns: rank 0's best weights and how the fit went."""
+
+    state: dict[str, torch.Tensor]
+    best_loss: float
+    epochs: int
+    history: History
+    nodes: list[str]
+    """Ray node ids of the workers, one per rank."""
+
+
 def _worker_loop(config: dict[str, Any]) -> None:
+    import ray
     import ray.train
+    import torch.distributed as dist
     from ray.train.torch import prepare_model
 
     context = ray.train.get_context()
     rank, world = context.get_world_rank(), context.get_world_size()
+    nodes: list[str | None] = [None] * world
+    dist.all_gather_object(nodes, ray.get_runtime_context().get_node_id())
     data: FitData = config["data"]
     history: History = []
     state, best_loss, epochs = fit(
@@ -40,7 +59,7 @@ def _worker_loop(config: dict[str, Any]) -> None:
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = None
         if rank == 0:
-            torch.save({"state": state, "history": history}, Path(folder) / "weights.pt")
+            torch.save({"state": state, "history": history, "nodes": nodes}, Path(folder) / "weights.pt")
             checkpoint = ray.train.Checkpoint.from_directory(folder)
         ray.train.report(metrics, checkpoint=checkpoint)
 
@@ -52,8 +71,8 @@ def fit_on_ray(
     settings: Settings | None = None,
     cpus_per_worker: float = 1.0,
     use_gpu: bool = False,
-) -> tuple[dict[str, torch.Tensor], float, int, History]:
-    """Run ``fit`` on ``workers`` Ray Train workers; returns (weights, best loss, epochs, history)."""
+) -> RayFit:
+    """Run ``fit`` on ``workers`` Ray Train workers, spread over the cluster's nodes."""
     from ray.train import RunConfig, ScalingConfig
     from ray.train.torch import TorchTrainer
 
@@ -70,6 +89,7 @@ def fit_on_ray(
             num_workers=workers,
             use_gpu=use_gpu,
             resources_per_worker={"CPU": cpus_per_worker},
+            placement_strategy="SPREAD",
         ),
         run_config=RunConfig(name=f"kosmos-mlp-{uuid.uuid4().hex[:8]}", storage_path=str(storage)),
     )
@@ -80,4 +100,4 @@ def fit_on_ray(
         saved = torch.load(Path(folder) / "weights.pt", weights_only=False)
     history: History = saved["history"]
     best = min(v for _, _, v in history)
-    return saved["state"], best, len(history), history
+    return RayFit(saved["state"], best, len(history), history, saved["nodes"])

@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, FastAPI
 from kosmos.platform.api.deps import CallDep, authenticated
 from kosmos.platform.api.errors import install_error_handlers
 from kosmos.platform.api.middleware import RequestContextMiddleware
-from kosmos.platform.api.routes import audit, health, identity
+from kosmos.platform.api.routes import audit, cluster, health, identity
 from kosmos.platform.api.schemas import PluginOut
 from kosmos.platform.db.engine import Database
 from kosmos.platform.identity.access import AccessCache
@@ -52,6 +52,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     api = APIRouter(prefix=API_PREFIX, dependencies=[Depends(authenticated)])
     api.include_router(identity.router)
     api.include_router(audit.router)
+    api.include_router(cluster.router)
     api.include_router(_plugins_router())
     for installed in installed_plugins():
         if installed.plugin.router is not None:

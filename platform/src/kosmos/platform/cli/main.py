@@ -74,6 +74,19 @@ def doctor(output: Output = OutputOption) -> None:
         raise typer.Exit(1)
 
 
+@app.command("cluster")
+@handle_errors
+def cluster(output: Output = OutputOption) -> None:
+    """The Ray cluster's nodes and its state: healthy, or degraded when a node is down."""
+    with KosmosClient() as client:
+        state = client.get("/cluster")
+    if output is Output.json:
+        render(state, output)
+        return
+    typer.echo(f"{state['status']}: {state['reason']} ({state['address']})")
+    render(state["nodes"], output, ["node_id", "address", "alive", "head", "cpus", "gpus", "death_reason"])
+
+
 @app.command("plugins")
 @handle_errors
 def plugins(output: Output = OutputOption) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from kosmos.training.tracking import TrainingRun
+from kosmos.training.tracking import TAG_RAY_NODES, TrainingRun
 from kosmos.training.trainers.evaluation import close, evaluate, figures, time_split
 from kosmos.training.trainers.fraud import LABEL, feature_columns
 
@@ -163,9 +163,11 @@ def train_mlp(
     if workers:
         from kosmos.training.distributed import fit_on_ray
 
-        best_state, best_loss, epochs, history = fit_on_ray(data, workers)
-        for epoch, train_loss, val_loss in history:
+        result = fit_on_ray(data, workers)
+        best_state, best_loss, epochs = result.state, result.best_loss, result.epochs
+        for epoch, train_loss, val_loss in result.history:
             run.log_metrics({"train_loss": train_loss, "validation_loss": val_loss}, step=epoch)
+        run.client.set_tag(run.run_id, TAG_RAY_NODES, ",".join(result.nodes))
     else:
 
         def on_epoch(epoch: int, train_loss: float, val_loss: float) -> None:
