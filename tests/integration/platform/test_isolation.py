@@ -21,6 +21,7 @@ GLOBAL_ROUTES = {
     ("DELETE", "/api/v1/tokens/{name}"),
     ("GET", "/api/v1/audit"),  # needs ?project=, checked like a path
     ("GET", "/api/v1/plugins"),  # installed package names
+    ("GET", "/api/v1/cluster"),  # the shared Ray cluster's nodes: no project data
 }
 
 

@@ -19,9 +19,9 @@ def _router() -> APIRouter:  # Ray Serve and torch are imported only when the ro
 
 
 def _cli() -> dict[str, Any]:
-    from kosmos.genai.cli import cache, gateway, prompts
+    from kosmos.genai.cli import assistant, cache, gateway, prompts
 
-    return {"prompts": prompts, "cache": cache, "gateway": gateway}
+    return {"prompts": prompts, "cache": cache, "gateway": gateway, "assistant": assistant}
 
 
 def _bootstrap(settings: Settings) -> None:
@@ -42,5 +42,6 @@ plugin = Plugin(
         "llm": "kosmos.genai.fluent:llm",
         "prompts": "kosmos.genai.fluent:prompts",
         "cache": "kosmos.genai.fluent:cache",
+        "assistant": "kosmos.genai.fluent:assistant",
     },
 )

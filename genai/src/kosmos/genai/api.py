@@ -28,6 +28,7 @@ from starlette.concurrency import run_in_threadpool
 from kosmos.deployment.api import app_handle, forget_handle
 from kosmos.deployment.models import DeploymentRecord
 from kosmos.genai import protocol
+from kosmos.genai.assistant.api import router as assistant_router
 from kosmos.genai.embeddings import DIMENSIONS, EMBEDDING_MODEL, embedding_handle
 from kosmos.genai.gateway import CACHE_HEADER, CACHE_MODES, Gateway, GatewayError, Prepared, Route
 from kosmos.genai.gateway_api import router as gateway_router
@@ -496,3 +497,4 @@ def usage(
 
 router.include_router(openai)
 router.include_router(gateway_router)
+router.include_router(assistant_router)

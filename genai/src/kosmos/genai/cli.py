@@ -23,6 +23,22 @@ cache = typer.Typer(
     help="The gateway's semantic cache: statistics, flush, invalidation.", no_args_is_help=True
 )
 gateway = typer.Typer(help="The project's gateway policy: limits, routes, cache.", no_args_is_help=True)
+assistant = typer.Typer(help="The Kosmos assistant: the docs and your projects.", no_args_is_help=True)
+
+
+@assistant.command("ask")
+@handle_errors
+def assistant_ask(question: str, project: str = ProjectOption, output: Output = OutputOption) -> None:
+    """Ask about using Kosmos or about the project's live state; prints the sources it used."""
+    reply = sdk.ask_assistant(project, question)
+    if output is Output.json:
+        render(reply, output)
+        return
+    model = reply["model"]
+    typer.echo(reply["answer"] or f"(no model answer: {model.get('error', 'unavailable')})")
+    typer.echo("\n" + reply["summary"])
+    if model.get("cache"):
+        typer.echo(f"\n[{model['name']}, cache {model['cache']}, request {model.get('request_id')}]")
 
 
 @prompts.command("list")

@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from kosmos.deployment import sdk as deployments
+from kosmos.genai.assistant.service import BUILT_IN_PROMPT
 from kosmos.genai.models import DEFAULT_LLM_PACKAGE, default_llm_folder, log_llm
 from kosmos.platform.client import KosmosClient
 from kosmos.platform.errors import NotFound
@@ -54,7 +55,8 @@ DEMO_TEMPLATE = (
 
 
 def register_demo_prompt(client: KosmosClient) -> None:
-    """The demo's system prompt in the MLflow prompt registry, as ``support@production`` (once)."""
+    """The demo's prompts in the MLflow prompt registry (once): ``support@production`` and the
+    assistant's ``assistant@production`` (a project without it uses the built-in one)."""
     from kosmos.genai import sdk
 
     try:
@@ -64,6 +66,13 @@ def register_demo_prompt(client: KosmosClient) -> None:
             PROJECT, DEMO_PROMPT, DEMO_TEMPLATE, "the demo's support prompt", client=client
         )
         sdk.set_prompt_alias(PROJECT, DEMO_PROMPT, "production", version["version"], client=client)
+    try:
+        sdk.show_prompt(PROJECT, "assistant", client=client)
+    except NotFound:
+        version = sdk.register_prompt(
+            PROJECT, "assistant", BUILT_IN_PROMPT, "the platform assistant's prompt", client=client
+        )
+        sdk.set_prompt_alias(PROJECT, "assistant", "production", version["version"], client=client)
 
 
 def _gateway_example() -> dict:

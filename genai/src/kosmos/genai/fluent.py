@@ -84,3 +84,8 @@ cache = Namespace(
     flush=sdk.flush_cache,
     flag=sdk.flag_cached_answer,
 )
+assistant = Namespace(
+    "assistant",
+    "The Kosmos assistant: ask about using the platform or the project's live state (cited).",
+    ask=sdk.ask_assistant,
+)

@@ -107,6 +107,19 @@ def report_outcome(
         return c.post(f"/projects/{project}/llm/requests/{request_id}/outcome", {"outcome": outcome})
 
 
+# -- assistant --------------------------------------------------------------------------
+def ask_assistant(
+    project: str, question: str, *, timeout_s: float = 180.0, client: KosmosClient | None = None
+) -> dict[str, Any]:
+    """Ask the assistant: ``answer`` (the model's words), ``summary`` (built from the facts and
+    passages alone), ``facts`` (live lookups in a project you can see) and ``sources`` (cited
+    doc sections)."""
+    with client_or_default(client) as c:
+        return c.request(
+            "POST", f"/projects/{project}/assistant", json={"question": question}, timeout=timeout_s
+        )
+
+
 # -- cache ------------------------------------------------------------------------------
 def cache_stats(project: str, *, hours: float = 24, client: KosmosClient | None = None) -> dict[str, Any]:
     """Hit rate, tokens and latency saved, flagged answers, invalidations and evictions."""

@@ -67,11 +67,13 @@ class KosmosClient:
         params: dict[str, Any] | None = None,
         content: bytes | None = None,
         raw: bool = False,
+        timeout: float | None = None,
     ) -> Any:
         """Call ``/api/v1{path}`` (``/healthz``, ``/readyz`` as they are).
 
         Returns the decoded JSON (the body's bytes with ``raw=True``), or raises the
         :class:`KosmosError` the server named. ``content`` sends bytes instead of JSON.
+        ``timeout`` overrides ``client.timeout_s`` for a call known to be slow (an LLM answer).
         """
         full = path if path.startswith(_UNPREFIXED) else API_PREFIX + path
         clean = {k: v for k, v in (params or {}).items() if v is not None}
@@ -79,7 +81,13 @@ class KosmosClient:
             try:
                 headers = {"Content-Type": "application/octet-stream"} if content is not None else None
                 response = self._http.request(
-                    method, full, json=json, params=clean, content=content, headers=headers
+                    method,
+                    full,
+                    json=json,
+                    params=clean,
+                    content=content,
+                    headers=headers,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
                 )
                 break
             except _RETRYABLE as exc:

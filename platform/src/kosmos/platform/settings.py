@@ -201,6 +201,24 @@ class GatewaySettings(_Section):
     cache: CacheSettings = Field(default_factory=CacheSettings)
 
 
+class AssistantSettings(_Section):
+    """The platform's assistant: answers from Kosmos's docs and the caller's live projects."""
+
+    model: str = Field(
+        default="assistant-llm",
+        description="LLM deployment (or gateway route) in the caller's project that words the answer.",
+    )
+    prompt: str = Field(
+        default="assistant",
+        description="Registered prompt used when the project has it at alias production; else built in.",
+    )
+    docs_dir: Path | None = Field(
+        default=None, description="Markdown docs to answer from. Unset: the docs shipped with Kosmos."
+    )
+    passages: int = Field(default=3, ge=1, le=10, description="Doc passages retrieved per question.")
+    max_tokens: int = Field(default=96, ge=16, le=2048, description="Longest answer the model may write.")
+
+
 class ClientSettings(_Section):
     """How the SDK and CLI reach the control plane."""
 
@@ -230,6 +248,7 @@ class Settings(BaseSettings):
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
     ui: UISettings = Field(default_factory=UISettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    assistant: AssistantSettings = Field(default_factory=AssistantSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
 
     @classmethod

@@ -1,0 +1,132 @@
+"""The assistant: retrieved doc passages and live facts, worded by an LLM through the gateway.
+
+The passages and facts are the answer; the model only summarises them. So the reply
+always carries them (with citations), and a small or absent model leaves a useful
+answer: ``summary`` is built from them alone. The model call is an ordinary gateway
+call in the caller's project, with the caller's token: limits, PII redaction, the
+prompt registry (``assistant@production`` when the project registered it), the
+semantic cache and tracing all apply.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+
+from kosmos.genai.assistant import tools
+from kosmos.genai.assistant.docs_index import Passage, default_docs_dir, docs_index
+from kosmos.platform.api.deps import Call
+from kosmos.platform.db.models import Role
+from kosmos.platform.errors import InvalidInput, NotFound
+
+MAX_QUESTION_CHARS = 2000
+SOURCE_CHARS = 600
+"""Of each passage, what the model reads: a small CPU model's prompt stays short and fast."""
+BUILT_IN_PROMPT = (
+    "You are the assistant of Kosmos, an ML and GenAI platform. Answer the user's question in at "
+    "most four sentences, using only the facts and sources below, and cite sources by number like "
+    "[1]. If they do not answer the question, say so.\n\nFacts:\n{{facts}}\n\nSources:\n{{sources}}"
+)
+_OTHER_PROJECT = re.compile(r"\bproject\s+[`'\"]?([a-z0-9][a-z0-9_-]{0,62})", re.I)
+
+
+def _passages(call: Call, question: str) -> list[tuple[Passage, float]]:
+    from kosmos.genai.embeddings import local_encoder
+
+    settings = call.settings.assistant
+    folder = settings.docs_dir or default_docs_dir()
+    index = docs_index(folder, local_encoder(call.settings.home / "model-cache" / "embeddings"))
+    return index.search(question, settings.passages)
+
+
+def _facts(call: Call, project: str, question: str) -> tuple[str, list[dict[str, Any]]]:
+    """Which project the question is about (the caller must see it) and the tools' results."""
+    named = _OTHER_PROJECT.search(question)
+    target = named[1].lower() if named else project
+    with call.tx() as ctx:
+        ctx.project(project, Role.viewer)
+        if target != project:
+            try:
+                ctx.project(target, Role.viewer)
+            except NotFound:
+                raise NotFound(
+                    f"project {target!r} not found, or you have no role in it: the assistant only "
+                    "shows projects your token may see"
+                ) from None
+        return target, tools.run(ctx, call.settings, target, tools.pick(question))
+
+
+def _summary(facts: list[dict[str, Any]], passages: list[tuple[Passage, float]]) -> str:
+    parts = [f["summary"] for f in facts]
+    if passages:
+        parts.append(
+            "From the docs: "
+            + "; ".join(f"[{n}] {p.title} ({p.citation})" for n, (p, _) in enumerate(passages, 1))
+        )
+    return "\n\n".join(parts)
+
+
+async def ask(call: Call, project: str, question: str) -> dict[str, Any]:
+    """Answer ``question`` for the caller in ``project``: passages, facts, and the model's words."""
+    from kosmos.genai.api import _generate
+
+    question = question.strip()
+    if not question:
+        raise InvalidInput.field("question", "is empty")
+    if len(question) > MAX_QUESTION_CHARS:
+        raise InvalidInput.field("question", f"is {len(question)} characters; at most {MAX_QUESTION_CHARS}")
+    target, facts = await run_in_threadpool(_facts, call, project, question)
+    passages = await run_in_threadpool(_passages, call, question)
+    sources = "\n\n".join(f"[{n}] {p.title}\n{p.text[:SOURCE_CHARS]}" for n, (p, _) in enumerate(passages, 1))
+    fact_text = "\n".join(f["summary"] for f in facts) or "(none needed)"
+    settings = call.settings.assistant
+    variables = {"facts": fact_text, "sources": sources}
+    body: dict[str, Any] = {
+        "model": settings.model,
+        "messages": [{"role": "user", "content": question}],
+        "max_tokens": settings.max_tokens,
+        "temperature": 0,
+    }
+    if await run_in_threadpool(_has_prompt, call, project, settings.prompt):
+        body["kosmos"] = {"prompt": f"prompts:/{settings.prompt}@production", "variables": variables}
+    else:
+        system = BUILT_IN_PROMPT.replace("{{facts}}", fact_text).replace("{{sources}}", sources)
+        body["messages"].insert(0, {"role": "system", "content": system})
+    response = await _generate(call, project, body, "chat")
+    reply = json.loads(bytes(response.body))
+    model: dict[str, Any] = {"name": settings.model, "status": response.status_code}
+    answer = None
+    if response.status_code == 200:
+        answer = reply["choices"][0]["message"]["content"].strip()
+        model |= {
+            "cache": response.headers.get("x-kosmos-cache"),
+            "prompt": response.headers.get("x-kosmos-prompt"),
+            "request_id": response.headers.get("x-request-id"),
+        }
+    else:
+        model["error"] = (reply.get("error") or {}).get("message") or str(reply)[:300]
+    return {
+        "question": question,
+        "project": target,
+        "answer": answer,
+        "summary": _summary(facts, passages),
+        "facts": facts,
+        "sources": [
+            {"n": n, "title": p.title, "citation": p.citation, "text": p.text, "score": round(score, 3)}
+            for n, (p, score) in enumerate(passages, 1)
+        ],
+        "model": model,
+    }
+
+
+def _has_prompt(call: Call, project: str, name: str) -> bool:
+    from kosmos.genai.api import gateway_of
+
+    try:
+        gateway_of(call).prompts.resolve(project, f"prompts:/{name}@production", "")
+        return True
+    except NotFound:
+        return False

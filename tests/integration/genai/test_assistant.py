@@ -1,0 +1,66 @@
+"""The assistant on a live platform: cited doc passages, live facts, the gateway, and scope."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from kosmos.genai import sdk
+from kosmos.platform.client import KosmosClient
+from kosmos.platform.errors import InvalidInput, NotFound
+
+LLM = "chat"  # the fixture's LLM deployment; the assistant asks for `assistant-llm`, routed to it
+
+
+@pytest.fixture
+def kc(llm_env) -> Iterator[KosmosClient]:
+    with KosmosClient(url=llm_env["url"], token=llm_env["admin"]) as c:
+        sdk.set_gateway_policy("demo", {"routes": {"assistant-llm": [LLM]}}, client=c)
+        yield c
+        c.put("/projects/demo/gateway", {})
+
+
+def test_a_how_to_question_is_answered_from_the_docs_with_citations(kc) -> None:
+    question = "How do I deploy a model with a canary rollout?"
+    reply = sdk.ask_assistant("demo", question, client=kc)
+    assert reply["facts"] == []  # a how-to question needs no live data
+    citations = [s["citation"] for s in reply["sources"]]
+    assert any(c.startswith("docs/deployment.md#") for c in citations), citations
+    assert any("canary" in s["text"].lower() for s in reply["sources"])
+    assert all(s["title"] and s["text"] for s in reply["sources"])
+    assert "docs/deployment.md" in reply["summary"]  # useful even when the model says little
+    # the model worded it through the gateway: the built-in prompt, then the cache
+    assert reply["answer"], reply["model"]
+    assert reply["model"]["status"] == 200 and reply["model"]["cache"] == "miss", reply["model"]
+    again = sdk.ask_assistant("demo", question, client=kc)
+    assert again["model"]["cache"] == "hit" and again["answer"] == reply["answer"]
+
+
+def test_live_facts_come_from_the_project_the_caller_can_see(kc, llm_env) -> None:
+    reply = sdk.ask_assistant("demo", "Which deployments of project demo are degraded?", client=kc)
+    [facts] = reply["facts"]
+    assert facts["tool"] == "deployments"
+    assert {d["name"]: d["status"] for d in facts["data"]}[LLM] == "healthy"
+    assert "No deployment of demo is degraded or failed." in facts["summary"]
+    models = sdk.ask_assistant("demo", "What is the champion model's version and metrics?", client=kc)
+    assert [f["tool"] for f in models["facts"]] == ["models"]
+    assert any(r["alias"] == "champion" for r in models["facts"][0]["data"])
+
+    with KosmosClient(url=llm_env["url"], token=llm_env["other"]) as otto:  # a role in `other` only
+        with pytest.raises(NotFound):
+            sdk.ask_assistant("demo", "Which deployments are degraded?", client=otto)
+        with pytest.raises(NotFound, match="only shows projects your token may see"):
+            sdk.ask_assistant("other", "Which deployments of project demo are degraded?", client=otto)
+        own = sdk.ask_assistant("other", "Which deployments are degraded?", client=otto)
+        assert own["project"] == "other" and own["facts"][0]["data"] == []
+        # `other` has no assistant-llm: the answer is the facts and passages, and says why
+        assert own["answer"] is None and own["model"]["status"] == 404, own["model"]
+        assert "Project other has no deployments." in own["summary"]
+
+
+def test_bad_questions_are_refused_clearly(kc) -> None:
+    with pytest.raises(InvalidInput, match="question"):
+        sdk.ask_assistant("demo", "", client=kc)
+    with pytest.raises(InvalidInput, match="question"):
+        sdk.ask_assistant("demo", "x" * 2001, client=kc)
