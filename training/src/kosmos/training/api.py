@@ -124,6 +124,23 @@ def show_run(project: Name, run_id: str, call: CallDep) -> dict[str, Any]:
     return registry.get_run(call.settings, project, run_id)
 
 
+@router.get("/runs/{run_id}/metrics/{key}/history", summary="A metric's values by step (curves)")
+def metric_history(project: Name, run_id: str, key: str, call: CallDep) -> list[dict[str, Any]]:
+    return registry.metric_history(call.settings, project, run_id, key)
+
+
+@router.get("/runs/{run_id}/images", summary="The run's image artifacts (ROC curve, ...)")
+def run_images(project: Name, run_id: str, call: CallDep) -> list[str]:
+    return registry.run_images(call.settings, project, run_id)
+
+
+@router.get("/runs/{run_id}/images/{path:path}", summary="One image artifact of the run")
+def run_image(project: Name, run_id: str, path: str, call: CallDep) -> Response:
+    data = registry.run_image(call.settings, project, run_id, path)
+    kind = "image/svg+xml" if path.lower().endswith(".svg") else f"image/{path.rsplit('.', 1)[-1].lower()}"
+    return Response(data, media_type=kind.replace("jpg", "jpeg"))
+
+
 @router.get("/runs-compare", summary="Runs side by side")
 def compare_runs(project: Name, call: CallDep, run_id: Annotated[list[str], Query()]) -> list[dict[str, Any]]:
     return [registry.get_run(call.settings, project, r) for r in run_id]

@@ -17,11 +17,15 @@ datasets = Namespace(
 )
 training = Namespace(
     "training",
-    "Tracked training runs on MLflow: start (a run, as a context manager), runs, get_run, compare.",
+    "Tracked training runs on MLflow: start (a run, as a context manager), runs, get_run, compare, "
+    "metric_history, images, image.",
     start=tracking.run,
     runs=sdk.list_runs,
     get_run=sdk.get_run,
     compare=sdk.compare_runs,
+    metric_history=sdk.metric_history,
+    images=sdk.run_images,
+    image=sdk.run_image,
 )
 models = Namespace(
     "models",

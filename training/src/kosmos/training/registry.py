@@ -7,8 +7,10 @@ Runs and models of another project answer exactly like missing ones.
 from __future__ import annotations
 
 import functools
+import tempfile
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import requests
@@ -122,6 +124,57 @@ def search_runs(
 @mlflow_errors
 def get_run(settings: Settings, project: str, run_id: str) -> dict[str, Any]:
     return _run_out(_project_run(_client(settings), project, run_id))
+
+
+@mlflow_errors
+def metric_history(settings: Settings, project: str, run_id: str, key: str) -> list[dict[str, Any]]:
+    """Every logged value of one metric of a run, by step (for curves)."""
+    client = _client(settings)
+    _project_run(client, project, run_id)
+    return [
+        {"step": m.step, "value": m.value, "timestamp": _ts(m.timestamp)}
+        for m in sorted(client.get_metric_history(run_id, key), key=lambda m: (m.step, m.timestamp))
+    ]
+
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".svg")
+MAX_ARTIFACT_BYTES = 20 * 1024 * 1024
+
+
+@mlflow_errors
+def run_images(settings: Settings, project: str, run_id: str) -> list[str]:
+    """Paths of a run's image artifacts (ROC and PR curves, confusion matrix), two folders deep."""
+    client = _client(settings)
+    _project_run(client, project, run_id)
+    found, folders = [], [""]
+    for _ in range(3):
+        next_folders = []
+        for folder in folders:
+            for item in client.list_artifacts(run_id, folder or None):
+                if item.is_dir:
+                    next_folders.append(item.path)
+                elif item.path.lower().endswith(IMAGE_SUFFIXES):
+                    found.append(item.path)
+        folders = next_folders
+    return sorted(found)
+
+
+@mlflow_errors
+def run_image(settings: Settings, project: str, run_id: str, path: str) -> bytes:
+    """One image artifact of a run; only the images ``run_images`` lists are served."""
+    if path not in run_images(settings, project, run_id):
+        raise NotFound(f"run {run_id!r} has no image artifact {path!r}")
+    import mlflow.artifacts
+
+    with tempfile.TemporaryDirectory() as folder:
+        local = Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run_id, artifact_path=path, dst_path=folder, tracking_uri=settings.mlflow_tracking_uri
+            )
+        )
+        if local.stat().st_size > MAX_ARTIFACT_BYTES:
+            raise InvalidInput.field("path", f"{path} is larger than {MAX_ARTIFACT_BYTES} bytes")
+        return local.read_bytes()
 
 
 @mlflow_errors

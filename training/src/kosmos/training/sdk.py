@@ -98,6 +98,26 @@ def get_run(project: str, run_id: str, *, client: KosmosClient | None = None) ->
         return c.get(f"/projects/{project}/runs/{run_id}")
 
 
+def metric_history(
+    project: str, run_id: str, key: str, *, client: KosmosClient | None = None
+) -> list[dict[str, Any]]:
+    """Every value of metric ``key`` of a run, by step: ``[{step, value, timestamp}]``."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/runs/{run_id}/metrics/{key}/history")
+
+
+def run_images(project: str, run_id: str, *, client: KosmosClient | None = None) -> list[str]:
+    """Paths of the run's image artifacts, e.g. ``evaluation/roc_curve.png``."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/runs/{run_id}/images")
+
+
+def run_image(project: str, run_id: str, path: str, *, client: KosmosClient | None = None) -> bytes:
+    """One image artifact's bytes."""
+    with client_or_default(client) as c:
+        return c.request("GET", f"/projects/{project}/runs/{run_id}/images/{path}", raw=True)
+
+
 def compare_runs(project: str, run_ids: Sequence[str], *, client: KosmosClient | None = None) -> pd.DataFrame:
     """Runs side by side: one column per run, rows for params and metrics."""
     with client_or_default(client) as c:

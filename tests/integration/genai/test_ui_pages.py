@@ -1,0 +1,169 @@
+"""Each web UI page's logic with Streamlit's AppTest, against the live platform of the LLM tests.
+
+The pages read only through the SDK, so they run here exactly as in the browser: the
+fixture gives the demo project a dataset, a tracked run with curves and an ROC picture,
+a registered and promoted model, a prompt with two versions and the live LLM endpoint.
+(The browser tests in tests/e2e/test_make_run.py open every page of the real `make run`.)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from streamlit.testing.v1 import AppTest
+
+from kosmos.genai import sdk as genai
+from kosmos.platform.client import KosmosClient
+from kosmos.training import run
+from kosmos.training import sdk as training
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+HERE = Path(__file__).resolve()
+LLM = "chat"
+
+
+@pytest.fixture(scope="module")
+def ui_env(llm_env) -> dict[str, Any]:
+    settings = llm_env["settings"]
+    with KosmosClient(url=llm_env["url"], token=llm_env["admin"]) as c:
+        rng = np.random.default_rng(7)
+        frame = pd.DataFrame({"amount": rng.gamma(2.0, 30.0, 400), "label": rng.integers(0, 2, 400)})
+        training.register_dataset("demo", "ui-set", frame, client=c)
+        with run(
+            "demo", "ui-exp", dataset="ui-set", run_name="ui-run", settings=settings, client=c, code_path=HERE
+        ) as r:
+            for step in range(5):
+                r.log_metrics(
+                    {"train_loss": 1.0 / (step + 1), "validation_loss": 1.2 / (step + 1)}, step=step
+                )
+            r.log_metrics({"roc_auc": 0.91})
+            figure, axes = plt.subplots()
+            axes.plot([0, 0.2, 1], [0, 0.8, 1])
+            r.log_figure(figure, "evaluation/roc_curve.png")
+            plt.close(figure)
+            model = LogisticRegression().fit(frame[["amount"]], frame["label"])
+            r.log_model(model, input_example=frame[["amount"]].head(5))
+        version = training.register_model("demo", "ui-model", r.run_id, client=c)
+        genai.register_prompt("demo", "ui-prompt", "Hello from {{company}}.", "first", client=c)
+        genai.register_prompt("demo", "ui-prompt", "Hi from {{company}}, briefly.", "shorter", client=c)
+        genai.set_prompt_alias("demo", "ui-prompt", "production", 2, client=c)
+    return {"url": llm_env["url"], "token": llm_env["admin"], "run_id": r.run_id, "version": version}
+
+
+def _page(ui_env: dict[str, Any], name: str, *, token: str | None = None) -> AppTest:
+    at = AppTest.from_string(f"from kosmos.ui.pages import {name}\n{name}.render()\n", default_timeout=180)
+    at.session_state["token"] = token or ui_env["token"]
+    at.session_state["url"] = ui_env["url"]
+    at.session_state["project"] = "demo"
+    return at.run()
+
+
+def _ok(at: AppTest) -> None:
+    assert not at.exception, [e.message for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def _text(at: AppTest) -> str:
+    parts = [m.value for m in at.markdown] + [c.value for c in at.caption] + [i.value for i in at.info]
+    parts += [s.value for s in at.success] + [w.value for w in at.warning] + [t.value for t in at.title]
+    return "\n".join(str(p) for p in parts)
+
+
+def test_projects_and_audit_pages_show_the_platform(ui_env) -> None:
+    at = _page(ui_env, "projects")
+    _ok(at)
+    assert "demo" in at.dataframe[0].value["name"].tolist()
+    at = _page(ui_env, "audit")
+    _ok(at)
+    assert "prompt.alias" in at.dataframe[0].value["action"].tolist()
+
+
+def test_datasets_page_shows_versions_schema_and_statistics(ui_env) -> None:
+    at = _page(ui_env, "datasets")
+    _ok(at)
+    at.selectbox[0].set_value("ui-set").run()
+    _ok(at)
+    frames = [d.value for d in at.dataframe]
+    assert any("amount" in f.get("column", pd.Series(dtype=str)).tolist() for f in frames)  # the schema
+    assert any("mean" in f.columns and "amount" in f.index for f in frames)  # the statistics
+
+
+def test_experiments_page_shows_runs_curves_comparison_and_pictures(ui_env) -> None:
+    at = _page(ui_env, "experiments")
+    _ok(at)
+    runs = at.dataframe[0].value
+    assert ui_env["run_id"] in runs["run_id"].tolist()
+    at.text_input[1].set_value("metrics.roc_auc > 0.9").run()
+    _ok(at)
+    assert at.dataframe[0].value["run_id"].tolist() == [ui_env["run_id"]]
+    assert at.get("arrow_line_chart") or at.get("vega_lite_chart"), "metric curves are drawn"
+    with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:
+        assert training.run_images("demo", ui_env["run_id"], client=c) == ["evaluation/roc_curve.png"]
+    assert [c for i in at.image for c in i.captions] == ["evaluation/roc_curve.png"], _text(at)
+
+
+def test_models_page_promotes_with_a_reason_and_refuses_without_one(ui_env) -> None:
+    at = _page(ui_env, "models")
+    _ok(at)
+    model_box = next(s for s in at.selectbox if s.label == "Model")
+    model_box.set_value("ui-model").run()
+    _ok(at)
+    assert at.get("graphviz_chart"), "the lineage graph is drawn"
+    alias = next(s for s in at.selectbox if s.label == "Alias")
+    alias.set_value("challenger")
+    at.button[0].click().run()  # no reason given
+    assert "Give a reason" in at.error[0].value
+    next(t for t in at.text_input if t.label.startswith("Reason")).set_value("UI test")
+    next(s for s in at.selectbox if s.label == "Alias").set_value("challenger")
+    at.button[0].click().run()
+    assert any("is now challenger" in s.value for s in at.success), _text(at)
+    with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:
+        assert (
+            training.show_model("demo", "ui-model", client=c)["aliases"]["challenger"]
+            == ui_env["version"]["version"]
+        )
+
+
+def test_deployments_prompts_cache_and_playground_pages(ui_env) -> None:
+    at = _page(ui_env, "deployments")
+    _ok(at)
+    assert LLM in at.dataframe[0].value["name"].tolist()
+    at = _page(ui_env, "prompts")
+    _ok(at)
+    next(s for s in at.selectbox if s.label == "Prompt").set_value("ui-prompt").run()
+    _ok(at)
+    assert any("+Hi from {{company}}, briefly." in c.value for c in at.code), [c.value for c in at.code]
+    assert any(c.value == "Hi from Kosmos Bank, briefly." for c in at.code)
+    at = _page(ui_env, "cache")
+    _ok(at)
+    assert [m.label for m in at.metric][:2] == ["Hit rate", "Tokens saved"]
+    at = _page(ui_env, "playground")
+    _ok(at)
+    assert LLM in next(s for s in at.selectbox if s.label == "Endpoint").options
+
+
+def test_the_assistant_page_answers_with_citations(ui_env, llm_env) -> None:
+    with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:
+        genai.set_gateway_policy("demo", {"routes": {"assistant-llm": [LLM]}}, client=c)
+        try:
+            at = _page(ui_env, "assistant")
+            _ok(at)
+            at.chat_input[0].set_value("How do I deploy a model with a canary?").run()
+            _ok(at)
+            assert "docs/deployment.md#" in _text(at)
+        finally:
+            c.put("/projects/demo/gateway", {})
+
+
+def test_a_page_shows_a_readable_error_not_a_stack_trace(ui_env, llm_env) -> None:
+    at = _page(ui_env, "models", token="kos_not_a_real_token")
+    assert not at.exception
+    assert at.error and "token" in at.error[0].value.lower()

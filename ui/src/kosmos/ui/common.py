@@ -1,0 +1,68 @@
+"""What every page shares: the signed-in client, the chosen project, readable errors."""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from kosmos.platform import KosmosClient, KosmosError, get_settings
+
+log = logging.getLogger("kosmos.ui")
+
+
+def api_url() -> str:
+    """The control plane the UI talks to (settings' client URL, else the local one)."""
+    settings = get_settings()
+    return st.session_state.get("url") or settings.client.url or settings.api_url
+
+
+@contextmanager
+def client() -> Iterator[KosmosClient]:
+    """The SDK client with the signed-in user's token (the only way the UI reads anything)."""
+    with KosmosClient(url=api_url(), token=st.session_state["token"]) as c:
+        yield c
+
+
+def project() -> str:
+    """The project picked in the sidebar."""
+    return st.session_state["project"]
+
+
+def page(fn: Callable[[], None]) -> Callable[[], None]:
+    """A page body whose errors become one readable message, never a stack trace."""
+
+    @functools.wraps(fn)
+    def render() -> None:
+        try:
+            fn()
+        except KosmosError as exc:
+            st.error(f"{exc.message}")
+        except Exception as exc:  # the UI must stay up; the details go to the log
+            log.exception("page %s failed", fn.__name__)
+            st.error(f"Something went wrong ({type(exc).__name__}): {exc}")
+
+    return render
+
+
+def table(rows: list[dict[str, Any]] | pd.DataFrame, **kwargs: Any) -> None:
+    """A full-width table without the index."""
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    st.dataframe(frame, use_container_width=True, hide_index=True, **kwargs)
+
+
+def act(label: str, fn: Callable[[], Any], success: str) -> Any:
+    """Run a change with a spinner; show what happened or why it was refused."""
+    try:
+        with st.spinner(label):
+            result = fn()
+    except KosmosError as exc:
+        st.error(exc.message)
+        return None
+    st.success(success)
+    return result

@@ -1,0 +1,60 @@
+"""The assistant: answers from the docs (cited) and the project's live data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import streamlit as st
+
+from kosmos.genai import sdk
+from kosmos.ui.common import client, page, project
+
+EXAMPLES = (
+    "How do I deploy a model with a canary?",
+    "Which deployments are degraded?",
+    "What is the champion model's ROC-AUC?",
+)
+
+
+def show(reply: dict[str, Any]) -> None:
+    """The model's words, then what they rest on: live facts and the cited passages."""
+    model = reply["model"]
+    if reply["answer"]:
+        st.markdown(reply["answer"])
+        st.caption(
+            f"{model['name']} · cache {model.get('cache')} · prompt {model.get('prompt') or 'built in'}"
+        )
+    else:
+        st.caption(f"No model answer ({model.get('error', 'unavailable')}); here is what I found.")
+    for fact in reply["facts"]:
+        st.info(fact["summary"])
+    if reply["sources"]:
+        with st.expander(f"Sources ({len(reply['sources'])})", expanded=not reply["answer"]):
+            for source in reply["sources"]:
+                st.markdown(f"**[{source['n']}] {source['title']}** · `{source['citation']}`")
+                st.caption(source["text"][:600])
+
+
+@page
+def render() -> None:
+    st.title("Assistant")
+    st.caption("Ask how to use Kosmos, or about this project. Answers cite the docs they come from.")
+    history: list[dict[str, Any]] = st.session_state.setdefault(f"assistant-{project()}", [])
+    for turn in history:
+        st.chat_message("user").write(turn["question"])
+        with st.chat_message("assistant"):
+            show(turn)
+    picked = None
+    if not history:
+        cols = st.columns(len(EXAMPLES))
+        for col, example in zip(cols, EXAMPLES, strict=True):
+            if col.button(example):
+                picked = example
+    question = st.chat_input("Ask the assistant") or picked
+    if question:
+        st.chat_message("user").write(question)
+        with st.chat_message("assistant"), st.spinner("Reading the docs and your project ..."):
+            with client() as c:
+                reply = sdk.ask_assistant(project(), question, client=c)
+            show(reply)
+        history.append(reply)

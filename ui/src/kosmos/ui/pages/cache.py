@@ -1,0 +1,33 @@
+"""Cache: hit rate, tokens and time saved, namespaces, flush."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from kosmos.genai import sdk
+from kosmos.ui.common import act, client, page, project, table
+
+
+@page
+def render() -> None:
+    st.title("Semantic cache")
+    with client() as c:
+        hours = st.select_slider("Window", options=[1, 6, 24, 168], value=24, format_func=lambda h: f"{h} h")
+        stats = sdk.cache_stats(project(), hours=hours, client=c)
+        cols = st.columns(4)
+        cols[0].metric("Hit rate", f"{(stats.get('hit_rate') or 0):.0%}")
+        cols[1].metric("Tokens saved", stats.get("tokens_saved", 0))
+        cols[2].metric("Entries", stats.get("entries", 0))
+        cols[3].metric("Flagged answers", stats.get("flagged", 0))
+        outcomes = stats.get("outcomes") or {}
+        if outcomes:
+            st.bar_chart(pd.Series(outcomes, name="requests"), height=200)
+        namespaces = sdk.cache_namespaces(project(), client=c)
+        if namespaces:
+            st.subheader("Namespaces")
+            table(namespaces)
+        with st.expander("Flush the project's cache"):
+            sure = st.checkbox("Yes, drop every cached answer of this project")
+            if st.button("Flush", disabled=not sure):
+                act("Flushing ...", lambda: sdk.flush_cache(project(), client=c), "Flushed.")

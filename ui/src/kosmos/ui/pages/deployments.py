@@ -1,0 +1,70 @@
+"""Deployments: status, traffic split, live latency and errors, promote and roll back."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from kosmos.deployment import sdk
+from kosmos.ui.common import act, client, page, project, table
+
+BADGE = {"healthy": "🟢", "degraded": "🟠", "failed": "🔴", "deploying": "🔵", "pending": "⚪"}
+
+
+@page
+def render() -> None:
+    st.title("Deployments")
+    with client() as c:
+        deployments = sdk.list_deployments(project(), client=c)
+        if not deployments:
+            st.info("No deployments: `kosmos deploy create NAME --model MODEL -p PROJECT`.")
+            return
+        table(
+            [
+                {
+                    "": BADGE.get(d["status"], ""),
+                    "name": d["name"],
+                    "model": d["model"],
+                    "status": d["status"],
+                    "stable": d["stable_version"],
+                    "candidate": d["candidate_version"],
+                    "strategy": d["strategy"],
+                    "reason": d["reason"],
+                }
+                for d in deployments
+            ]
+        )
+        name = st.selectbox("Deployment", [d["name"] for d in deployments])
+        state = sdk.status(project(), name, client=c)
+        st.markdown(f"**{BADGE.get(state['status'], '')} {state['status']}**: {state['reason'] or ''}")
+        left, right = st.columns(2)
+        with left:
+            st.subheader("Traffic")
+            traffic = pd.Series(
+                {f"v{k}": v for k, v in (state["traffic"] or {}).items()}, name="% of requests"
+            )
+            st.bar_chart(traffic, height=220)
+        with right:
+            st.subheader("Live stats")
+            stats: dict = {}
+            try:
+                stats = sdk.stats(project(), name, client=c)
+            except Exception as exc:  # a deployment that is not up has no live stats
+                st.caption(f"No live stats: {exc}")
+            per_version = {k: v for k, v in stats.items() if isinstance(v, dict) and "requests" in v}
+            if per_version:
+                frame = pd.DataFrame(per_version).T
+                st.bar_chart(frame[[c for c in ("p50_ms", "p99_ms") if c in frame]], height=160)
+                st.bar_chart(frame[["error_rate"]] if "error_rate" in frame else frame, height=120)
+                table(frame.reset_index(names="version"))
+        st.subheader("Steer the rollout")
+        reason = st.text_input("Reason (kept in the audit log)", key=f"reason-{name}")
+        cols = st.columns(2)
+        if cols[0].button("Promote the candidate", disabled=state["candidate_version"] is None):
+            act("Promoting ...", lambda: sdk.promote(project(), name, reason=reason, client=c), "Promoted.")
+        if cols[1].button("Roll back"):
+            act(
+                "Rolling back ...",
+                lambda: sdk.rollback(project(), name, reason=reason, client=c),
+                "Rolled back.",
+            )
