@@ -9,7 +9,10 @@ PIP_FLAGS := --disable-pip-version-check --progress-bar off
 # The CPU build of torch lies in /opt/wheels on these machines; elsewhere pip finds it on PyPI.
 FIND_LINKS := $(if $(wildcard /opt/wheels),--find-links /opt/wheels,)
 
-.PHONY: install run test test-fast lint bench lock clean
+# apt needs root: sudo when not root.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: install browser run test test-fast lint bench lock clean
 
 install: $(STAMP)
 
@@ -24,8 +27,13 @@ $(STAMP): requirements.lock requirements-dev.txt requirements-models.txt $(forea
 run: install
 	$(BIN)/kosmos up
 
-## The whole suite against the real services (PostgreSQL, Redis, Ray, MLflow).
-test: install
+## Debian's chromium for the web UI's browser tests (playwright drives it; no browser download).
+browser:
+	@command -v chromium >/dev/null || { $(SUDO) apt-get update -qq && \
+	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
+
+## The whole suite against the real services (PostgreSQL, Redis, Ray, MLflow) and a browser.
+test: install browser
 	$(BIN)/python -m pytest
 
 test-fast: install

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -12,6 +13,7 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -97,6 +99,117 @@ def _run_quickstart(env: dict[str, str], tmp_path: Path) -> None:
     assert facts["stable"] == facts["best"] and facts["traffic"] == {str(facts["best"]): 100}
     assert facts["cache"] == ["miss", "hit"] and facts["prompt"] == "support/1"
     assert facts["runs"] == 2 and facts["predictions"] == 12 and facts["table"] == "<table"
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "test-artifacts" / "ui"
+PAGES = [  # (title in the sidebar, text that only real content shows)
+    ("Projects", "demo"),
+    ("Datasets", "fraud-training"),
+    ("Features", "user_transaction_stats"),
+    ("Experiments", "quickstart"),
+    ("Models", "fraud-detector"),
+    ("Deployments", "quickstart-fraud"),
+    ("Prompts", "support"),
+    ("LLM playground", "assistant-llm"),
+    ("Cache", "Hit rate"),
+    ("Audit log", "model.promote"),
+]
+
+
+def _settle(page: Any, timeout_ms: int = 180_000) -> None:
+    """Wait until Streamlit has finished running the script (its status widget is gone)."""
+    page.wait_for_timeout(400)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=timeout_ms)
+
+
+def _no_error(page: Any, where: str) -> None:
+    for selector in ('[data-testid="stException"]', '[data-testid="stAlertContentError"]'):
+        shown = page.locator(selector)
+        assert shown.count() == 0, f"{where}: {shown.first.inner_text()[:500]}"
+
+
+def _choose(page: Any, label: str, option: str) -> None:
+    box = page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text(label, exact=True))
+    box.locator('[data-baseweb="select"]').click()
+    page.get_by_role("option", name=option, exact=True).click()
+    _settle(page)
+
+
+def _open(page: Any, title: str, expected: str) -> None:
+    page.get_by_role("link", name=title).first.click()  # the sidebar's link (its icon is part of the name)
+    _settle(page)
+    page.get_by_text(expected).first.wait_for(timeout=60_000)
+    _no_error(page, title)
+    page.screenshot(path=str(ARTIFACTS / f"{title.lower().replace(' ', '-')}.png"), full_page=True)
+
+
+def _use_the_web_ui(env: dict[str, str], ui: int, token: str) -> None:
+    """Sign in, open every page, promote a model, roll a deployment back, ask the assistant."""
+    from playwright.sync_api import sync_playwright
+
+    assert Path(CHROMIUM).exists(), "chromium is missing: `make test` installs it (make browser)"
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    before = _deployment(env, "quickstart-fraud")
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.set_default_timeout(60_000)
+        try:
+            page.goto(f"http://127.0.0.1:{ui}/")
+            page.get_by_label("API token").fill(token)
+            page.get_by_role("button", name="Sign in").click()
+            page.get_by_text("Signed in as").wait_for()
+            _settle(page)
+            for title, expected in PAGES:
+                _open(page, title, expected)
+
+            # promote the other quickstart version to challenger, with a reason
+            _open(page, "Models", "fraud-detector")
+            _choose(page, "Model", "quickstart-fraud")
+            _choose(page, "Alias", "challenger")
+            page.get_by_label("Reason (kept in the audit log)").fill("browser test")
+            page.get_by_role("button", name="Promote", exact=True).click()
+            _settle(page)
+            page.get_by_text("is now challenger").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "models-promoted.png"), full_page=True)
+
+            # roll the quickstart deployment back to its previous version
+            _open(page, "Deployments", "quickstart-fraud")
+            _choose(page, "Deployment", "quickstart-fraud")
+            page.get_by_label("Reason (kept in the audit log)").fill("browser test rollback")
+            page.get_by_role("button", name="Roll back").click()
+            _settle(page)
+            page.get_by_text("Rolled back.").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "deployments-rolled-back.png"), full_page=True)
+
+            # the assistant: a how-to from the docs with citations, a live fact, a refusal
+            _open(page, "Assistant", "Ask how to use Kosmos")
+            page.get_by_role("button", name="How do I deploy a model with a canary?").click()
+            _settle(page)
+            page.get_by_text("docs/deployment.md#").first.wait_for()
+            _no_error(page, "Assistant (how-to)")
+            chat = page.get_by_placeholder("Ask the assistant")
+            chat.fill("What is the champion model's ROC-AUC?")
+            chat.press("Enter")
+            _settle(page)
+            page.get_by_text("fraud-detector champion is version 1").wait_for()
+            assert "roc_auc" in page.get_by_text("fraud-detector champion is version 1").inner_text()
+            chat.fill("Which deployments of project secret are degraded?")
+            chat.press("Enter")
+            _settle(page)
+            page.get_by_text("only shows projects your token may see").wait_for()
+            page.screenshot(path=str(ARTIFACTS / "assistant.png"), full_page=True)
+        finally:
+            page.screenshot(path=str(ARTIFACTS / "last.png"), full_page=True)
+            browser.close()
+    after = _deployment(env, "quickstart-fraud")
+    assert after["stable_version"] != before["stable_version"], (before["stable_version"], after)
+    promoted = json.loads(
+        _kosmos(env, "models", "show", "quickstart-fraud", "-p", "demo", "-o", "json").stdout
+    )
+    assert "challenger" in promoted["aliases"]
 
 
 def _deployment(env: dict[str, str], name: str = "fraud-detector") -> dict:
@@ -205,6 +318,8 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         assert outcomes == ["miss", "hit"]
         # ... and the quickstart notebook runs top to bottom against this platform
         _run_quickstart(env, tmp_path)
+        # ... and a person can use the web UI in a real browser
+        _use_the_web_ui(env, ui, token[1])
         assert token[1] not in (tmp_path / "home" / "logs" / "control-plane.log").read_text()
     finally:
         _stop(proc, ports)

@@ -79,7 +79,17 @@ def test_tables_and_records_render_for_notebooks() -> None:
 
 def test_every_namespace_call_is_documented_typed_and_in_the_sdk_docs() -> None:
     docs = (ROOT / "docs" / "sdk.md").read_text()
-    expected = {"features", "datasets", "training", "models", "deployments", "llm", "prompts", "cache"}
+    expected = {
+        "features",
+        "datasets",
+        "training",
+        "models",
+        "deployments",
+        "llm",
+        "prompts",
+        "cache",
+        "assistant",
+    }
     assert expected <= set(sdk_namespaces())
     for name in expected:
         namespace = getattr(kosmos, name)

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["TrainingRun", "compare", "get_run", "run", "runs", "start", "tracked"]
+__all__ = [
+    "TrainingRun",
+    "compare",
+    "get_run",
+    "image",
+    "images",
+    "metric_history",
+    "run",
+    "runs",
+    "start",
+    "tracked",
+]
 
 
 def __getattr__(name: str) -> Any:

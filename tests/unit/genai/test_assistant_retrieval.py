@@ -1,0 +1,85 @@
+"""The assistant's docs index and tool choice, without a platform."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from kosmos.genai.assistant import tools
+from kosmos.genai.assistant.docs_index import DocsIndex, chunk, default_docs_dir, slug
+
+PAGE = """# Deploying models
+
+Intro text.
+
+## Roll out a new version
+
+Canary steps 5, 25, 100.
+
+```bash
+# not a heading: a shell comment
+kosmos deploy rollout fraud -v 2
+```
+
+### Automatic rollback
+
+When the SLO breaks, traffic goes back.
+"""
+
+
+def test_sections_keep_their_heading_trail_and_anchor_and_code_blocks_stay_whole() -> None:
+    passages = chunk("docs/deployment.md", PAGE)
+    assert [(p.title, p.anchor) for p in passages] == [
+        ("Deploying models", ""),
+        ("Deploying models > Roll out a new version", "roll-out-a-new-version"),
+        ("Deploying models > Roll out a new version > Automatic rollback", "automatic-rollback"),
+    ]
+    assert "# not a heading: a shell comment" in passages[1].text
+    assert passages[1].citation == "docs/deployment.md#roll-out-a-new-version"
+    assert slug("`kosmos up` (what `make run` starts)") == "kosmos-up-what-make-run-starts"
+
+
+def test_long_sections_are_cut_at_paragraphs() -> None:
+    body = "\n\n".join(f"Paragraph {i}. " + "word " * 60 for i in range(12))
+    passages = chunk("docs/x.md", f"# X\n\n## Long\n\n{body}")
+    assert len(passages) > 1 and all(len(p.text) <= 1300 for p in passages)
+    assert "".join(p.text for p in passages).count("Paragraph") == 12
+
+
+def _bag_of_words(texts: list[str]) -> np.ndarray:
+    """A stand-in encoder for the ranking logic; the real one runs in the integration tests."""
+    vocabulary = ["canary", "rollback", "feature", "token", "cache"]
+    vectors = np.array([[t.lower().count(w) + 0.01 for w in vocabulary] for t in texts], dtype=np.float32)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def test_search_ranks_the_matching_section_first(tmp_path: Path) -> None:
+    (tmp_path / "deployment.md").write_text(PAGE)
+    (tmp_path / "tokens.md").write_text("# Tokens\n\n## Create a token\n\nA token is a secret.\n")
+    index = DocsIndex(tmp_path, _bag_of_words)
+    [(best, score), *_] = index.search("how do I roll back a canary?", k=2)
+    assert best.anchor == "roll-out-a-new-version" and score > 0
+    with pytest.raises(FileNotFoundError, match="no docs folder"):
+        DocsIndex(tmp_path / "missing", _bag_of_words)
+
+
+def test_the_shipped_docs_are_found_and_cover_the_platform() -> None:
+    folder = default_docs_dir()
+    assert (folder / "assistant.md").is_file() and (folder / "deployment.md").is_file()
+
+
+@pytest.mark.parametrize(
+    ("question", "picked"),
+    [
+        ("How do I deploy a model with a canary?", []),
+        ("Which deployments of project demo are degraded?", ["deployments"]),
+        ("What is the champion model's ROC-AUC?", ["models"]),
+        ("Which feature views does this project have?", ["features"]),
+        ("list the datasets", ["datasets"]),
+        ("What is the weather?", []),
+    ],
+)
+def test_tools_are_picked_by_the_questions_words(question: str, picked: list[str]) -> None:
+    assert [t.name for t in tools.pick(question)] == picked
