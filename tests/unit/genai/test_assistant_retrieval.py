@@ -83,3 +83,23 @@ def test_the_shipped_docs_are_found_and_cover_the_platform() -> None:
 )
 def test_tools_are_picked_by_the_questions_words(question: str, picked: list[str]) -> None:
     assert [t.name for t in tools.pick(question)] == picked
+
+
+def test_section_vectors_are_kept_on_disk_and_reused(tmp_path: Path) -> None:
+    docs, cache = tmp_path / "docs", tmp_path / "cache"
+    docs.mkdir()
+    (docs / "deployment.md").write_text(PAGE)
+    calls: list[int] = []
+
+    def counting(texts: list[str]) -> np.ndarray:
+        calls.append(len(texts))
+        return _bag_of_words(texts)
+
+    first = DocsIndex(docs, counting, cache)
+    second = DocsIndex(docs, counting, cache)
+    assert calls == [3]  # the second build embeds nothing
+    assert len(list(cache.glob("docs-*.npy"))) == 1
+    assert np.allclose(first._vectors, second._vectors)
+    (docs / "deployment.md").write_text(PAGE + "\n## New section\n\nMore.\n")
+    DocsIndex(docs, counting, cache)
+    assert calls[-1] == 4 and len(list(cache.glob("docs-*.npy"))) == 2  # changed docs: embedded again

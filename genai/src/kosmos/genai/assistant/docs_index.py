@@ -9,6 +9,8 @@ ranked by cosine similarity plus a small bonus for the question's rare words.
 
 from __future__ import annotations
 
+import hashlib
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -106,7 +108,9 @@ def _words(text: str) -> set[str]:
 class DocsIndex:
     """Every section of a docs folder, embedded; ``search`` returns the best few."""
 
-    def __init__(self, folder: Path, embed: Callable[[list[str]], np.ndarray]) -> None:
+    def __init__(
+        self, folder: Path, embed: Callable[[list[str]], np.ndarray], cache_dir: Path | None = None
+    ) -> None:
         if not folder.is_dir():
             raise FileNotFoundError(f"no docs folder at {folder}")
         self.folder = folder
@@ -116,9 +120,31 @@ class DocsIndex:
             for p in chunk(f"{folder.name}/{page.name}", page.read_text(encoding="utf-8"))
         ]
         texts = [f"{p.title}\n{p.text}" for p in self.passages]
-        self._vectors = np.asarray(embed(texts), dtype=np.float32) if texts else np.zeros((0, 384))
+        self._vectors = self._embedded(texts, embed, cache_dir)
         self._words = [_words(t) for t in texts]
         self._embed = embed
+
+    @staticmethod
+    def _embedded(
+        texts: list[str], embed: Callable[[list[str]], np.ndarray], cache_dir: Path | None
+    ) -> np.ndarray:
+        """The sections' vectors, kept on disk by content hash: a restart does not embed again."""
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        digest = hashlib.sha256("\x00".join(texts).encode()).hexdigest()[:24]
+        path = cache_dir / f"docs-{digest}.npy" if cache_dir else None
+        if path is not None and path.is_file():
+            vectors = np.load(path)
+            if vectors.shape[0] == len(texts):
+                return vectors
+        vectors = np.asarray(embed(texts), dtype=np.float32)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            with partial.open("wb") as out:
+                np.save(out, vectors)
+            os.replace(partial, path)  # atomic: another process never reads half a file
+        return vectors
 
     def search(self, question: str, k: int = 3) -> list[tuple[Passage, float]]:
         """The ``k`` sections most similar to ``question``, with their scores."""
@@ -138,11 +164,14 @@ _indexes: dict[Path, DocsIndex] = {}
 _lock = threading.Lock()
 
 
-def docs_index(folder: Path, embed: Callable[[list[str]], np.ndarray]) -> DocsIndex:
-    """The process's index of ``folder`` (built on first use, about 1 s per 100 sections)."""
+def docs_index(
+    folder: Path, embed: Callable[[list[str]], np.ndarray], cache_dir: Path | None = None
+) -> DocsIndex:
+    """The process's index of ``folder``: built on first use (embedding about 120 sections takes
+    seconds on 2 cores), its vectors kept in ``cache_dir`` for the next start."""
     with _lock:
         if folder not in _indexes:
-            _indexes[folder] = DocsIndex(folder, embed)
+            _indexes[folder] = DocsIndex(folder, embed, cache_dir)
         return _indexes[folder]
 
 

@@ -38,7 +38,8 @@ def _passages(call: Call, question: str) -> list[tuple[Passage, float]]:
 
     settings = call.settings.assistant
     folder = settings.docs_dir or default_docs_dir()
-    index = docs_index(folder, local_encoder(call.settings.home / "model-cache" / "embeddings"))
+    cache = call.settings.home / "model-cache" / "embeddings"
+    index = docs_index(folder, local_encoder(cache), cache)
     return index.search(question, settings.passages)
 
 
