@@ -79,12 +79,15 @@ def _run_quickstart(env: dict[str, str], tmp_path: Path) -> None:
     assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code"), (
         "outputs are stripped in git"
     )
+    cleanup = notebook.cells.pop()  # deleting the deployment waits until the browser test used it
+    assert "deployments.delete" in cleanup.source
     summary = (
         "import json\n"
         "print(json.dumps({'best': versions[best], 'stable': final['stable_version'], "
         "'traffic': final['traffic'], 'cache': [first['cache'], second['cache']], "
         "'prompt': first['prompt'], 'runs': len(runs), 'predictions': len(predictions), "
-        "'table': kosmos.models.list()._repr_html_()[:6]}))"
+        "'table': kosmos.models.list()._repr_html_()[:6], "
+        "'assistant': [s['citation'] for s in reply['sources']]}))"
     )
     notebook.cells.append(nbformat.v4.new_code_cell(summary))
     client = NotebookClient(
@@ -99,6 +102,7 @@ def _run_quickstart(env: dict[str, str], tmp_path: Path) -> None:
     assert facts["stable"] == facts["best"] and facts["traffic"] == {str(facts["best"]): 100}
     assert facts["cache"] == ["miss", "hit"] and facts["prompt"] == "support/1"
     assert facts["runs"] == 2 and facts["predictions"] == 12 and facts["table"] == "<table"
+    assert any(c.startswith("docs/deployment.md#") for c in facts["assistant"]), facts["assistant"]
 
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -320,6 +324,9 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         _run_quickstart(env, tmp_path)
         # ... and a person can use the web UI in a real browser
         _use_the_web_ui(env, ui, token[1])
+        assert (
+            _kosmos(env, "deploy", "delete", "quickstart-fraud", "-p", "demo").returncode == 0
+        )  # its clean-up
         assert token[1] not in (tmp_path / "home" / "logs" / "control-plane.log").read_text()
     finally:
         _stop(proc, ports)

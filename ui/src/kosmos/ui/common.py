@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import json
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -51,8 +52,11 @@ def page(fn: Callable[[], None]) -> Callable[[], None]:
 
 
 def table(rows: list[dict[str, Any]] | pd.DataFrame, **kwargs: Any) -> None:
-    """A full-width table without the index."""
+    """A full-width table without the index; nested values (dicts, lists) shown as JSON text."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    for column in frame.columns:
+        if frame[column].dtype == object and frame[column].map(lambda v: isinstance(v, dict | list)).any():
+            frame[column] = frame[column].map(lambda v: json.dumps(v, default=str) if v is not None else "")
     st.dataframe(frame, use_container_width=True, hide_index=True, **kwargs)
 
 

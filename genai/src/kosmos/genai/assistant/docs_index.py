@@ -4,7 +4,8 @@ Each Markdown file is cut at its headings (never inside a code block); a section
 keeps its heading trail ("Deploying models > Roll out a new version") and GitHub's
 anchor, so an answer can cite ``docs/deployment.md#roll-out-a-new-version``. Sections
 are embedded once per process with the gateway's local encoder (all-MiniLM-L6-v2) and
-ranked by cosine similarity plus a small bonus for the question's rare words.
+ranked by cosine similarity (bench/assistant_retrieval.py: a bonus for shared rare words
+gained nothing on its labelled questions, so there is none).
 """
 
 from __future__ import annotations
@@ -22,15 +23,6 @@ import numpy as np
 MAX_CHARS = 1200
 """Longer sections are cut at paragraphs; the encoder reads about 256 tokens anyway."""
 _HEADING = re.compile(r"^(#{1,4})\s+(.+?)\s*#*\s*$")
-_WORD = re.compile(r"[a-z0-9][a-z0-9_\-]+")
-_COMMON = frozenset(
-    " ".join(
-        (
-            "the a an and or of to in on for with how do i can is are what which my me it this",
-            "that be by from at as use using kosmos",
-        )
-    ).split()
-)
 
 
 @dataclass(frozen=True)
@@ -101,10 +93,6 @@ def _split(body: str) -> list[str]:
     return parts
 
 
-def _words(text: str) -> set[str]:
-    return {w for w in _WORD.findall(text.lower()) if w not in _COMMON}
-
-
 class DocsIndex:
     """Every section of a docs folder, embedded; ``search`` returns the best few."""
 
@@ -121,7 +109,6 @@ class DocsIndex:
         ]
         texts = [f"{p.title}\n{p.text}" for p in self.passages]
         self._vectors = self._embedded(texts, embed, cache_dir)
-        self._words = [_words(t) for t in texts]
         self._embed = embed
 
     @staticmethod
@@ -151,11 +138,7 @@ class DocsIndex:
         if not self.passages:
             return []
         query = np.asarray(self._embed([question]), dtype=np.float32)[0]
-        words = _words(question)
         scores = self._vectors @ query
-        if words:  # exact rare words ("canary", "rollback") help a small encoder
-            overlap = np.array([len(words & w) / len(words) for w in self._words], dtype=np.float32)
-            scores = scores + 0.15 * overlap
         best = np.argsort(-scores)[:k]
         return [(self.passages[i], float(scores[i])) for i in best]
 
