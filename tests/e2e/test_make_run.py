@@ -143,7 +143,8 @@ def _choose(page: Any, label: str, option: str) -> None:
 def _open(page: Any, title: str, expected: str) -> None:
     page.get_by_role("link", name=title).first.click()  # the sidebar's link (its icon is part of the name)
     _settle(page)
-    page.get_by_text(expected).first.wait_for(timeout=60_000)
+    # attached, not visible: table cells live in the grid's accessible DOM, drawn on a canvas
+    page.get_by_text(expected).first.wait_for(state="attached", timeout=60_000)
     _no_error(page, title)
     page.screenshot(path=str(ARTIFACTS / f"{title.lower().replace(' ', '-')}.png"), full_page=True)
 

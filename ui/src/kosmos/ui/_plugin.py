@@ -29,6 +29,8 @@ def streamlit_command(settings: Settings) -> list[str]:
         "true",
         "--browser.gatherUsageStats",
         "false",
+        "--client.toolbarMode",
+        "minimal",
     ]
 
 

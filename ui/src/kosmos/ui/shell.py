@@ -22,21 +22,21 @@ from kosmos.ui.pages import (
 
 PAGES = {
     "Platform": [
-        (projects.render, "Projects", "projects", "🏠"),
-        (audit.render, "Audit log", "audit", "📜"),
+        (projects.render, "Projects", "projects", ":material/home:"),
+        (audit.render, "Audit log", "audit", ":material/history:"),
     ],
     "ML": [
-        (datasets.render, "Datasets", "datasets", "🗂️"),
-        (features.render, "Features", "features", "🧮"),
-        (experiments.render, "Experiments", "experiments", "🧪"),
-        (models.render, "Models", "models", "📦"),
-        (deployments.render, "Deployments", "deployments", "🚀"),
+        (datasets.render, "Datasets", "datasets", ":material/dataset:"),
+        (features.render, "Features", "features", ":material/table_chart:"),
+        (experiments.render, "Experiments", "experiments", ":material/science:"),
+        (models.render, "Models", "models", ":material/inventory_2:"),
+        (deployments.render, "Deployments", "deployments", ":material/rocket_launch:"),
     ],
     "GenAI": [
-        (prompts.render, "Prompts", "prompts", "📝"),
-        (playground.render, "LLM playground", "playground", "💬"),
-        (cache.render, "Cache", "cache", "⚡"),
-        (assistant.render, "Assistant", "assistant", "🤖"),
+        (prompts.render, "Prompts", "prompts", ":material/edit_note:"),
+        (playground.render, "LLM playground", "playground", ":material/chat:"),
+        (cache.render, "Cache", "cache", ":material/bolt:"),
+        (assistant.render, "Assistant", "assistant", ":material/smart_toy:"),
     ],
 }
 
@@ -77,7 +77,7 @@ def sidebar() -> bool:
 
 
 def main() -> None:
-    st.set_page_config(page_title="Kosmos", page_icon="🪐", layout="wide")
+    st.set_page_config(page_title="Kosmos", page_icon=":material/public:", layout="wide")
     if "token" not in st.session_state:
         sign_in()
         return

@@ -8,7 +8,13 @@ import streamlit as st
 from kosmos.deployment import sdk
 from kosmos.ui.common import act, client, page, project, table
 
-BADGE = {"healthy": "🟢", "degraded": "🟠", "failed": "🔴", "deploying": "🔵", "pending": "⚪"}
+BADGE = {
+    "healthy": ":green[●]",
+    "degraded": ":orange[●]",
+    "failed": ":red[●]",
+    "deploying": ":blue[●]",
+    "pending": ":gray[●]",
+}
 
 
 @page
@@ -22,7 +28,6 @@ def render() -> None:
         table(
             [
                 {
-                    "": BADGE.get(d["status"], ""),
                     "name": d["name"],
                     "model": d["model"],
                     "status": d["status"],
