@@ -110,7 +110,7 @@ ARTIFACTS = ROOT / "test-artifacts" / "ui"
 PAGES = [  # (title in the sidebar, text that only real content shows)
     ("Projects", "demo"),
     ("Datasets", "fraud-training"),
-    ("Features", "user_transaction_stats"),
+    ("Features", "merchant_txn_count_30d"),
     ("Experiments", "quickstart"),
     ("Models", "fraud-detector"),
     ("Deployments", "quickstart-fraud"),

@@ -6,8 +6,10 @@ features in Redis, the demo model, the LLM and the gateway. Then the MLP trains 
 Train across both nodes, the fraud model scales to replicas on both nodes, the worker node
 is stopped, and the platform keeps serving and reports the cluster degraded.
 
-Object storage stays a local folder here: no S3-compatible server installs from the
-registries these machines reach (docs/production.md).
+Object storage is S3 over HTTP: MLflow's artifacts and the DVC dataset remote live in
+buckets of moto's S3 server. MinIO does not install from the registries these machines
+reach; moto is an emulator of the S3 API, so this checks Kosmos's S3 configuration and
+traffic, not a storage product.
 """
 
 from __future__ import annotations
@@ -149,17 +151,78 @@ def cluster(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[dict[str, 
         shutil.rmtree(temp, ignore_errors=True)
 
 
+BUCKETS = ("kosmos-mlflow", "kosmos-datasets")
+
+
 @pytest.fixture
-def mlflow_server(tmp_path: Path, free_port: Callable[[], int], empty_pg_database) -> Iterator[str]:
-    """An MLflow tracking server on PostgreSQL, as the production profile expects one."""
+def s3(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[dict[str, str]]:
+    """An S3-compatible server (moto's) with the two buckets, and the AWS variables to reach it."""
+    import boto3
+
     port = free_port()
+    proc = _popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)], tmp_path / "s3.log"
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    env = {
+        "AWS_ACCESS_KEY_ID": "kosmos-test",
+        "AWS_SECRET_ACCESS_KEY": "kosmos-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+
+    def up() -> bool:
+        try:
+            return httpx.get(endpoint, timeout=2).status_code < 500
+        except httpx.HTTPError:
+            return False
+
+    _until(up, "the S3 server", 60)
+    client = boto3.client(
+        "s3",
+        endpoint_url=endpoint,
+        aws_access_key_id="kosmos-test",
+        aws_secret_access_key="kosmos-test-secret",
+        region_name="us-east-1",
+    )
+    for bucket in BUCKETS:
+        client.create_bucket(Bucket=bucket)
+    yield {**env, "endpoint": endpoint}
+    _stop(proc)
+
+
+def _objects(s3: dict[str, str], bucket: str, prefix: str = "") -> list[str]:
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3["endpoint"],
+        aws_access_key_id=s3["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=s3["AWS_SECRET_ACCESS_KEY"],
+        region_name="us-east-1",
+    )
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+@pytest.fixture
+def mlflow_server(
+    tmp_path: Path, free_port: Callable[[], int], empty_pg_database, s3: dict[str, str]
+) -> Iterator[str]:
+    """An MLflow tracking server on PostgreSQL with its artifacts in S3, as in production."""
+    port = free_port()
+    env = {
+        **os.environ,
+        **{k: v for k, v in s3.items() if k != "endpoint"},
+        "MLFLOW_S3_ENDPOINT_URL": s3["endpoint"],
+    }
     proc = _popen(
         [
             sys.executable, "-m", "mlflow", "server", "--backend-store-uri", empty_pg_database(),
-            "--artifacts-destination", str(tmp_path / "mlflow-artifacts"),
+            "--artifacts-destination", "s3://kosmos-mlflow/artifacts",
             "--host", "127.0.0.1", "--port", str(port),
         ],
         tmp_path / "mlflow.log",
+        env,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"
 
@@ -190,7 +253,7 @@ TRAIN_ON_RAY = textwrap.dedent(
 
 
 def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
-    tmp_path: Path, free_port: Callable[[], int], cluster, mlflow_server: str, empty_pg_database
+    tmp_path: Path, free_port: Callable[[], int], cluster, mlflow_server: str, s3, empty_pg_database
 ) -> None:
     api, ui = free_port(), free_port()
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -209,6 +272,11 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
         KOSMOS_RAY__ADDRESS=cluster["address"],
         KOSMOS_SERVER__PORT=str(api),
         KOSMOS_UI__PORT=str(ui),
+        KOSMOS_MLFLOW__ARTIFACTS_DESTINATION="s3://kosmos-mlflow/artifacts",
+        KOSMOS_DATASETS__REMOTE="s3://kosmos-datasets/dvc",
+        KOSMOS_DATASETS__ENDPOINT_URL=s3["endpoint"],
+        MLFLOW_S3_ENDPOINT_URL=s3["endpoint"],
+        **{k: v for k, v in s3.items() if k != "endpoint"},
     )
 
     # doctor names what is missing, then passes once the database is migrated
@@ -218,9 +286,10 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
     assert list(failing) == ["metadata database"] and "kosmos db upgrade" in failing["metadata database"]
     assert _kosmos(env, "db", "upgrade").returncode == 0
     checks = _json(env, "doctor")
-    services = {"metadata database", "MLflow", "Redis", "Ray", "Feast SQL registry"}
-    assert {c["service"] for c in checks} >= services
+    services = {"metadata database", "MLflow", "Redis", "Ray", "Feast SQL registry", "artifact store"}
+    assert {c["service"] for c in checks} >= services | {"dataset remote (DVC)"}
     assert all(c["status"] == "ok" for c in checks), checks
+    assert {c["detail"] for c in checks if "s3://" in c["target"]} == {"bucket writable"}
 
     log = tmp_path / "up.log"
     up = _popen([sys.executable, "-m", "kosmos.platform.cli.main", "up"], log, env)
@@ -237,6 +306,9 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
         env["KOSMOS_CLIENT__TOKEN"] = token[1]
         env["KOSMOS_CLIENT__URL"] = f"http://127.0.0.1:{api}"
         _check_the_demo(env, api, token[1], redis_url)
+        # the demo's datasets went to the DVC remote in S3, its models to MLflow's S3 artifacts
+        assert _objects(s3, "kosmos-datasets", "dvc/demo/"), "no dataset content in the S3 remote"
+        assert any(k.endswith("MLmodel") for k in _objects(s3, "kosmos-mlflow", "artifacts/"))
         _check_training_and_replicas_span_both_nodes(env, cluster, api, token[1], tmp_path)
         _check_losing_the_worker_node(env, cluster, api, token[1])
     finally:

@@ -56,6 +56,8 @@ def test_each_broken_service_is_named_with_the_problem(
             "KOSMOS_REDIS__URL": f"redis://127.0.0.1:{free_port()}/0",
             "KOSMOS_RAY__ADDRESS": f"127.0.0.1:{free_port()}",
             "KOSMOS_MLFLOW__ARTIFACTS_DESTINATION": "s3://kosmos-artifacts",
+            "KOSMOS_DATASETS__REMOTE": "s3://kosmos-datasets/dvc",
+            "KOSMOS_DATASETS__ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
         }
     )
     assert code == 1
@@ -65,7 +67,8 @@ def test_each_broken_service_is_named_with_the_problem(
     )
     assert rows["Redis"]["status"] == "FAIL" and "onnect" in rows["Redis"]["detail"]
     assert rows["Ray"]["status"] == "FAIL" and "cannot connect" in rows["Ray"]["detail"]
-    assert rows["object storage"]["status"] == "FAIL"
+    assert rows["artifact store"]["status"] == "FAIL"
+    assert rows["dataset remote (DVC)"]["status"] == "FAIL" and rows["dataset remote (DVC)"]["detail"]
     assert rows["MLflow store"]["status"] == "ok"  # the others are fine and say so
     assert "s3cret" not in output and "postgres:***@" in rows["metadata database"]["target"]
     _, rows, _ = doctor(**{**env, "KOSMOS_DATABASE__URL": empty_pg_database()})

@@ -6,6 +6,7 @@ wrong. The production profile also refuses to run with a part still embedded.
 
 from __future__ import annotations
 
+import os
 import socket
 import tempfile
 import uuid
@@ -123,30 +124,42 @@ def _ray(settings: Settings) -> Check:
     return Check("Ray", address, problem is None, problem or "the cluster's head answers")
 
 
-def _artifacts(settings: Settings) -> Check:
-    destination = settings.mlflow_artifacts_destination
+def _object_store(service: str, destination: str, endpoint_url: str | None) -> Check:
+    """A folder must take a file; an s3:// bucket must take (and give back) an object."""
     if destination.startswith("s3://"):
         try:
             import boto3
         except ImportError:
-            return Check("object storage", destination, False, "s3:// needs boto3 installed")
-        bucket = destination.removeprefix("s3://").split("/")[0]
+            return Check(service, destination, False, "s3:// needs boto3 installed")
+        bucket, _, prefix = destination.removeprefix("s3://").partition("/")
         try:
-            client = boto3.client("s3")
-            key = f"kosmos-doctor/{uuid.uuid4().hex}"
+            client = boto3.client("s3", endpoint_url=endpoint_url)
+            key = f"{prefix.strip('/') + '/' if prefix.strip('/') else ''}kosmos-doctor/{uuid.uuid4().hex}"
             client.put_object(Bucket=bucket, Key=key, Body=b"ok")
             client.delete_object(Bucket=bucket, Key=key)
-            return Check("object storage", destination, True, "bucket writable")
+            return Check(service, destination, True, "bucket writable")
         except Exception as exc:  # botocore's NoCredentialsError, ClientError, EndpointConnectionError
-            return Check("object storage", destination, False, _first_line(exc))
+            return Check(service, destination, False, _first_line(exc))
+    if "://" in destination:
+        return Check(service, destination, False, "only a folder or an s3:// URI is supported")
     folder = Path(destination)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=folder):
             pass
-        return Check("artifact store", str(folder), True, "folder writable")
+        return Check(service, str(folder), True, "folder writable")
     except OSError as exc:
-        return Check("artifact store", str(folder), False, f"not writable: {exc.strerror or exc}")
+        return Check(service, str(folder), False, f"not writable: {exc.strerror or exc}")
+
+
+def _artifacts(settings: Settings) -> Check:
+    endpoint = os.environ.get("MLFLOW_S3_ENDPOINT_URL")  # what the MLflow server itself reads
+    return _object_store("artifact store", settings.mlflow_artifacts_destination, endpoint)
+
+
+def _dataset_remote(settings: Settings) -> Check:
+    remote = settings.datasets.remote or str(settings.home / "dvc-remote")
+    return _object_store("dataset remote (DVC)", remote, settings.datasets.endpoint_url)
 
 
 def _embedded_parts(settings: Settings) -> list[Check]:
@@ -170,7 +183,7 @@ def run_checks(settings: Settings) -> list[Check]:
     if settings.profile == "production":
         checks += _embedded_parts(settings)
     checks.append(_database("metadata database", settings.database_url, migrated=True))
-    probes: list[Callable[[Settings], Check]] = [_mlflow, _artifacts]
+    probes: list[Callable[[Settings], Check]] = [_mlflow, _artifacts, _dataset_remote]
     if settings.redis.url or settings.features.online_store == "redis" or settings.gateway.limiter == "redis":
         probes.append(_redis)
     if settings.ray.address:

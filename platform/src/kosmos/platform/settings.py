@@ -128,6 +128,21 @@ class RedisSettings(_Section):
     )
 
 
+class DatasetSettings(_Section):
+    """Where DVC keeps dataset contents (the git history of versions stays with the platform)."""
+
+    remote: str | None = Field(
+        default=None,
+        description="DVC remote: a folder or s3://bucket/prefix (one folder per project below it). "
+        "Unset: a folder under KOSMOS_HOME.",
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint (MinIO, Ceph, ...) for an s3:// remote; unset: AWS. "
+        "Credentials come from the usual AWS variables or files, never from settings.",
+    )
+
+
 class FeatureSettings(_Section):
     """Feast, configured per project by Kosmos (the stores are Feast's own)."""
 
@@ -245,6 +260,7 @@ class Settings(BaseSettings):
     ray: RaySettings = Field(default_factory=RaySettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
+    datasets: DatasetSettings = Field(default_factory=DatasetSettings)
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
     ui: UISettings = Field(default_factory=UISettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)

@@ -18,6 +18,7 @@ import subprocess
 import threading
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -81,7 +82,8 @@ class DatasetRepo:
         self.settings = settings
         self.project = project
         self.path = settings.projects_dir / project / "datasets"
-        self.remote = settings.home / "dvc-remote" / project
+        remote = settings.datasets.remote or str(settings.home / "dvc-remote")
+        self.remote = f"{remote.rstrip('/')}/{project}"
         with _locks_guard:
             self._lock = _locks.setdefault(str(self.path), threading.Lock())
 
@@ -109,12 +111,16 @@ class DatasetRepo:
         from dvc.repo import Repo
 
         self.path.mkdir(parents=True, exist_ok=True)
-        self.remote.mkdir(parents=True, exist_ok=True)
+        remote: dict[str, str] = {"url": self.remote}
+        if "://" not in self.remote:
+            Path(self.remote).mkdir(parents=True, exist_ok=True)
+        elif self.settings.datasets.endpoint_url:
+            remote["endpointurl"] = self.settings.datasets.endpoint_url
         if not (self.path / ".git").is_dir():
             self._git("init", "-q", "-b", "main")
         repo = Repo.init(str(self.path))
         with repo.config.edit() as conf:
-            conf["remote"]["storage"] = {"url": str(self.remote)}
+            conf["remote"]["storage"] = remote
             conf["core"]["remote"] = "storage"
             conf["core"]["autostage"] = True
         repo.close()
