@@ -115,7 +115,7 @@ PAGES = [  # (title in the sidebar, text that only real content shows)
     ("Models", "fraud-detector"),
     ("Deployments", "quickstart-fraud"),
     ("Prompts", "support"),
-    ("LLM playground", "assistant-llm"),
+    ("LLM playground", "Endpoint"),
     ("Cache", "Hit rate"),
     ("Audit log", "model.promote"),
 ]
@@ -134,8 +134,9 @@ def _no_error(page: Any, where: str) -> None:
 
 
 def _choose(page: Any, label: str, option: str) -> None:
-    box = page.locator('[data-testid="stSelectbox"]').filter(has=page.get_by_text(label, exact=True))
-    box.locator('[data-baseweb="select"]').click()
+    box = page.get_by_role("combobox", name=label, exact=True)  # Streamlit's select box
+    box.click()
+    box.fill(option)  # it filters the options as a person types
     page.get_by_role("option", name=option, exact=True).click()
     _settle(page)
 
@@ -170,6 +171,16 @@ def _use_the_web_ui(env: dict[str, str], ui: int, token: str) -> None:
             for title, expected in PAGES:
                 _open(page, title, expected)
 
+            # chat with the demo LLM, streamed through the gateway
+            _open(page, "LLM playground", "Endpoint")
+            message = page.get_by_placeholder("Message the model")
+            message.fill("Say hello.")
+            message.press("Enter")
+            _settle(page)
+            replies = page.locator('[data-testid="stChatMessage"]')
+            assert replies.count() == 2 and replies.nth(1).inner_text().strip(), "no streamed answer"
+            page.screenshot(path=str(ARTIFACTS / "playground-chat.png"), full_page=True)
+
             # promote the other quickstart version to challenger, with a reason
             _open(page, "Models", "fraud-detector")
             _choose(page, "Model", "quickstart-fraud")
@@ -193,6 +204,7 @@ def _use_the_web_ui(env: dict[str, str], ui: int, token: str) -> None:
             _open(page, "Assistant", "Ask how to use Kosmos")
             page.get_by_role("button", name="How do I deploy a model with a canary?").click()
             _settle(page)
+            page.get_by_text("Sources (").first.click()  # the cited passages, under the answer
             page.get_by_text("docs/deployment.md#").first.wait_for()
             _no_error(page, "Assistant (how-to)")
             chat = page.get_by_placeholder("Ask the assistant")

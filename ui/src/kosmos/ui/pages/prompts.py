@@ -10,6 +10,9 @@ from kosmos.genai import sdk
 from kosmos.ui.common import act, client, page, project, table
 from kosmos.ui.pages.playground import ask, llm_models
 
+EXAMPLES = {"company": "Kosmos Bank"}
+"""Sample values for variables the demo prompts use; others start as <name>."""
+
 
 @page
 def render() -> None:
@@ -40,13 +43,17 @@ def render() -> None:
                     f"{name}@{alias} is version {version}.",
                 )
         st.subheader("Render and try")
-        variables_text = st.text_area("Variables (JSON)", value='{"company": "Kosmos Bank"}')
+        alias_used = "production" if "production" in shown.get("aliases", {}) else None
+        current = next((v for v in shown["versions"] if alias_used in v["aliases"]), shown["versions"][0])
+        example = {name: EXAMPLES.get(name, f"<{name}>") for name in current["variables"]}
+        variables_text = st.text_area(
+            "Variables (JSON)", value=json.dumps(example), key=f"variables-{name}-{current['version']}"
+        )
         try:
             variables = json.loads(variables_text or "{}")
         except json.JSONDecodeError as exc:
             st.error(f"Variables are not valid JSON: {exc}")
             return
-        alias_used = "production" if "production" in shown.get("aliases", {}) else None
         reference = f"prompts:/{name}@production" if alias_used else f"prompts:/{name}/{versions[0]}"
         rendered = sdk.render_prompt(project(), name, variables, alias=alias_used, client=c)
         st.code(rendered if isinstance(rendered, str) else json.dumps(rendered, indent=2))
