@@ -22,7 +22,8 @@ def show(reply: dict[str, Any]) -> None:
     if reply["answer"]:
         st.markdown(reply["answer"])
         st.caption(
-            f"{model['name']} · cache {model.get('cache')} · prompt {model.get('prompt') or 'built in'}"
+            f"{model['name']} · cache {model.get('cache')} · prompt {model.get('prompt') or 'built in'} · "
+            "the facts and sources below are what the answer rests on"
         )
     else:
         st.caption(f"No model answer ({model.get('error', 'unavailable')}); here is what I found.")
