@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -123,8 +124,12 @@ PAGES = [  # (title in the sidebar, text that only real content shows)
 
 def _settle(page: Any, timeout_ms: int = 180_000) -> None:
     """Wait until Streamlit has finished running the script (its status widget is gone)."""
-    page.wait_for_timeout(400)
-    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=timeout_ms)
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    running = page.locator('[data-testid="stStatusWidget"]')
+    with contextlib.suppress(PlaywrightTimeout):  # a rerun may start a moment after the click
+        running.wait_for(state="attached", timeout=2_000)
+    running.wait_for(state="detached", timeout=timeout_ms)
 
 
 def _no_error(page: Any, where: str) -> None:
@@ -177,8 +182,13 @@ def _use_the_web_ui(env: dict[str, str], ui: int, token: str) -> None:
             message.fill("Say hello.")
             message.press("Enter")
             _settle(page)
-            replies = page.locator('[data-testid="stChatMessage"]')
-            assert replies.count() == 2 and replies.nth(1).inner_text().strip(), "no streamed answer"
+            answer = page.locator('[data-testid="stChatMessage"]').nth(1)
+            answer.wait_for(timeout=120_000)
+            deadline = time.monotonic() + 120
+            while not answer.inner_text().strip():  # the tokens stream in
+                assert time.monotonic() < deadline, "no streamed answer"
+                page.wait_for_timeout(500)
+            _settle(page)
             page.screenshot(path=str(ARTIFACTS / "playground-chat.png"), full_page=True)
 
             # promote the other quickstart version to challenger, with a reason
