@@ -59,8 +59,9 @@ def render() -> None:
             per_version = {k: v for k, v in stats.items() if isinstance(v, dict) and "requests" in v}
             if per_version:
                 frame = pd.DataFrame(per_version).T
-                st.bar_chart(frame[[c for c in ("p50_ms", "p99_ms") if c in frame]], height=160)
-                st.bar_chart(frame[["error_rate"]] if "error_rate" in frame else frame, height=120)
+                frame.index = [f"v{v}" for v in frame.index]
+                latency = frame[["p50_ms", "p99_ms"]].astype(float)
+                st.bar_chart(latency, stack=False, height=180, y_label="ms")
                 table(frame.reset_index(names="version"))
         st.subheader("Steer the rollout")
         reason = st.text_input("Reason (kept in the audit log)", key=f"reason-{name}")
