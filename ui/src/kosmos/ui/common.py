@@ -40,6 +40,9 @@ def page(fn: Callable[[], None]) -> Callable[[], None]:
 
     @functools.wraps(fn)
     def render() -> None:
+        flash = st.session_state.pop("flash", None)
+        if flash:  # what the last action did, shown on the refreshed page
+            st.success(flash)
         try:
             fn()
         except KosmosError as exc:
@@ -60,13 +63,14 @@ def table(rows: list[dict[str, Any]] | pd.DataFrame, **kwargs: Any) -> None:
     st.dataframe(frame, use_container_width=True, hide_index=True, **kwargs)
 
 
-def act(label: str, fn: Callable[[], Any], success: str) -> Any:
-    """Run a change with a spinner; show what happened or why it was refused."""
+def act(label: str, fn: Callable[[], Any], success: str | Callable[[Any], str]) -> None:
+    """Run a change with a spinner. Refused: say why. Done: reload the page (its tables show
+    the new state) with what happened on top."""
     try:
         with st.spinner(label):
             result = fn()
     except KosmosError as exc:
         st.error(exc.message)
-        return None
-    st.success(success)
-    return result
+        return
+    st.session_state["flash"] = success(result) if callable(success) else success
+    st.rerun()

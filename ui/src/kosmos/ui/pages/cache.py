@@ -30,4 +30,8 @@ def render() -> None:
         with st.expander("Flush the project's cache"):
             sure = st.checkbox("Yes, drop every cached answer of this project")
             if st.button("Flush", disabled=not sure):
-                act("Flushing ...", lambda: sdk.flush_cache(project(), client=c), "Flushed.")
+                act(
+                    "Flushing ...",
+                    lambda: sdk.flush_cache(project(), client=c),
+                    lambda n: f"Flushed: {n} cached answers dropped.",
+                )

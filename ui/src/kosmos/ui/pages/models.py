@@ -77,10 +77,15 @@ def render() -> None:
                 if not reason.strip():
                     st.error("Give a reason: it is kept in the audit log.")
                 else:
-                    done = act(
+                    act(
                         "Promoting ...",
                         lambda: sdk.promote(project(), name, version, alias=alias, reason=reason, client=c),
-                        f"{name} v{version} is now {alias}.",
+                        lambda done: (
+                            f"{name} v{version} is now {alias}"
+                            + (
+                                f" (was v{done['previous_version']})."
+                                if done.get("previous_version")
+                                else "."
+                            )
+                        ),
                     )
-                    if done and done.get("previous_version"):
-                        st.caption(f"{alias} was v{done['previous_version']}.")
