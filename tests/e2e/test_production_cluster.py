@@ -7,9 +7,9 @@ Train across both nodes, the fraud model scales to replicas on both nodes, the w
 is stopped, and the platform keeps serving and reports the cluster degraded.
 
 Object storage is S3 over HTTP: MLflow's artifacts and the DVC dataset remote live in
-buckets of moto's S3 server. MinIO does not install from the registries these machines
-reach; moto is an emulator of the S3 API, so this checks Kosmos's S3 configuration and
-traffic, not a storage product.
+buckets of moto's S3 server: no MinIO server was found in the registries these machines
+reach (Debian has MinIO's Go libraries, PyPI its client). moto is an emulator of the S3
+API, so this checks Kosmos's S3 configuration and traffic, not a storage product.
 """
 
 from __future__ import annotations
