@@ -10,11 +10,7 @@ from kosmos.platform.fluent import Namespace, Record, Table, current, project_or
 
 def client(*, project: str | None = None) -> Any:
     """An official ``openai.OpenAI`` client on the project's gateway (the key is your Kosmos token)."""
-    from openai import OpenAI
-
-    session = current()
-    base = sdk.openai_base_url(project_or_session(project), client=session.client)
-    return OpenAI(base_url=base, api_key=session.client.token, max_retries=0, timeout=300)
+    return sdk.openai_client(project_or_session(project), client=current().client)
 
 
 def chat(
@@ -31,19 +27,11 @@ def chat(
     (``prompts:/support@production``) filled with ``variables``. Returns the text with what
     the gateway did: cache outcome, prompt version, request id, usage."""
     messages = [{"role": "user", "content": message}] if isinstance(message, str) else message
-    extra = {"kosmos": {"prompt": prompt, "variables": variables or {}}} if prompt else None
-    raw = client(project=project).chat.completions.with_raw_response.create(
-        model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, extra_body=extra
-    )
-    answer = raw.parse()
-    return Record(
-        text=answer.choices[0].message.content,
-        cache=raw.headers.get("x-kosmos-cache"),
-        prompt=raw.headers.get("x-kosmos-prompt"),
-        cache_entry=raw.headers.get("x-kosmos-cache-entry"),
-        request_id=raw.headers.get("x-request-id"),
-        usage=answer.usage.model_dump() if answer.usage else None,
-    )
+    reply = sdk.chat(
+        project_or_session(project), messages, model=model, prompt=prompt, variables=variables,
+        max_tokens=max_tokens, temperature=temperature, client=current().client,
+    )  # fmt: skip
+    return Record(**reply)
 
 
 def usage(*, hours: float = 24, project: str | None = None) -> Table:

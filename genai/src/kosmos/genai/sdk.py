@@ -18,6 +18,44 @@ def openai_base_url(project: str, *, client: KosmosClient | None = None) -> str:
 
 
 # -- prompts ----------------------------------------------------------------------------
+def openai_client(project: str, *, client: KosmosClient | None = None) -> Any:
+    """An official ``openai.OpenAI`` client on the project's gateway (the key is your Kosmos token)."""
+    from openai import OpenAI
+
+    with client_or_default(client) as c:
+        return OpenAI(
+            base_url=openai_base_url(project, client=c), api_key=c.token, max_retries=0, timeout=300
+        )
+
+
+def chat(
+    project: str,
+    messages: list[dict[str, Any]],
+    *,
+    model: str = "assistant-llm",
+    prompt: str | None = None,
+    variables: dict[str, Any] | None = None,
+    max_tokens: int = 128,
+    temperature: float = 0.0,
+    client: KosmosClient | None = None,
+) -> dict[str, Any]:
+    """One gateway call: the text, and what the gateway did (cache outcome, prompt version,
+    cache entry, request id, usage)."""
+    extra = {"kosmos": {"prompt": prompt, "variables": variables or {}}} if prompt else None
+    raw = openai_client(project, client=client).chat.completions.with_raw_response.create(
+        model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, extra_body=extra
+    )
+    answer = raw.parse()
+    return {
+        "text": answer.choices[0].message.content,
+        "cache": raw.headers.get("x-kosmos-cache"),
+        "prompt": raw.headers.get("x-kosmos-prompt"),
+        "cache_entry": raw.headers.get("x-kosmos-cache-entry"),
+        "request_id": raw.headers.get("x-request-id"),
+        "usage": answer.usage.model_dump() if answer.usage else None,
+    }
+
+
 def register_prompt(
     project: str,
     name: str,

@@ -2,45 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import streamlit as st
-from openai import OpenAI
 
 from kosmos.genai import sdk
 from kosmos.platform import KosmosClient
 from kosmos.ui.common import client, page, project
 
 
-def _openai(c: KosmosClient) -> OpenAI:
-    return OpenAI(
-        base_url=sdk.openai_base_url(project(), client=c), api_key=c.token, max_retries=0, timeout=300
-    )
-
-
 def llm_models(c: KosmosClient) -> list[str]:
     """The project's chat models: its LLM deployments and gateway routes."""
-    return [m.id for m in _openai(c).models.list().data if m.owned_by != "kosmos"]  # not the embedder
-
-
-def ask(
-    c: KosmosClient,
-    model: str,
-    messages: list[dict[str, Any]],
-    prompt: str | None = None,
-    variables: dict[str, Any] | None = None,
-) -> dict[str, Any]:
-    """One gateway call; the text with what the gateway did (cache, prompt, request id)."""
-    extra = {"kosmos": {"prompt": prompt, "variables": variables or {}}} if prompt else None
-    raw = _openai(c).chat.completions.with_raw_response.create(
-        model=model, messages=messages, max_tokens=96, temperature=0, extra_body=extra
-    )
-    return {
-        "text": raw.parse().choices[0].message.content,
-        "cache": raw.headers.get("x-kosmos-cache"),
-        "prompt": raw.headers.get("x-kosmos-prompt"),
-        "request_id": raw.headers.get("x-request-id"),
-    }
+    models = sdk.openai_client(project(), client=c).models.list().data
+    return [m.id for m in models if m.owned_by != "kosmos"]  # not the embedder
 
 
 @page
@@ -64,7 +36,7 @@ def render() -> None:
         if question:
             history.append({"role": "user", "content": question})
             st.chat_message("user").write(question)
-            stream = _openai(c).chat.completions.create(
+            stream = sdk.openai_client(project(), client=c).chat.completions.create(
                 model=model,
                 messages=history,
                 max_tokens=int(max_tokens),

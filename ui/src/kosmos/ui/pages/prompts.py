@@ -8,7 +8,7 @@ import streamlit as st
 
 from kosmos.genai import sdk
 from kosmos.ui.common import act, client, page, project, table
-from kosmos.ui.pages.playground import ask, llm_models
+from kosmos.ui.pages.playground import llm_models
 
 EXAMPLES = {"company": "Kosmos Bank"}
 """Sample values for variables the demo prompts use; others start as <name>."""
@@ -63,6 +63,9 @@ def render() -> None:
             st.caption("No LLM endpoint in this project to try the prompt on.")
         elif st.button("Try it"):
             with st.spinner(f"Asking {models[0]} ..."):
-                reply = ask(c, models[0], [{"role": "user", "content": question}], reference, variables)
+                reply = sdk.chat(
+                    project(), [{"role": "user", "content": question}], model=models[0],
+                    prompt=reference, variables=variables, max_tokens=96, client=c,
+                )  # fmt: skip
             st.write(reply["text"])
             st.caption(f"cache {reply['cache']} · prompt {reply['prompt']} · request {reply['request_id']}")
