@@ -282,6 +282,14 @@ def show_model(settings: Settings, project: str, name: str) -> dict[str, Any]:
 
 
 @mlflow_errors
+def version_metrics(settings: Settings, project: str, name: str, version: int) -> dict[str, float]:
+    """The metrics of the run behind one model version (one version read and one run read)."""
+    client = _client(settings)
+    mv = client.get_model_version(model_name(project, name), str(version))
+    return client.get_run(mv.run_id).data.metrics if mv.run_id else {}
+
+
+@mlflow_errors
 def promote(
     settings: Settings, project: str, name: str, version: int, alias: str, *, actor: str, reason: str
 ) -> dict[str, Any]:

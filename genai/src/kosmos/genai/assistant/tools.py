@@ -69,19 +69,22 @@ def _say_deployments(project: str, rows: list[dict[str, Any]]) -> str:
 
 
 def _models(ctx: CallContext, settings: Settings, project: str) -> list[dict[str, Any]]:
+    """Champion and challenger of each model with their run's metrics; other versions are not read."""
     from kosmos.training import registry
 
     rows = []
     for model in registry.list_models(settings, project):
-        shown = registry.show_model(settings, project, model["name"])
-        aliases = shown.get("aliases") or {}
-        by_version = {v["version"]: v for v in shown.get("versions", [])}
+        aliases = model["aliases"]
         for alias in ("champion", "challenger"):
             if alias in aliases:
-                version = by_version.get(aliases[alias], {})
-                metrics = {k: round(v, 4) for k, v in (version.get("metrics") or {}).items()}
+                metrics = registry.version_metrics(settings, project, model["name"], aliases[alias])
                 rows.append(
-                    {"model": model["name"], "alias": alias, "version": aliases[alias], "metrics": metrics}
+                    {
+                        "model": model["name"],
+                        "alias": alias,
+                        "version": aliases[alias],
+                        "metrics": {k: round(v, 4) for k, v in metrics.items()},
+                    }
                 )
         if not aliases:
             rows.append({"model": model["name"], "alias": None, "version": None, "metrics": {}})
