@@ -1,13 +1,18 @@
-"""Online feature serving: Feast directly vs. the Kosmos REST route, on Redis.
+"""Online feature serving: Feast directly, Feast's HTTP feature server, and Kosmos, on Redis.
 
 One entity lookup (a user and a merchant), 11 features from 2 feature views,
-2,000 requests at concurrency 8, through (a) the Feast SDK in-process and
-(b) POST /api/v1/projects/{p}/features/online on a real control-plane process.
+2,000 requests at concurrency 8, through
+  (a) the Feast SDK in-process;
+  (b) POST /api/v1/projects/{p}/features/online on a real control-plane process;
+  (c) Feast's own HTTP feature server (`feast serve`) on the same repository and Redis, at
+      its best settings here (no access log, no worker recycling; 1 and 2 workers);
+  (d) POST /{p}/features/online on Kosmos's data plane (Ray Serve's ingress, one replica).
 Then materialization throughput for 1M transactions.
 
     .venv/bin/python bench/feature_serving.py [--requests 2000] [--concurrency 8] [--rows 1000000]
 
-Needs Redis on 127.0.0.1:6379. Goal (issue 3): b - a <= 1 ms at p50, b's p99 <= 10 ms.
+Needs Redis on 127.0.0.1:6379. Goals: issue 3: b - a <= 1 ms at p50, b's p99 <= 10 ms;
+issue 17: (d) throughput >= the best (c), and (d) p99 <= its p99.
 """
 
 from __future__ import annotations
@@ -23,7 +28,9 @@ import tempfile
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -75,6 +82,92 @@ def run_load(call, requests: int, concurrency: int) -> list[float]:
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(worker, range(concurrency)))
     return latencies
+
+
+_servers: dict[str, subprocess.Popen] = {}
+
+
+def start_feast_server(repo: FeatureRepo, workers: int) -> str:
+    """`feast serve` on the repository: no access log, workers never recycled mid-run."""
+    port = free_port()
+    process = subprocess.Popen(
+        [str(Path(sys.executable).parent / "feast"), "-c", str(repo.path), "serve", "-h", "127.0.0.1",
+         "-p", str(port), "-w", str(workers), "--no-access-log", "--max-requests", "1000000",
+         "--registry_ttl_sec", "600"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    _servers[url] = process
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                return url
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError("feast serve did not start")
+        time.sleep(0.5)
+
+
+def stop(url: str) -> None:
+    process = _servers.pop(url)
+    os.killpg(process.pid, 15)
+    process.wait(timeout=30)
+
+
+@contextmanager
+def dataplane(settings: Settings) -> Iterator[str]:
+    """A Ray head of its own, with the data plane deployed as the reconciler deploys it."""
+    import ray
+    from ray import serve
+
+    from kosmos.deployment.dataplane import dataplane_target
+    from kosmos.platform.ray_cluster import head_command
+
+    gcs, port = free_port(), free_port()
+    head = subprocess.Popen(
+        head_command(gcs, num_cpus=2),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        for _ in range(120):
+            try:
+                ray.init(address=f"127.0.0.1:{gcs}", namespace="kosmos", log_to_driver=False)
+                break
+            except (ConnectionError, RuntimeError):
+                time.sleep(1)
+        plane = settings.model_copy(update={"ray": settings.ray.model_copy(update={"serve_port": port})})
+        serve.start(http_options={"host": "127.0.0.1", "port": port})
+        serve.run_many([dataplane_target(plane, "bench")], wait_for_applications_running=True)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        ray.shutdown()
+        os.killpg(head.pid, 15)
+        head.wait(timeout=60)
+
+
+def http_load(url: str, path: str, body: dict, headers: dict, args: argparse.Namespace) -> list[float]:
+    """Latencies of POSTing ``body`` (with a random user and merchant) to ``url + path``."""
+
+    class Http:
+        def per_thread(self):
+            http = httpx.Client(base_url=url, headers=headers)
+
+            def call(user: int, merchant: int) -> None:
+                response = http.post(
+                    path, json={**body, "entities": {"user_id": [user], "merchant_id": [merchant]}}
+                )
+                response.raise_for_status()
+
+            return call
+
+    warm = Http().per_thread()
+    for _ in range(50):
+        warm(1, 1)
+    return run_load(Http(), args.requests, args.concurrency)
 
 
 def free_port() -> int:
@@ -163,7 +256,27 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
 
+    body = {"features": FEATURES}
     rows = [("(a) Feast SDK direct", direct), ("(b) Kosmos REST route", rest)]
+    for workers in (1, 2):
+        feast_url = start_feast_server(repo, workers)
+        try:
+            rows.append(
+                (
+                    f"(c) feast serve -w {workers}",
+                    http_load(feast_url, "/get-online-features", body, {}, args),
+                )
+            )
+        finally:
+            stop(feast_url)
+    with dataplane(settings) as plane:
+        path = f"/{project}/features/online"
+        rows.append(
+            (
+                "(d) Kosmos data plane",
+                http_load(plane, path, body, {"Authorization": f"Bearer {token}"}, args),
+            )
+        )
     print(
         f"\nOnline lookup: 1 user + 1 merchant, {len(FEATURES)} features from 2 views, Redis, "
         f"{args.requests} requests at concurrency {args.concurrency}"

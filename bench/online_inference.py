@@ -1,15 +1,18 @@
-"""Online inference: `mlflow models serve -w 2` vs. the Kosmos endpoint, without and with features.
+"""Online inference: `mlflow models serve -w 2`, a bare Ray Serve deployment, and Kosmos.
 
 The demo fraud model (what `make run` trains), 32 concurrent clients, one-row requests:
   (a) `mlflow models serve -w 2` on the same registered model (all features in the request);
-  (b) the Kosmos endpoint, no feature lookup (all features in the request);
-  (c) the Kosmos endpoint, features looked up online from Redis (keys + amount in the request).
+  (b) the same model in a bare Ray Serve deployment behind Serve's HTTP ingress (on the
+      platform's own Ray, the same proxy; `@serve.batch` as Kosmos's replicas have it);
+  (c) Kosmos's data plane, no feature lookup (all features in the request);
+  (d) Kosmos's data plane, features looked up online from Redis (keys + amount);
+  (e) the control plane's compatibility route, no feature lookup (what (c) replaced).
 The platform runs as `kosmos up` would start it (control plane, MLflow, Ray, reconciler), with
 Feast's online store on Redis. The load comes from a separate process.
 
     .venv/bin/python bench/online_inference.py [--seconds 30] [--concurrency 32]
 
-Goal (issue 5): (b) >= 1.5x the throughput of (a); (c) p99 <= 50 ms.
+Goals (issue 17): (c) >= 1.5x the throughput of (a) and >= 0.9x (b); (d) p99 <= 50 ms.
 """
 
 from __future__ import annotations
@@ -73,6 +76,44 @@ def load(url: str, bodies: list[dict], headers: dict, seconds: float, concurrenc
         return pool.apply(_load_process, ((url, bodies, headers, seconds, concurrency),))
 
 
+def bare_serve_app(tracking_uri: str, model_uri: str) -> object:
+    """(b): the registered model in one plain Serve deployment with an HTTP ``__call__``."""
+    from ray import serve
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0.5}, max_ongoing_requests=256)
+    class BareModel:
+        def __init__(self) -> None:
+            import mlflow.pyfunc
+
+            mlflow.set_tracking_uri(tracking_uri)
+            self.model = mlflow.pyfunc.load_model(model_uri)
+            schema = self.model.metadata.get_input_schema()
+            self.columns = {c.name: getattr(c.type, "name", str(c.type)) for c in schema.inputs}
+
+        @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
+        async def predict(self, requests: list[list[dict]]) -> list[list]:
+            import numpy as np
+            import pandas as pd
+
+            rows = [row for request in requests for row in request]
+            frame = pd.DataFrame.from_records(rows, columns=list(self.columns))
+            for name, kind in self.columns.items():
+                if kind in ("double", "float"):
+                    frame[name] = frame[name].astype("float64" if kind == "double" else "float32")
+            values = np.asarray(self.model.predict(frame)).tolist()
+            out, start = [], 0
+            for request in requests:
+                out.append(values[start : start + len(request)])
+                start += len(request)
+            return out
+
+        async def __call__(self, request: object) -> dict:
+            body = await request.json()  # type: ignore[attr-defined]
+            return {"predictions": await self.predict(body["inputs"])}
+
+    return BareModel.bind()
+
+
 def wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 300) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -99,8 +140,11 @@ def main() -> None:
         KOSMOS_REDIS__URL=os.environ.get("KOSMOS_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
         KOSMOS_FEATURES__ONLINE_STORE="redis",
         KOSMOS_FEATURES__MATERIALIZE_EVERY_MINUTES="0",
+        KOSMOS_RAY__NUM_CPUS="4",  # logical: room for the bare deployment beside the platform's
+        KOSMOS_RAY__SERVE_PORT=str(free_port()),
     )
     env, mlflow_port, headers = platform.env, platform.mlflow_port, platform.headers
+    dataplane = f"http://127.0.0.1:{env['KOSMOS_RAY__SERVE_PORT']}"
     mlflow_serve = None
     try:
         base = f"{platform.url}/api/v1/projects/demo/deployments"
@@ -118,13 +162,13 @@ def main() -> None:
         for name in ("fraud-detector", "fraud-nofeatures"):
             while httpx.get(f"{base}/{name}", headers=headers).json()["status"] != "healthy":
                 time.sleep(1)
-        # one-row requests: full feature rows for (a) and (b), keys + amount for (c)
+        # one-row requests: full feature rows for (a), (b), (c) and (e), keys + amount for (d)
         keyed = [
             {"user_id": u, "merchant_id": m, "amount": 10.0 + u % 90}
             for u, m in zip(range(1, 201), range(1, 201), strict=True)
         ]
         online = httpx.post(
-            f"{platform.url}/api/v1/projects/demo/features/online",
+            f"{dataplane}/demo/features/online",
             json={
                 "feature_service": "fraud_detection_v1",
                 "entities": {
@@ -169,20 +213,39 @@ def main() -> None:
             start_new_session=True,
         )
         wait_http(f"http://127.0.0.1:{serve_port}/ping", mlflow_serve, home / "mlflow-serve.log")
+        import ray
+        from ray import serve
+
+        ray.init(address=f"127.0.0.1:{env['KOSMOS_RAY__GCS_PORT']}", namespace="kosmos", log_to_driver=False)
+        serve.run(
+            bare_serve_app(f"http://127.0.0.1:{mlflow_port}", f"models:/demo.fraud-detector/{version}"),
+            name="bench-bare",
+            route_prefix="/bench-bare",
+        )
         cases = {
             "(a) mlflow models serve -w 2": (
                 f"http://127.0.0.1:{serve_port}/invocations",
                 [{"dataframe_records": [r]} for r in full],
                 {},
             ),
-            "(b) Kosmos, no feature lookup": (
-                f"{base}/fraud-nofeatures/predict",
+            "(b) bare Ray Serve, HTTP ingress": (
+                f"{dataplane}/bench-bare",
+                [{"inputs": [r]} for r in full],
+                {},
+            ),
+            "(c) Kosmos data plane": (
+                f"{dataplane}/demo/fraud-nofeatures/predict",
                 [{"inputs": [r]} for r in full],
                 headers,
             ),
-            "(c) Kosmos, features from Redis": (
-                f"{base}/fraud-detector/predict",
+            "(d) Kosmos data plane, Redis features": (
+                f"{dataplane}/demo/fraud-detector/predict",
                 [{"inputs": [r]} for r in keyed],
+                headers,
+            ),
+            "(e) control plane route (compat)": (
+                f"{base}/fraud-nofeatures/predict",
+                [{"inputs": [r]} for r in full],
                 headers,
             ),
         }
@@ -191,18 +254,19 @@ def main() -> None:
             load(url, bodies, hdrs, 3, args.concurrency)  # warm up
             results[label] = load(url, bodies, hdrs, args.seconds, args.concurrency)
         reference = results["(a) mlflow models serve -w 2"]["rps"]
+        bare = results["(b) bare Ray Serve, HTTP ingress"]["rps"]
         print(
             f"\nonline inference, {args.concurrency} concurrent clients, "
             f"{args.seconds:.0f} s each, one-row requests"
         )
-        print(f"{'case':<34} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'vs (a)':>7}")
+        columns = ("req/s", "p50 ms", "p99 ms", "errors", "vs (a)", "vs (b)")
+        print(f"{'case':<40} " + " ".join(f"{c:>8}" for c in columns))
         for label, r in results.items():
-            ratio = r["rps"] / reference
             print(
-                f"{label:<34} {r['rps']:>8.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} "
-                f"{r['errors']:>7} {ratio:>6.2f}x"
+                f"{label:<40} {r['rps']:>8.1f} {r['p50']:>8.1f} {r['p99']:>8.1f} "
+                f"{r['errors']:>7} {r['rps'] / reference:>6.2f}x {r['rps'] / bare:>6.2f}x"
             )
-        print("goals: (b) >= 1.50x (a) throughput; (c) p99 <= 50 ms")
+        print("goals: (c) >= 1.50x (a) and >= 0.90x (b) throughput; (d) p99 <= 50 ms")
     finally:
         if mlflow_serve is not None and mlflow_serve.poll() is None:
             os.killpg(mlflow_serve.pid, signal.SIGTERM)

@@ -53,6 +53,12 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+SERVE_PORT = _free_port()
+"""The data plane's port on the run's one Ray instance (Serve's HTTP options are fixed at its start).
+Set for the whole process too: module-scoped fixtures build settings before ``isolated_home`` runs."""
+os.environ["KOSMOS_RAY__SERVE_PORT"] = str(SERVE_PORT)
+
+
 @pytest.fixture(scope="session")
 def free_port() -> Callable[[], int]:
     """Ask the OS for a free port: ``port = free_port()``."""
@@ -68,6 +74,7 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
     for key in list(os.environ):
         if key.startswith("KOSMOS_") and key != "KOSMOS_HOME" and not key.startswith("KOSMOS_TEST_"):
             monkeypatch.delenv(key)
+    monkeypatch.setenv("KOSMOS_RAY__SERVE_PORT", str(SERVE_PORT))  # the run's Ray's data plane
     get_settings.cache_clear()
     yield home
     get_settings.cache_clear()
@@ -278,6 +285,9 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                 service_missing("Ray", f"head node did not start: {exc}; see {temp / 'head.log'}")
             time.sleep(1)
     os.environ["RAY_ADDRESS"] = address
+    from ray import serve
+
+    serve.start(http_options={"host": "127.0.0.1", "port": SERVE_PORT})
     yield address
     os.environ.pop("RAY_ADDRESS", None)
     try:

@@ -2,7 +2,8 @@
 
     .venv/bin/python examples/llm/chat.py "What is a chargeback?"
 
-Uses the control plane URL and token the Kosmos client finds (settings, or what `make run` saved).
+Calls the data plane (Ray Serve's ingress, port 8000) with the token the Kosmos client finds
+(settings, or what `make run` saved); the client asks the control plane where the data plane is.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from kosmos.platform import KosmosClient
 
 def main() -> None:
     kosmos = KosmosClient()
-    client = OpenAI(base_url=f"{kosmos.url}/api/v1/projects/demo/openai/v1", api_key=kosmos.token)
+    client = OpenAI(base_url=f"{kosmos.dataplane_url}/demo/openai/v1", api_key=kosmos.token)
     question = " ".join(sys.argv[1:]) or "What is card fraud? Answer in one sentence."
     print("models:", [m.id for m in client.models.list()])
     stream = client.chat.completions.create(

@@ -248,7 +248,7 @@ def _deployment(env: dict[str, str], name: str = "fraud-detector") -> dict:
 def test_make_run_brings_up_the_platform_and_reuses_its_state(
     tmp_path: Path, free_port: Callable[[], int]
 ) -> None:
-    api, mlflow, ui, gcs = (free_port() for _ in range(4))
+    api, mlflow, ui, gcs, dataplane = (free_port() for _ in range(5))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS_", "MLFLOW_", "RAY_"))}
     env.update(
         KOSMOS_HOME=str(tmp_path / "home"),
@@ -256,9 +256,10 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         KOSMOS_MLFLOW__PORT=str(mlflow),
         KOSMOS_UI__PORT=str(ui),
         KOSMOS_RAY__GCS_PORT=str(gcs),
+        KOSMOS_RAY__SERVE_PORT=str(dataplane),
         KOSMOS_RAY__NUM_CPUS="2",  # the demo model, the LLM and the quickstart notebook's deployment
     )
-    ports = [api, mlflow, ui, gcs]
+    ports = [api, mlflow, ui, gcs, dataplane]
 
     first_log = tmp_path / "first.log"
     proc = _start(env, first_log)
@@ -308,14 +309,28 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         while (state := _deployment(env))["status"] != "healthy":
             assert state["status"] != "failed" and time.monotonic() < deadline, state
             time.sleep(1)
+        assert f"http://127.0.0.1:{dataplane}/demo/fraud-detector/predict" in output  # the example
+        bearer = {"Authorization": f"Bearer {token[1]}"}
+        row = {"inputs": [{"user_id": 1, "merchant_id": 1, "amount": 42.5}]}
         answer = httpx.post(
-            f"http://127.0.0.1:{api}/api/v1/projects/demo/deployments/fraud-detector/predict",
-            json={"inputs": [{"user_id": 1, "merchant_id": 1, "amount": 42.5}]},
-            headers={"Authorization": f"Bearer {token[1]}"},
-            timeout=60,
+            f"http://127.0.0.1:{dataplane}/demo/fraud-detector/predict", json=row, headers=bearer, timeout=60
         )
         assert answer.status_code == 200, answer.text
         assert answer.json()["model_version"] == 1
+        compat = httpx.post(  # the control plane's route keeps working
+            f"http://127.0.0.1:{api}/api/v1/projects/demo/deployments/fraud-detector/predict",
+            json=row,
+            headers=bearer,
+            timeout=60,
+        )
+        assert compat.json()["predictions"] == answer.json()["predictions"]
+        online = httpx.post(
+            f"http://127.0.0.1:{dataplane}/demo/features/online",
+            json={"feature_service": "fraud_online_v1", "entities": {"user_id": [1], "merchant_id": [1]}},
+            headers=bearer,
+            timeout=60,
+        )
+        assert online.status_code == 200 and "txn_count_1h" in online.json(), online.text
         # ... and the packaged default LLM answers through the OpenAI-compatible API
         assert "Default LLM: demo/assistant-llm" in output
         deadline = time.monotonic() + 300
@@ -323,12 +338,20 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
             assert llm["status"] != "failed" and time.monotonic() < deadline, (llm["status"], llm["reason"])
             time.sleep(1)
         client = OpenAI(
-            base_url=f"http://127.0.0.1:{api}/api/v1/projects/demo/openai/v1", api_key=token[1], max_retries=0
+            base_url=f"http://127.0.0.1:{dataplane}/demo/openai/v1", api_key=token[1], max_retries=0
         )
         chat = client.chat.completions.create(
             model="assistant-llm", messages=[{"role": "user", "content": "Say hello."}], max_tokens=8
         )
         assert chat.choices[0].message.content and chat.usage.completion_tokens > 0
+        stream = client.chat.completions.create(
+            model="assistant-llm",
+            messages=[{"role": "user", "content": "Count to three."}],
+            max_tokens=8,
+            stream=True,
+        )
+        pieces = [c.choices[0].delta.content for c in stream if c.choices and c.choices[0].delta.content]
+        assert len(pieces) > 1, pieces  # streamed through the data plane, token by token
         # ... through the gateway: the demo prompt from the MLflow prompt registry, and the cache
         use = {"prompt": "prompts:/support@production", "variables": {"company": "Kosmos Bank"}}
         outcomes = []

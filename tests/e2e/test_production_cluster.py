@@ -255,7 +255,7 @@ TRAIN_ON_RAY = textwrap.dedent(
 def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
     tmp_path: Path, free_port: Callable[[], int], cluster, mlflow_server: str, s3, empty_pg_database
 ) -> None:
-    api, ui = free_port(), free_port()
+    api, ui, dataplane = free_port(), free_port(), free_port()
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
     redis.Redis.from_url(redis_url).flushdb()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS_", "MLFLOW_", "RAY_"))}
@@ -272,6 +272,9 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
         KOSMOS_RAY__ADDRESS=cluster["address"],
         KOSMOS_SERVER__PORT=str(api),
         KOSMOS_UI__PORT=str(ui),
+        KOSMOS_RAY__SERVE_PORT=str(dataplane),
+        # both nodes live on this one host: one Serve proxy (every node's would share one address)
+        KOSMOS_DATAPLANE__PROXY_LOCATION="HeadOnly",
         KOSMOS_MLFLOW__ARTIFACTS_DESTINATION="s3://kosmos-mlflow/artifacts",
         KOSMOS_DATASETS__REMOTE="s3://kosmos-datasets/dvc",
         KOSMOS_DATASETS__ENDPOINT_URL=s3["endpoint"],

@@ -100,8 +100,11 @@ def test_deploy_and_predict_with_online_features(deploy_env) -> None:
         batch = sdk.predict_batch("demo", "fraud-main", _rows(deploy_env, 1) * 1200, client=c)
         assert batch["rows"] == 1200 and batch["model_versions"] == [1]
         assert batch["predictions"][0] == batch["predictions"][-1]  # same row, same features, same score
-        logged = sdk.logs("demo", "fraud-main", client=c)
-    assert logged and logged[-1]["model_version"] == 1
+        deadline = time.monotonic() + 10  # the data plane hands its log lines over once a second
+        while not (logged := sdk.logs("demo", "fraud-main", client=c)):
+            assert time.monotonic() < deadline, "no inference log line was written"
+            time.sleep(0.3)
+    assert logged[-1]["model_version"] == 1
     assert "merchant_fraud_rate_30d" in logged[0]["features_used"]
     assert "amount_vs_user_mean_7d" in logged[0]["features_used"]  # on-demand view from the request amount
 

@@ -4,7 +4,9 @@ passes, and each broken service is named with what is wrong (and no password is 
 from __future__ import annotations
 
 import json
+import time
 
+import httpx
 import pytest
 from typer.testing import CliRunner
 
@@ -38,10 +40,37 @@ def _production(postgres_url: str, redis_url: str, ray_cluster: str, tmp_path) -
 
 
 def test_a_healthy_production_profile_passes(doctor, postgres_url, redis_url, ray_cluster, tmp_path) -> None:
-    code, rows, output = doctor(**_production(postgres_url, redis_url, ray_cluster, tmp_path))
+    env = _production(postgres_url, redis_url, ray_cluster, tmp_path)
+    _, rows, _ = doctor(**env)
+    _start_dataplane(rows)
+    code, rows, output = doctor(**env)
     assert code == 0, output
-    assert {"metadata database", "MLflow store", "artifact store", "Redis", "Ray"} <= set(rows)
+    assert {"metadata database", "MLflow store", "artifact store", "Redis", "Ray", "data plane"} <= set(rows)
     assert rows["metadata database"]["detail"] == "reachable, writable, migrated"
+    assert rows["data plane"]["detail"] == "ingress answers"
+
+
+def _start_dataplane(rows: dict[str, dict[str, str]]) -> None:
+    """What the reconciler does first: deploy the data plane; wait until it answers."""
+    from kosmos.deployment.reconciler import Reconciler
+    from kosmos.platform.db.engine import Database
+
+    settings = get_settings()
+    database = Database(settings.database_url)
+    try:
+        Reconciler(settings, database).run_once()
+    finally:
+        database.dispose()
+    url = rows["data plane"]["target"]
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            if httpx.get(f"{url}/-/healthz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        assert time.monotonic() < deadline, "the data plane did not start"
+        time.sleep(0.5)
 
 
 def test_each_broken_service_is_named_with_the_problem(
@@ -58,6 +87,7 @@ def test_each_broken_service_is_named_with_the_problem(
             "KOSMOS_MLFLOW__ARTIFACTS_DESTINATION": "s3://kosmos-artifacts",
             "KOSMOS_DATASETS__REMOTE": "s3://kosmos-datasets/dvc",
             "KOSMOS_DATASETS__ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
+            "KOSMOS_DATAPLANE__URL": f"http://127.0.0.1:{free_port()}",
         }
     )
     assert code == 1
@@ -69,6 +99,7 @@ def test_each_broken_service_is_named_with_the_problem(
     assert rows["Ray"]["status"] == "FAIL" and "cannot connect" in rows["Ray"]["detail"]
     assert rows["artifact store"]["status"] == "FAIL"
     assert rows["dataset remote (DVC)"]["status"] == "FAIL" and rows["dataset remote (DVC)"]["detail"]
+    assert rows["data plane"]["status"] == "FAIL" and "nothing answers" in rows["data plane"]["detail"]
     assert rows["MLflow store"]["status"] == "ok"  # the others are fine and say so
     assert "s3cret" not in output and "postgres:***@" in rows["metadata database"]["target"]
     _, rows, _ = doctor(**{**env, "KOSMOS_DATABASE__URL": empty_pg_database()})

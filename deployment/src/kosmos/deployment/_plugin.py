@@ -20,6 +20,12 @@ def _router() -> APIRouter:  # Ray Serve is imported only when the router is bui
     return router
 
 
+def _dataplane_router() -> APIRouter:
+    from kosmos.deployment.dataplane_api import router
+
+    return router
+
+
 def _cli() -> typer.Typer:
     from kosmos.deployment.cli import app
 
@@ -43,6 +49,7 @@ def _bootstrap(settings: Settings) -> None:
 plugin = Plugin(
     name="deployment",
     router=_router,
+    dataplane_router=_dataplane_router,
     cli=_cli,
     embedded_services=_services,
     bootstrap=_bootstrap,

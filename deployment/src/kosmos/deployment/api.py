@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from typing import Any
 
@@ -11,17 +10,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from kosmos.deployment import service
+from kosmos.deployment import predictions, service
 from kosmos.deployment.rollouts import app_name
 from kosmos.deployment.spec import Autoscaling, DeploymentSpec, Strategy
 from kosmos.platform.api import Call, CallDep
-from kosmos.platform.errors import InvalidInput, NotFound, ServiceUnavailable
+from kosmos.platform.errors import NotFound, ServiceUnavailable
 from kosmos.platform.identity.names import Name
 from kosmos.platform.ray_cluster import connect
 
 router = APIRouter(prefix="/projects/{project}/deployments", tags=["deployment"])
-BATCH_CHUNK = 500
-MAX_BATCH_ROWS = 20_000
 
 
 class CreateBody(DeploymentSpec):
@@ -149,47 +146,11 @@ async def stats(project: Name, name: Name, call: CallDep, since: float = 0.0) ->
     return await _call(call, project, name, "stats", since)
 
 
-def _answer(result: dict[str, Any]) -> JSONResponse:
-    error = result.get("error")
-    if error is None:
-        return JSONResponse(result)
-    if error["type"] == "invalid_input":
-        problems = error["problems"]
-        details = [{"field": p.split(":", 1)[0], "reason": p.split(":", 1)[-1].strip()} for p in problems]
-        raise InvalidInput("; ".join(problems[:5]), details=details)
-    raise ServiceUnavailable(error.get("message", "the model failed"))
-
-
 @router.post("/{name}/predict", summary="Predict: {'inputs': [{field: value, ...}, ...]}")
 async def predict(project: Name, name: Name, body: dict[str, Any], call: CallDep) -> JSONResponse:
-    return _answer(await _call(call, project, name, "predict", body))
+    return predictions.answer(await _call(call, project, name, "predict", body))
 
 
 @router.post("/{name}/predict/batch", summary="Predict many rows: split into chunks, run concurrently")
 async def predict_batch(project: Name, name: Name, body: dict[str, Any], call: CallDep) -> JSONResponse:
-    rows = body.get("inputs")
-    if not isinstance(rows, list) or not rows:
-        raise InvalidInput.field("inputs", "give a non-empty list of rows")
-    if len(rows) > MAX_BATCH_ROWS:
-        raise InvalidInput.field("inputs", f"at most {MAX_BATCH_ROWS} rows per batch, got {len(rows)}")
-    chunks = [rows[i : i + BATCH_CHUNK] for i in range(0, len(rows), BATCH_CHUNK)]
-    results = await asyncio.gather(
-        *(_call(call, project, name, "predict", {**body, "inputs": chunk}) for chunk in chunks)
-    )
-    for offset, result in zip(range(0, len(rows), BATCH_CHUNK), results, strict=True):
-        if "error" in result and result["error"]["type"] == "invalid_input":
-            result["error"]["problems"] = [_shift(p, offset) for p in result["error"]["problems"]]
-        if "error" in result:
-            return _answer(result)
-    predictions = [p for r in results for p in r["predictions"]]
-    versions = sorted({r["model_version"] for r in results})
-    return JSONResponse({"predictions": predictions, "model_versions": versions, "rows": len(predictions)})
-
-
-def _shift(problem: str, offset: int) -> str:
-    """inputs[3].x in chunk k is inputs[offset + 3].x of the whole batch."""
-    if problem.startswith("inputs[") and "]" in problem:
-        index, rest = problem[len("inputs[") :].split("]", 1)
-        if index.isdigit():
-            return f"inputs[{int(index) + offset}]{rest}"
-    return problem
+    return await predictions.predict_batch(body, lambda chunk: _call(call, project, name, "predict", chunk))

@@ -16,7 +16,7 @@ PROJECT, NAME, MODEL, SERVICE = "demo", "fraud-detector", "fraud-detector", "fra
 
 def example_request(settings: Settings) -> str:
     body = {"inputs": [{"user_id": 1, "merchant_id": 1, "amount": 42.5}]}
-    url = f"{settings.api_url}/api/v1/projects/{PROJECT}/deployments/{NAME}/predict"
+    url = f"{settings.dataplane_url}/{PROJECT}/{NAME}/predict"
     return (
         f"curl -s -X POST {url} \\\n"
         f'  -H "Authorization: Bearer $(jq -r .token {settings.credentials_path})" \\\n'

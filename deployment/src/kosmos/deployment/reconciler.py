@@ -33,6 +33,7 @@ from typing import Any
 from sqlalchemy import select
 
 from kosmos.deployment import rollouts
+from kosmos.deployment.dataplane import APP, dataplane_target
 from kosmos.deployment.model_cache import prefetch
 from kosmos.deployment.models import DeploymentRecord
 from kosmos.deployment.serving import model_app_name
@@ -65,6 +66,12 @@ def _replicas_short(overview: Any) -> str | None:
     if total == 0 or running >= total:
         return None
     return f"{running} of {total} replicas running; Ray Serve is replacing the others"
+
+
+def _dataplane_running(status: dict[str, Any]) -> bool:
+    """A deployment is healthy only once clients can reach it: the data plane runs too."""
+    app = status.get(APP)
+    return app is not None and app.status == "RUNNING"
 
 
 def live_versions(record: DeploymentRecord) -> list[int]:
@@ -184,6 +191,21 @@ class Reconciler:
         self._prefetched: set[tuple[str, int]] = set()
         self._retire_at: dict[tuple[str, int], float] = {}
         self._started = False
+        self._dataplane_applied = False
+
+    def _apply_dataplane(self) -> None:
+        """The data plane's ingress (re-applied when it went missing; unchanged settings keep it)."""
+        from ray import serve
+
+        try:
+            serve.run_many(
+                [dataplane_target(self.settings, CODE_VERSION)],
+                wait_for_ingress_deployment_creation=False,
+                wait_for_applications_running=False,
+            )
+            self._dataplane_applied = True
+        except Exception as exc:
+            log.warning("could not apply the data plane: %s", exc)
 
     def run_once(self) -> None:
         """One pass over every deployment; a failure in one never stops the others."""
@@ -191,11 +213,17 @@ class Reconciler:
 
         if not self._started:
             connect(self.settings)
-            serve.start(proxy_location="Disabled")
+            dataplane = self.settings.dataplane
+            serve.start(
+                proxy_location=dataplane.proxy_location,
+                http_options={"host": dataplane.host, "port": self.settings.ray.serve_port},
+            )
             self._started = True
         with self.database.transaction() as session:
             ids = list(session.scalars(select(DeploymentRecord.id)))
         status = serve.status().applications
+        if not self._dataplane_applied or APP not in status:
+            self._apply_dataplane()
         for record_id in ids:
             try:
                 with self.database.transaction() as session:
@@ -328,7 +356,7 @@ class Reconciler:
             record.status, record.reason = "degraded", f"router: {message(router)}"
         elif record.details.get("ever_healthy") and (short := _replicas_short(stable)):
             record.status, record.reason = "degraded", f"v{record.stable_version}: {short}"
-        elif stable.status == "RUNNING" and router.status == "RUNNING":
+        elif stable.status == "RUNNING" and router.status == "RUNNING" and _dataplane_running(status):
             record.status = "healthy"
             record.details = {**record.details, "ever_healthy": True}
             record.reason = "serving " + ", ".join(f"v{v} {w}%" for v, w in record.traffic.items() if w)

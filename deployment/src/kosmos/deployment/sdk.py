@@ -1,4 +1,4 @@
-"""The deployment SDK: create, roll out, watch and call model deployments through the control plane."""
+"""The deployment SDK: create, roll out and watch deployments (control plane); predict (data plane)."""
 
 from __future__ import annotations
 
@@ -130,14 +130,15 @@ def logs(
 def predict(
     project: str, name: str, inputs: list[dict[str, Any]], *, client: KosmosClient | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """Predictions for ``inputs`` (rows of field: value; entity keys fetch online features)."""
+    """Predictions for ``inputs`` (rows of field: value; entity keys fetch online features),
+    from the data plane (Ray Serve's ingress), never through the control plane."""
     with client_or_default(client) as c:
-        return c.post(f"{_base(project)}/{name}/predict", {"inputs": inputs, **extra})
+        return c.dataplane(f"/{project}/{name}/predict", {"inputs": inputs, **extra})
 
 
 def predict_batch(
     project: str, name: str, inputs: list[dict[str, Any]], *, client: KosmosClient | None = None
 ) -> dict[str, Any]:
-    """Predictions for many rows at once (one call, no per-row overhead)."""
+    """Predictions for many rows at once (one call, no per-row overhead), from the data plane."""
     with client_or_default(client) as c:
-        return c.post(f"{_base(project)}/{name}/predict/batch", {"inputs": inputs})
+        return c.dataplane(f"/{project}/{name}/predict/batch", {"inputs": inputs})

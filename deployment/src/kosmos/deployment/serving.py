@@ -19,6 +19,7 @@ import random
 import time
 import uuid
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,7 @@ import pandas as pd
 from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
+from kosmos.deployment.feature_join import BadRows, FeatureJoin
 from kosmos.deployment.model_cache import ModelCache
 from kosmos.platform.errors import KosmosError
 from kosmos.platform.settings import Settings
@@ -150,20 +152,14 @@ class ModelServer:
         return {"predictions": await self._predict_batch(clean)}
 
 
-class BadRows(Exception):
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
-        self.problems = problems
-
-
 class _Window:
     """Recent outcomes of one version: (time, latency ms, ok)."""
 
     def __init__(self) -> None:
         self.events: deque[tuple[float, float, bool]] = deque(maxlen=20000)
 
-    def add(self, ms: float, ok: bool) -> None:
-        self.events.append((time.time(), ms, ok))
+    def add(self, ms: float, ok: bool, at: float | None = None) -> None:
+        self.events.append((at or time.time(), ms, ok))
 
     def summary(self, since: float) -> dict[str, Any]:
         recent = [e for e in self.events if e[0] >= since]
@@ -214,8 +210,12 @@ class TrafficRouter:
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path: Path = log_dir / f"{deployment}.jsonl"
         self._tasks: set[asyncio.Task[None]] = set()
-        self._request_inputs: list[str] | None = None
         self._columns: set[str] | None = None
+        self._join = (
+            FeatureJoin(self.settings, project, feature_service, self._model_columns)
+            if feature_service
+            else None
+        )
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         """Apply a traffic policy in place; model versions are separate Serve applications."""
@@ -248,48 +248,6 @@ class TrafficRouter:
         versions, weights = zip(*self.traffic.items(), strict=True)
         return random.choices(versions, weights)[0]
 
-    async def _features(self, rows: list[dict[str, Any]]) -> list[str]:
-        """Join the feature service's online values onto each row (request values win)."""
-        if not self.feature_service:
-            return []
-        from kosmos.features.repo import feature_repo
-        from kosmos.features.serving import get_online_async
-
-        repo = feature_repo(self.settings, self.project)
-        keys = {e.join_key for e in repo.store().list_entities(allow_cache=True)}
-        present = [k for k in keys if all(k in row for row in rows)]
-        if not present:
-            raise ValueError(f"each row needs the entity keys of {self.feature_service}: {sorted(keys)}")
-        request = self._request_fields(repo)
-        problems = [
-            f"inputs[{i}].{f}: must be a number, got {row.get(f)!r}"
-            for i, row in enumerate(rows)
-            for f in request
-            if row.get(f) is not None and (isinstance(row[f], bool) or not isinstance(row[f], int | float))
-        ]
-        columns = await self._model_columns()
-        problems += [
-            f"inputs[{i}].{name}: not an input of the model or an entity key of {self.feature_service}"
-            for i, row in enumerate(rows)
-            for name in row
-            if name not in columns and name not in keys and not name.startswith("_")
-        ]
-        if problems:
-            raise BadRows(problems)
-        values = await get_online_async(
-            repo,
-            {k: [row[k] for row in rows] for k in present},
-            feature_service=self.feature_service,
-            request_data={f: [row.get(f) for row in rows] for f in request} or None,
-        )
-        used = [c for c in values if c not in keys]
-        for i, row in enumerate(rows):
-            for column in used:
-                row.setdefault(column, values[column][i])
-            for k in keys:
-                row.pop(k, None)
-        return used
-
     async def _model_columns(self) -> set[str]:
         """The stable version's signature inputs (asked once; versions of one model share them)."""
         if self._columns is None:
@@ -297,64 +255,26 @@ class TrafficRouter:
             self._columns = set(info["inputs"])
         return self._columns
 
-    def _request_fields(self, repo: Any) -> list[str]:
-        """Request-time inputs the service's on-demand views read (e.g. the transaction amount)."""
-        if self._request_inputs is None:
-            store = repo.store()
-            service = store.get_feature_service(self.feature_service, allow_cache=True)
-            fields: list[str] = []
-            for projection in service.feature_view_projections:
-                try:
-                    view = store.get_on_demand_feature_view(projection.name, allow_registry_cache=True)
-                except Exception:
-                    continue  # a stored feature view: no request inputs
-                for source in view.source_request_sources.values():
-                    fields += [f.name for f in source.schema if f.name not in fields]
-            self._request_inputs = fields
-        return self._request_inputs
-
-    async def _call(self, version: int, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        try:
-            return await self._model(version).predict.remote(rows)
-        except (RayActorError, ActorDiedError, ActorUnavailableError):
-            # a replica died mid-request: predictions are idempotent, so try another once
-            return await self._model(version).predict.remote(rows)
-
     async def predict(self, body: dict[str, Any]) -> dict[str, Any]:
-        request_id = str(body.get("request_id") or uuid.uuid4())
-        rows = body.get("inputs")
-        if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-            return _invalid(request_id, ["inputs: give a non-empty list of objects"])
-        if len(rows) > MAX_ROWS:
-            return _invalid(request_id, [f"inputs: at most {MAX_ROWS} rows per request, got {len(rows)}"])
-        rows = [dict(r) for r in rows]
+        request_id, rows = request_rows(body)
+        if isinstance(rows, dict):
+            return rows
         version = self._pick(body)  # before the feature join drops the entity keys
         try:
-            used = await self._features(rows)
+            used = await self._join(rows) if self._join else []
         except BadRows as exc:
-            return _invalid(request_id, exc.problems)
+            return invalid_answer(request_id, exc.problems)
         except (KosmosError, ValueError, TypeError) as exc:
-            return _invalid(request_id, [f"features: {exc}"])
-        started = time.perf_counter()
-        try:
-            result = await self._call(version, rows)
-        except Exception as exc:
-            self.windows.setdefault(version, _Window()).add((time.perf_counter() - started) * 1000, False)
-            log.warning("version %s failed request %s: %s", version, request_id, type(exc).__name__)
-            return {
-                "error": {"type": "model_error", "message": f"model version {version} failed"},
-                "model_version": version,
-                "request_id": request_id,
-            }
-        ms = (time.perf_counter() - started) * 1000
-        if "error" in result:
-            return {**result, "model_version": version, "request_id": request_id}
-        self.windows.setdefault(version, _Window()).add(ms, True)
+            return invalid_answer(request_id, [f"features: {exc}"])
+        out, ms, ok = await call_version(self._model, version, rows, request_id)
+        if ok is not None:
+            self.windows.setdefault(version, _Window()).add(ms, ok)
+        if not ok:
+            return out
         if self.shadow is not None and self.shadow != version:
-            task = asyncio.create_task(self._mirror(rows, result["predictions"]))
+            task = asyncio.create_task(self._mirror(rows, out["predictions"]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        out = {"predictions": result["predictions"], "model_version": version, "request_id": request_id}
         if random.random() < self.sample_rate:
             self._log(out, ms, used, rows)
         return out
@@ -374,17 +294,19 @@ class TrafficRouter:
                 self.shadow_diffs.append(float(np.abs(a - b).mean()))
 
     def _log(self, out: dict[str, Any], ms: float, used: list[str], rows: list[dict[str, Any]]) -> None:
-        record = {
-            "at": time.time(),
-            "request_id": out["request_id"],
-            "model_version": out["model_version"],
-            "latency_ms": round(ms, 3),
-            "features_used": used,
-            "rows": len(rows),
-            "predictions": out["predictions"][:10],
-        }
+        self._write_log([log_entry(out, ms, used, len(rows))])
+
+    def _write_log(self, entries: list[dict[str, Any]]) -> None:
         with self.log_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+            f.writelines(json.dumps(e) + "\n" for e in entries)
+
+    def record(self, outcomes: list[tuple[float, int, float, bool]], logs: list[dict[str, Any]]) -> None:
+        """Outcomes the data-plane ingress served straight from a version's replica, in a batch:
+        (time, version, latency ms, ok), and its sampled inference-log entries."""
+        for at, version, ms, ok in outcomes:
+            self.windows.setdefault(int(version), _Window()).add(ms, ok, at)
+        if logs:
+            self._write_log(logs)
 
     def stats(self, since: float = 0.0) -> dict[str, Any]:
         """Per-version request counts, error rate and latency since ``since`` (epoch seconds)."""
@@ -405,5 +327,61 @@ class TrafficRouter:
         return out
 
 
-def _invalid(request_id: str, problems: list[str]) -> dict[str, Any]:
+async def call_version(
+    model: Callable[[int], Any], version: int, rows: list[dict[str, Any]], request_id: str
+) -> tuple[dict[str, Any], float, bool | None]:
+    """Predict ``rows`` on ``version`` (``model(version)`` gives its handle): the answer, the
+    latency in ms, and whether it counts as a success, a failure, or (None) the caller's fault."""
+    started = time.perf_counter()
+    try:
+        try:
+            result = await model(version).predict.remote(rows)
+        except (RayActorError, ActorDiedError, ActorUnavailableError):
+            # a replica died mid-request: predictions are idempotent, so try another once
+            result = await model(version).predict.remote(rows)
+    except Exception as exc:
+        log.warning("version %s failed request %s: %s", version, request_id, type(exc).__name__)
+        error = {"type": "model_error", "message": f"model version {version} failed: {type(exc).__name__}"}
+        return {"error": error, "model_version": version, "request_id": request_id}, _ms(started), False
+    ms = _ms(started)
+    if "error" in result:
+        return {**result, "model_version": version, "request_id": request_id}, ms, None
+    return (
+        {"predictions": result["predictions"], "model_version": version, "request_id": request_id},
+        ms,
+        True,
+    )
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def request_rows(body: Any) -> tuple[str, list[dict[str, Any]] | dict[str, Any]]:
+    """The request id and a copy of the rows of a predict body, or the invalid-input answer."""
+    request_id = str(body.get("request_id") or uuid.uuid4()) if isinstance(body, dict) else str(uuid.uuid4())
+    rows = body.get("inputs") if isinstance(body, dict) else None
+    if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
+        return request_id, invalid_answer(request_id, ["inputs: give a non-empty list of objects"])
+    if len(rows) > MAX_ROWS:
+        return request_id, invalid_answer(
+            request_id, [f"inputs: at most {MAX_ROWS} rows per request, got {len(rows)}"]
+        )
+    return request_id, [dict(r) for r in rows]
+
+
+def log_entry(out: dict[str, Any], ms: float, used: list[str], rows: int) -> dict[str, Any]:
+    """One line of the sampled inference log."""
+    return {
+        "at": time.time(),
+        "request_id": out["request_id"],
+        "model_version": out["model_version"],
+        "latency_ms": round(ms, 3),
+        "features_used": used,
+        "rows": rows,
+        "predictions": out["predictions"][:10],
+    }
+
+
+def invalid_answer(request_id: str, problems: list[str]) -> dict[str, Any]:
     return {"error": {"type": "invalid_input", "problems": problems}, "request_id": request_id}

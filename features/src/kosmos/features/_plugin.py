@@ -19,6 +19,12 @@ def _router() -> APIRouter:  # Feast is imported only when the router is built
     return router
 
 
+def _dataplane_router() -> APIRouter:
+    from kosmos.features.api import dataplane
+
+    return dataplane
+
+
 def _cli() -> typer.Typer:
     from kosmos.features.cli import app
 
@@ -42,6 +48,7 @@ def _services(settings: Settings) -> list[EmbeddedService]:
 plugin = Plugin(
     name="features",
     router=_router,
+    dataplane_router=_dataplane_router,
     cli=_cli,
     bootstrap=_bootstrap,
     embedded_services=_services,

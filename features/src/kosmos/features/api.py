@@ -19,6 +19,8 @@ from kosmos.platform.errors import InvalidInput
 from kosmos.platform.identity.names import Name
 
 router = APIRouter(prefix="/projects/{project}/features", tags=["features"])
+dataplane = APIRouter(tags=["features"])
+"""What the data plane serves under ``/{project}``: online features, off the control plane."""
 
 
 class _Body(BaseModel):
@@ -109,6 +111,15 @@ async def online(project: Name, body: OnlineBody, call: CallDep) -> JSONResponse
         request_data=body.request_data,
     )
     return JSONResponse(values)  # plain JSON types already: skip the response-model pass
+
+
+dataplane.add_api_route(
+    "/features/online",
+    online,
+    methods=["POST"],
+    summary="Online feature values for entity keys",
+    response_model=dict[str, list[Any]],
+)
 
 
 @router.post("/training-set", summary="A point-in-time correct training set")

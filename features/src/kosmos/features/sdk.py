@@ -34,7 +34,7 @@ def get_online(
         "request_data": dict(request_data) if request_data else None,
     }
     with client_or_default(client) as c:
-        return c.post(f"/projects/{project}/features/online", body)
+        return c.dataplane(f"/{project}/features/online", body)
 
 
 def get_training_set(

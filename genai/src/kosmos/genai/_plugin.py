@@ -18,6 +18,12 @@ def _router() -> APIRouter:  # Ray Serve and torch are imported only when the ro
     return router
 
 
+def _dataplane_router() -> APIRouter:
+    from kosmos.genai.api import dataplane
+
+    return dataplane
+
+
 def _cli() -> dict[str, Any]:
     from kosmos.genai.cli import assistant, cache, gateway, prompts
 
@@ -33,6 +39,7 @@ def _bootstrap(settings: Settings) -> None:
 plugin = Plugin(
     name="genai",
     router=_router,
+    dataplane_router=_dataplane_router,
     cli=_cli,
     bootstrap=_bootstrap,
     bootstrap_after=("deployment",),

@@ -496,5 +496,15 @@ def usage(
 
 
 router.include_router(openai)
+
+dataplane = APIRouter(tags=["openai"])
+"""The same OpenAI-compatible routes as the data plane serves them, under ``/{project}/openai/v1``."""
+for _route in openai.routes:
+    dataplane.add_api_route(
+        "/openai/v1" + _route.path.removeprefix(openai.prefix),
+        _route.endpoint,
+        methods=list(_route.methods),
+        summary=_route.summary,
+    )
 router.include_router(gateway_router)
 router.include_router(assistant_router)

@@ -82,7 +82,7 @@ def _gateway_example() -> dict:
 
 
 def example_calls(settings: Settings) -> str:
-    base = f"{settings.api_url}/api/v1/projects/{PROJECT}/openai/v1"
+    base = f"{settings.dataplane_url}/{PROJECT}/openai/v1"
     token = f"$(jq -r .token {settings.credentials_path})"
     return (
         f"curl -s {base}/chat/completions \\\n"

@@ -12,9 +12,10 @@ from kosmos.platform.client import KosmosClient, client_or_default
 
 
 def openai_base_url(project: str, *, client: KosmosClient | None = None) -> str:
-    """The base URL to give an OpenAI client for ``project`` (the API key is a Kosmos token)."""
+    """The base URL to give an OpenAI client for ``project`` (the API key is a Kosmos token):
+    the data plane's, so no LLM token passes through the control plane."""
     with client_or_default(client) as c:
-        return f"{c.url}/api/v1/projects/{project}/openai/v1"
+        return f"{c.dataplane_url}/{project}/openai/v1"
 
 
 # -- prompts ----------------------------------------------------------------------------

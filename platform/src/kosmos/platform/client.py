@@ -44,6 +44,7 @@ class KosmosClient:
         self.url = (url or settings.client.url or saved.get("url") or settings.api_url).rstrip("/")
         self.token = token or settings.client.token or saved.get("token")
         self.retries = settings.client.retries
+        self._dataplane_url = settings.dataplane.url or saved.get("dataplane_url")
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=settings.client.timeout_s, transport=transport
@@ -99,6 +100,35 @@ class KosmosClient:
                 time.sleep(min(0.2 * 2**attempt, 2.0))
         if raw and response.is_success:
             return response.content
+        return _decode(response)
+
+    @property
+    def dataplane_url(self) -> str:
+        """The data plane's base URL: ``dataplane.url``, else what the control plane says (asked once)."""
+        if self._dataplane_url is None:
+            self._dataplane_url = str(self.get("/dataplane")["url"]).rstrip("/")
+        return self._dataplane_url
+
+    def dataplane(self, path: str, body: Any, *, timeout: float | None = None) -> Any:
+        """POST ``body`` to the data plane's ``path`` (``/{project}/...``) with this client's token.
+
+        A request that reached the server is never retried: a prediction is cheap to ask
+        again, but only the caller knows whether it may be.
+        """
+        url = self.dataplane_url + path
+        for attempt in range(self.retries + 1):
+            try:
+                response = self._http.post(
+                    url, json=body, timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
+                )
+                break
+            except _RETRYABLE as exc:
+                if attempt == self.retries:
+                    raise ConnectionFailed(
+                        f"cannot reach the Kosmos data plane at {self.dataplane_url}: {exc}. "
+                        "Is Ray Serve up (`kosmos doctor`)? Is `dataplane.url` right?"
+                    ) from exc
+                time.sleep(min(0.2 * 2**attempt, 2.0))
         return _decode(response)
 
     def get(self, path: str, **params: Any) -> Any:

@@ -124,6 +124,26 @@ def _ray(settings: Settings) -> Check:
     return Check("Ray", address, problem is None, problem or "the cluster's head answers")
 
 
+def dataplane_check(settings: Settings) -> Check:
+    """The data plane (Ray Serve's ingress) answers at the URL clients are given."""
+    import httpx
+
+    url = settings.dataplane_url
+    try:
+        response = httpx.get(f"{url}/-/healthz", timeout=TIMEOUT_S)
+    except httpx.HTTPError as exc:
+        return Check("data plane", url, False, f"{type(exc).__name__}: nothing answers there")
+    if response.status_code == 200:
+        return Check("data plane", url, True, "ingress answers")
+    return Check(
+        "data plane",
+        url,
+        False,
+        f"Ray Serve answers HTTP {response.status_code} but the ingress is not deployed: "
+        "is the deployment reconciler running?",
+    )
+
+
 def _object_store(service: str, destination: str, endpoint_url: str | None) -> Check:
     """A folder must take a file; an s3:// bucket must take (and give back) an object."""
     if destination.startswith("s3://"):

@@ -199,6 +199,10 @@ def run_embedded(settings: Settings) -> int:
 def _print_summary(settings: Settings, running: list[_Running], token: str | None) -> None:
     lines = ["", "Kosmos is running (Ctrl-C stops everything):"]
     lines.append(f"  control plane   {settings.api_url}  (API docs: {settings.api_url}/docs)")
+    lines.append(
+        f"  data plane      {settings.dataplane_url}  (predict, online features, OpenAI API: "
+        f"{settings.dataplane_url}/<project>/...)"
+    )
     for r in running:
         if r.service.url and r.service.url.startswith("http") and r.service.name != "control plane":
             lines.append(f"  {r.service.name:<15} {r.service.url}")

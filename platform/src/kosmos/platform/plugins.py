@@ -1,7 +1,8 @@
 """Kosmos packages join the platform through the ``kosmos.plugins`` entry-point group.
 
 Each entry point names a :class:`Plugin`. The control plane mounts its router
-under ``/api/v1``, the CLI mounts its Typer group, and ``kosmos up`` starts its
+under ``/api/v1``, the data plane its data-plane router under ``/{project}``,
+the CLI mounts its Typer group, and ``kosmos up`` starts its
 embedded services. Platform imports nothing of the packages above it.
 """
 
@@ -39,6 +40,9 @@ class Plugin:
 
     name: str
     router: Callable[[], APIRouter] | None = None
+    dataplane_router: Callable[[], APIRouter] | None = None
+    """Routes the data plane (Ray Serve's ingress, port 8000) serves under ``/{project}``; they
+    run in the ingress replica with the same ``CallDep`` as control-plane routes."""
     cli: Callable[[], Any] | None = None
     """A Typer app mounted as ``kosmos <name>``, or a mapping of group name to Typer app."""
     embedded_services: Callable[[Settings], list[EmbeddedService]] | None = None

@@ -108,7 +108,7 @@ class RaySettings(_Section):
         description="GCS port of the local instance; never 6379, where Redis listens.",
     )
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs given to the local instance.")
-    serve_port: int = Field(default=8000, ge=1, le=65535, description="Ray Serve HTTP port.")
+    serve_port: int = Field(default=8000, ge=1, le=65535, description="Ray Serve HTTP port: the data plane.")
 
     @field_validator("gcs_port")
     @classmethod
@@ -116,6 +116,48 @@ class RaySettings(_Section):
         if value == 6379:
             raise ValueError("6379 is Redis's port; give Ray another one")
         return value
+
+
+class DataPlaneSettings(_Section):
+    """The data plane: Ray Serve's HTTP ingress (port ``ray.serve_port``) for predictions,
+    online features and the OpenAI-compatible API; the control plane is never on that path."""
+
+    host: str = Field(
+        default="127.0.0.1",
+        description="Interface Ray Serve's HTTP proxy binds on every node (0.0.0.0 in a cluster).",
+    )
+    url: str | None = Field(
+        default=None,
+        description="The data plane's base URL as clients see it (a load balancer in front of the "
+        "nodes). Unset: http://{host}:{ray.serve_port}.",
+    )
+    proxy_location: Literal["EveryNode", "HeadOnly"] = Field(
+        default="EveryNode",
+        description="Where Ray Serve runs its HTTP proxy: on every node (behind a load balancer), "
+        "or on the head node only (several nodes on one host, which share one address).",
+    )
+    replicas: int = Field(
+        default=1, ge=1, le=64, description="Ingress replicas (at most one per node; one per node is best)."
+    )
+    auth_cache_seconds: float = Field(
+        default=2.0,
+        ge=0,
+        le=5,
+        description="How long an ingress replica trusts a token and project-role check; a revoked "
+        "token or removed membership stops working within this long (at most 5 s).",
+    )
+    routing_refresh_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=5,
+        description="How often an ingress replica re-reads the deployment records it routes by "
+        "(one query for all of them, off the request path).",
+    )
+    max_body_bytes: int = Field(
+        default=8 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body the data plane reads; larger ones get 413 unread.",
+    )
 
 
 class RedisSettings(_Section):
@@ -258,6 +300,7 @@ class Settings(BaseSettings):
     server: ServerSettings = Field(default_factory=ServerSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     ray: RaySettings = Field(default_factory=RaySettings)
+    dataplane: DataPlaneSettings = Field(default_factory=DataPlaneSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
@@ -301,6 +344,12 @@ class Settings(BaseSettings):
         """The control plane's base URL as clients see it."""
         host = "127.0.0.1" if self.server.host in ("0.0.0.0", "::") else self.server.host
         return (self.client.url or f"http://{host}:{self.server.port}").rstrip("/")
+
+    @property
+    def dataplane_url(self) -> str:
+        """The data plane's base URL as clients see it."""
+        host = "127.0.0.1" if self.dataplane.host in ("0.0.0.0", "::") else self.dataplane.host
+        return (self.dataplane.url or f"http://{host}:{self.ray.serve_port}").rstrip("/")
 
     @property
     def projects_dir(self) -> Path:

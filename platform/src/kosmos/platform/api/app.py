@@ -34,6 +34,11 @@ def _plugins_router() -> APIRouter:
             for p in installed_plugins()
         ]
 
+    @router.get("/dataplane")
+    def dataplane(call: CallDep) -> dict[str, str]:
+        """Where the data plane serves predictions, online features and the OpenAI API."""
+        return {"url": call.settings.dataplane_url}
+
     return router
 
 

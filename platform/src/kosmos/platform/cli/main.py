@@ -61,10 +61,12 @@ def up() -> None:
 
 @app.command("doctor")
 def doctor(output: Output = OutputOption) -> None:
-    """Check every configured service: reachable, migrated, writable (exit 1 if one is not)."""
-    from kosmos.platform.doctor import run_checks
+    """Check every configured service: reachable, migrated, writable, and the running data
+    plane (exit 1 if one is not)."""
+    from kosmos.platform.doctor import dataplane_check, run_checks
 
-    checks = run_checks(get_settings())
+    settings = get_settings()
+    checks = [*run_checks(settings), dataplane_check(settings)]
     rows = [
         {"service": c.service, "target": c.target, "status": "ok" if c.ok else "FAIL", "detail": c.detail}
         for c in checks

@@ -1,0 +1,108 @@
+"""The data plane's prediction routes (mounted under ``/{project}`` by the data-plane app).
+
+A deployment the caller's project does not have is the same 404 whether it exists in
+another project or not: the lookup is by (project, name) in the routing table.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from kosmos.deployment import predictions
+from kosmos.deployment.dataplane import Route
+from kosmos.deployment.feature_join import BadRows, FeatureJoin
+from kosmos.deployment.serving import call_version, invalid_answer, log_entry, request_rows
+from kosmos.platform.api import CallDep
+from kosmos.platform.errors import InvalidInput, KosmosError, NotFound
+from kosmos.platform.identity.names import Name
+
+router = APIRouter(tags=["predict"])
+_joins: dict[tuple[str, str], FeatureJoin] = {}
+
+
+def _route(request: Request, project: str, name: str) -> Route:
+    route = request.app.state.routes.get(project, name)
+    if route is None:
+        raise NotFound(f"deployment {name!r} not found in project {project!r}")
+    if route.kind != "model":
+        raise InvalidInput.field(
+            "deployment", f"{name!r} is an LLM deployment: call /{project}/openai/v1/chat/completions"
+        )
+    return route
+
+
+def _join(request: Request, route: Route) -> FeatureJoin:
+    key = (route.app, route.feature_service or "")
+    join = _joins.get(key)
+    if join is None:
+        handles = request.app.state.handles
+        columns: set[str] = set()
+
+        async def model_columns() -> set[str]:
+            if not columns and route.direct_version is not None:
+                info = await handles.model(route.app, route.direct_version).describe.remote()
+                columns.update(info["inputs"])
+            return columns
+
+        join = _joins[key] = FeatureJoin(
+            request.app.state.settings, route.project, route.feature_service, model_columns
+        )
+    return join
+
+
+async def _predict(request: Request, route: Route, body: Any) -> dict[str, Any]:
+    """One version serving: straight to its replica; a rollout: through the traffic router."""
+    handles = request.app.state.handles
+    if route.direct_version is None:
+        try:
+            return await handles.router(route.app).predict.remote(body)
+        except Exception:
+            handles.forget(route.app)
+            raise
+    request_id, rows = request_rows(body)
+    if isinstance(rows, dict):
+        return rows
+    used: list[str] = []
+    if route.feature_service:
+        try:
+            used = await _join(request, route)(rows)
+        except BadRows as exc:
+            return invalid_answer(request_id, exc.problems)
+        except (KosmosError, ValueError, TypeError) as exc:
+            return invalid_answer(request_id, [f"features: {exc}"])
+    version = route.direct_version
+    out, ms, ok = await call_version(lambda v: handles.model(route.app, v), version, rows, request_id)
+    if ok is not None:
+        sampled = ok and random.random() < route.log_sample_rate
+        request.app.state.recorder.add(
+            route.app, version, ms, ok, log_entry(out, ms, used, len(rows)) if sampled else None
+        )
+    if ok is False:
+        handles.forget(route.app)
+    return out
+
+
+async def _body(request: Request) -> Any:
+    try:
+        return await request.json()
+    except ValueError as exc:
+        raise InvalidInput.field("body", f"malformed JSON: {exc}") from None
+
+
+@router.post("/{name}/predict", summary="Predict: {'inputs': [{field: value, ...}, ...]}")
+async def predict(project: Name, name: Name, request: Request, call: CallDep) -> JSONResponse:
+    route = _route(request, project, name)
+    return predictions.answer(await _predict(request, route, await _body(request)))
+
+
+@router.post("/{name}/predict/batch", summary="Predict many rows: split into chunks, run concurrently")
+async def predict_batch(project: Name, name: Name, request: Request, call: CallDep) -> JSONResponse:
+    route = _route(request, project, name)
+    body = await _body(request)
+    if not isinstance(body, dict):
+        raise InvalidInput.field("inputs", "give a JSON object with a non-empty list of rows")
+    return await predictions.predict_batch(body, lambda chunk: _predict(request, route, chunk))

@@ -1,0 +1,109 @@
+"""Online features joined onto request rows: whoever meets the request first does it once.
+
+The data-plane ingress joins before it calls a version's replica directly; the traffic
+router joins during a rollout (and for the control plane's compatibility routes). The
+feature service's entities and request inputs are read from Feast's registry at most
+every ``REGISTRY_TTL_S`` per joiner (a re-applied repository is seen then), never per request.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from kosmos.platform.settings import Settings
+
+REGISTRY_TTL_S = 30.0
+
+
+class BadRows(Exception):
+    """Rows that break the model's or the feature service's rules, one problem per field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class FeatureJoin:
+    """Joins ``feature_service``'s online values onto rows (request values win)."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        project: str,
+        feature_service: str,
+        model_columns: Callable[[], Awaitable[set[str]]],
+    ) -> None:
+        self.settings, self.project, self.feature_service = settings, project, feature_service
+        self._model_columns = model_columns
+        self._keys: set[str] | None = None
+        self._request_inputs: list[str] | None = None
+        self._read_at = 0.0
+
+    def _repo(self) -> Any:
+        from kosmos.features.repo import feature_repo
+
+        return feature_repo(self.settings, self.project)
+
+    def _entity_keys(self, repo: Any) -> set[str]:
+        if self._keys is None:
+            self._keys = {e.join_key for e in repo.store().list_entities(allow_cache=True)}
+        return self._keys
+
+    def _request_fields(self, repo: Any) -> list[str]:
+        """Request-time inputs the service's on-demand views read (e.g. a transaction amount)."""
+        if self._request_inputs is None:
+            store = repo.store()
+            service = store.get_feature_service(self.feature_service, allow_cache=True)
+            fields: list[str] = []
+            for projection in service.feature_view_projections:
+                try:
+                    view = store.get_on_demand_feature_view(projection.name, allow_registry_cache=True)
+                except Exception:
+                    continue  # a stored feature view: no request inputs
+                for source in view.source_request_sources.values():
+                    fields += [f.name for f in source.schema if f.name not in fields]
+            self._request_inputs = fields
+        return self._request_inputs
+
+    async def __call__(self, rows: list[dict[str, Any]]) -> list[str]:
+        """Join in place; returns the feature columns used. Raises BadRows or ValueError."""
+        from kosmos.features.serving import get_online_async
+
+        repo = self._repo()
+        if time.monotonic() - self._read_at > REGISTRY_TTL_S:
+            self._keys, self._request_inputs, self._read_at = None, None, time.monotonic()
+        keys = self._entity_keys(repo)
+        present = [k for k in keys if all(k in row for row in rows)]
+        if not present:
+            raise ValueError(f"each row needs the entity keys of {self.feature_service}: {sorted(keys)}")
+        request = self._request_fields(repo)
+        problems = [
+            f"inputs[{i}].{f}: must be a number, got {row.get(f)!r}"
+            for i, row in enumerate(rows)
+            for f in request
+            if row.get(f) is not None and (isinstance(row[f], bool) or not isinstance(row[f], int | float))
+        ]
+        columns = await self._model_columns()
+        problems += [
+            f"inputs[{i}].{name}: not an input of the model or an entity key of {self.feature_service}"
+            for i, row in enumerate(rows)
+            for name in row
+            if name not in columns and name not in keys and not name.startswith("_")
+        ]
+        if problems:
+            raise BadRows(problems)
+        values = await get_online_async(
+            repo,
+            {k: [row[k] for row in rows] for k in present},
+            feature_service=self.feature_service,
+            request_data={f: [row.get(f) for row in rows] for f in request} or None,
+        )
+        used = [c for c in values if c not in keys]
+        for i, row in enumerate(rows):
+            for column in used:
+                row.setdefault(column, values[column][i])
+            for k in keys:
+                row.pop(k, None)
+        return used

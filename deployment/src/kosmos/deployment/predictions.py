@@ -1,0 +1,61 @@
+"""Prediction answers as HTTP responses, shared by the control plane's and the data plane's routes.
+
+Errors travel from the replicas as data (``{"error": {"type", "problems" | "message"}}``),
+and become the one JSON error shape here: invalid input is a 422 naming each field, a
+model failure a 503 saying what failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi.responses import JSONResponse
+
+from kosmos.platform.errors import InvalidInput, ServiceUnavailable
+
+BATCH_CHUNK = 500
+MAX_BATCH_ROWS = 20_000
+
+
+def answer(result: dict[str, Any]) -> JSONResponse:
+    """The replica's answer, or the KosmosError its error stands for."""
+    error = result.get("error")
+    if error is None:
+        return JSONResponse(result)
+    if error["type"] == "invalid_input":
+        problems = error["problems"]
+        details = [{"field": p.split(":", 1)[0], "reason": p.split(":", 1)[-1].strip()} for p in problems]
+        raise InvalidInput("; ".join(problems[:5]), details=details)
+    raise ServiceUnavailable(error.get("message", "the model failed"))
+
+
+async def predict_batch(
+    body: dict[str, Any], predict: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+) -> JSONResponse:
+    """Many rows: split into chunks that run concurrently; problems name rows of the whole batch."""
+    rows = body.get("inputs")
+    if not isinstance(rows, list) or not rows:
+        raise InvalidInput.field("inputs", "give a non-empty list of rows")
+    if len(rows) > MAX_BATCH_ROWS:
+        raise InvalidInput.field("inputs", f"at most {MAX_BATCH_ROWS} rows per batch, got {len(rows)}")
+    chunks = [rows[i : i + BATCH_CHUNK] for i in range(0, len(rows), BATCH_CHUNK)]
+    results = await asyncio.gather(*(predict({**body, "inputs": chunk}) for chunk in chunks))
+    for offset, result in zip(range(0, len(rows), BATCH_CHUNK), results, strict=True):
+        if "error" in result and result["error"]["type"] == "invalid_input":
+            result["error"]["problems"] = [_shift(p, offset) for p in result["error"]["problems"]]
+        if "error" in result:
+            return answer(result)
+    predictions = [p for r in results for p in r["predictions"]]
+    versions = sorted({r["model_version"] for r in results})
+    return JSONResponse({"predictions": predictions, "model_versions": versions, "rows": len(predictions)})
+
+
+def _shift(problem: str, offset: int) -> str:
+    """inputs[3].x in chunk k is inputs[offset + 3].x of the whole batch."""
+    if problem.startswith("inputs[") and "]" in problem:
+        index, rest = problem[len("inputs[") :].split("]", 1)
+        if index.isdigit():
+            return f"inputs[{int(index) + offset}]{rest}"
+    return problem
