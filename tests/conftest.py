@@ -28,7 +28,7 @@ import uvicorn
 from kosmos.platform.api.app import create_app
 from kosmos.platform.db.engine import Database
 from kosmos.platform.db.migrate import upgrade
-from kosmos.platform.ray_cluster import head_command
+from kosmos.platform.ray_cluster import head_command, serve_env
 from kosmos.platform.settings import Settings, get_settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -267,10 +267,12 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         port = _free_port()
     temp = tmp_path_factory.mktemp("ray")
     log = (temp / "head.log").open("wb")
+    ingress = Settings(dataplane={"haproxy_stats_port": _free_port(), "haproxy_metrics_port": _free_port()})
     head = subprocess.Popen(
         head_command(port, num_cpus=4, temp_dir=str(temp)),
         stdout=log,
         stderr=subprocess.STDOUT,
+        env={**os.environ, **serve_env(ingress)},  # the data plane's ingress, as `kosmos up` runs it
         start_new_session=True,
     )
     address = f"127.0.0.1:{port}"

@@ -33,6 +33,9 @@ import pytest
 import redis
 from openai import OpenAI
 
+from kosmos.platform.ray_cluster import serve_env
+from kosmos.platform.settings import Settings
+
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_DB = 13  # a database of its own on the machine's Redis, flushed afterwards
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
@@ -114,6 +117,8 @@ def cluster(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[dict[str, 
     while gcs == 6379:
         gcs = free_port()
     temp = Path(tempfile.mkdtemp(prefix="kr-"))  # Ray's socket paths must stay under 107 bytes
+    ports = {"haproxy_stats_port": free_port(), "haproxy_metrics_port": free_port()}
+    node_env = {**os.environ, **serve_env(Settings(dataplane=ports))}  # the data plane's ingress
     head = _popen(
         _ray(
             "start", "--head", "--block", "--port", str(gcs), "--node-ip-address", "127.0.0.1",
@@ -121,6 +126,7 @@ def cluster(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[dict[str, 
             "--dashboard-port", str(dashboard), "--disable-usage-stats", "--temp-dir", str(temp),
         ),
         tmp_path / "ray-head.log",
+        node_env,
     )  # fmt: skip
     address, state_api = f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}"
 
@@ -141,10 +147,17 @@ def cluster(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[dict[str, 
                 "--num-cpus", "2", "--disable-usage-stats",
             ),
             tmp_path / "ray-worker.log",
+            node_env,
         )  # fmt: skip
         _until(lambda: sum(n["state"] == "ALIVE" for n in nodes()) == 2, "the worker node to join", 120)
         yield {"address": address, "state_api": state_api, "worker": worker, "nodes": nodes}
     finally:
+        subprocess.run(  # Serve stops its HAProxy, which would outlive the nodes otherwise
+            [sys.executable, "-c", "from ray import serve; serve.shutdown()"],
+            env={**node_env, "RAY_ADDRESS": address},
+            capture_output=True,
+            timeout=120,
+        )
         if worker is not None:
             _stop(worker)
         _stop(head)

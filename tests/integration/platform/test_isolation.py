@@ -22,7 +22,9 @@ GLOBAL_ROUTES = {
     ("GET", "/api/v1/audit"),  # needs ?project=, checked like a path
     ("GET", "/api/v1/plugins"),  # installed package names
     ("GET", "/api/v1/cluster"),  # the shared Ray cluster's nodes: no project data
+    ("GET", "/api/v1/dataplane"),  # the data plane's URL: no project data
 }
+DATAPLANE_GLOBAL_ROUTES = {("GET", "/-/healthz")}  # the ingress replica is up: nothing else
 
 
 def _api_routes(app) -> list[tuple[str, str]]:
@@ -62,6 +64,41 @@ def test_every_project_route_refuses_another_projects_token(platform_env) -> Non
         assert own.status_code not in (401, 403), (method, path, own.text)
         walked += 1
     assert walked >= 3
+
+
+def test_every_data_plane_route_refuses_another_projects_token(platform_env) -> None:
+    """The data plane's app, as its ingress replica serves it (every plugin's data-plane routes)."""
+    from fastapi.testclient import TestClient
+
+    from kosmos.deployment.dataplane import Handles, RoutingTable
+    from kosmos.platform.api.dataplane import create_dataplane_app
+
+    token_a = _setup(platform_env)
+    app = create_dataplane_app(platform_env.settings, platform_env.database)
+    app.state.routes = RoutingTable(platform_env.database, 1.0)
+    app.state.routes.refresh()
+    app.state.handles = Handles()
+    routes = sorted((method.upper(), path) for path, ops in app.openapi()["paths"].items() for method in ops)
+    unclassified = [
+        r for r in routes if not r[1].startswith("/{project}/") and r not in DATAPLANE_GLOBAL_ROUTES
+    ]
+    assert not unclassified, f"scope these data-plane routes under /{{project}}: {unclassified}"
+    with TestClient(app) as plane:
+        walked = 0
+        for method, path in routes:
+            if not path.startswith("/{project}/"):
+                continue
+            url = re.sub(r"\{(\w+)\}", lambda m: "proj-b" if m[1] == "project" else "x", path)
+            headers = {"Authorization": f"Bearer {token_a}"}
+            refused = plane.request(method, url, headers=headers, content=b"{not json")
+            assert refused.status_code == 404, (method, path, refused.status_code, refused.text)
+            assert refused.json()["error"]["message"] == "project 'proj-b' not found"
+            anonymous = plane.request(method, url, content=b"{not json")
+            assert anonymous.status_code == 401, (method, path, anonymous.text)  # before the body
+            own = plane.request(method, url.replace("proj-b", "proj-a"), headers=headers, json={})
+            assert own.status_code not in (401, 403), (method, path, own.text)
+            walked += 1
+    assert walked >= 5  # predict, batch, online features, the OpenAI routes
 
 
 def test_a_project_b_that_exists_looks_like_one_that_does_not(platform_env) -> None:

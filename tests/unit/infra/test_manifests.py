@@ -71,7 +71,20 @@ def test_every_kosmos_variable_is_a_real_setting_with_a_valid_value() -> None:
         assert leaf in model.model_fields, f"{name} is not a Kosmos setting"
 
 
-def test_ports_and_names_agree_with_the_settings_and_the_code() -> None:
+def test_ray_nodes_start_with_the_data_plane_s_ingress_environment() -> None:
+    from kosmos.platform.ray_cluster import serve_env
+
+    compose = _docs(INFRA / "compose.yaml")[0]["x-kosmos-env"]
+    config = next(
+        d for d in _k8s() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "kosmos-settings"
+    )
+    for env in (compose, config["data"]):
+        wanted = serve_env(_settings_from(env))
+        assert wanted and wanted.items() <= {k: str(v) for k, v in env.items()}.items()
+
+
+def test_ports_and_names_agree_with_the_settings_and_the_code(monkeypatch) -> None:
+    monkeypatch.delenv("KOSMOS_RAY__SERVE_PORT", raising=False)  # the test run's own Serve port
     defaults = Settings()
     services = _docs(INFRA / "compose.yaml")[0]["services"]
     assert services["control-plane"]["ports"] == [f"{defaults.server.port}:{defaults.server.port}"]

