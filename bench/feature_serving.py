@@ -123,11 +123,16 @@ def dataplane(settings: Settings) -> Iterator[str]:
     from ray import serve
 
     from kosmos.deployment.dataplane import dataplane_target
-    from kosmos.platform.ray_cluster import head_command
+    from kosmos.platform.ray_cluster import head_command, serve_env
 
     gcs, port = free_port(), free_port()
-    head = subprocess.Popen(
+    ports = {"haproxy_stats_port": free_port(), "haproxy_metrics_port": free_port()}
+    ingress = serve_env(
+        settings.model_copy(update={"dataplane": settings.dataplane.model_copy(update=ports)})
+    )
+    head = subprocess.Popen(  # the data plane's ingress as shipped: HAProxy, gRPC between deployments
         head_command(gcs, num_cpus=2),
+        env={**os.environ, **ingress},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
@@ -144,6 +149,7 @@ def dataplane(settings: Settings) -> Iterator[str]:
         serve.run_many([dataplane_target(plane, "bench")], wait_for_applications_running=True)
         yield f"http://127.0.0.1:{port}"
     finally:
+        serve.shutdown()  # stops HAProxy, which would outlive the head
         ray.shutdown()
         os.killpg(head.pid, 15)
         head.wait(timeout=60)
