@@ -61,6 +61,10 @@ def deploy_env(
 ) -> Iterator[dict[str, Any]]:
     home = tmp_path_factory.mktemp("deploy-home")
     settings = platform_home(home)
+    # two ingress replicas, as a production data plane runs: losing one must not stop serving
+    settings = settings.model_copy(
+        update={"dataplane": settings.dataplane.model_copy(update={"replicas": 2})}
+    )
     database = Database(settings.database_url)
     admin = bootstrap(settings, database).token
     with pytest.MonkeyPatch.context() as patch, live_platform(settings, database, free_port()) as url:

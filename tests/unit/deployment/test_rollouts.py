@@ -108,12 +108,12 @@ def test_check_rows_names_every_bad_field() -> None:
         "m v1",
     )
     assert problems == [
-        "inputs[0].extra: not an input of m v1",
-        "inputs[0].amount: must be a number, got 'x'",
-        "inputs[0].count: must be an integer, got 1.5",
-        "inputs[1].country: missing (string)",
+        {"field": "inputs[0].extra", "reason": "not an input of m v1"},
+        {"field": "inputs[0].amount", "reason": "must be a number, got 'x'"},
+        {"field": "inputs[0].count", "reason": "must be an integer, got 1.5"},
+        {"field": "inputs[1].country", "reason": "missing (string)"},
     ]
     assert check_rows([], columns, "m") == [
-        "inputs: give a non-empty list of rows, e.g. [{'amount': 12.5, ...}]"
+        {"field": "inputs", "reason": "give a non-empty list of rows, e.g. [{'amount': 12.5, ...}]"}
     ]
-    assert "at most 1000 rows" in check_rows([{}] * 1001, columns, "m")[0]
+    assert "at most 1000 rows" in check_rows([{}] * 1001, columns, "m")[0]["reason"]

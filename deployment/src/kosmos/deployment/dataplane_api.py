@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 from kosmos.deployment import predictions
 from kosmos.deployment.dataplane import Route
 from kosmos.deployment.feature_join import BadRows, FeatureJoin
-from kosmos.deployment.serving import call_version, invalid_answer, log_entry, request_rows
+from kosmos.deployment.serving import call_version, invalid_answer, log_entry, problem, request_rows
 from kosmos.platform.api import CallDep
 from kosmos.platform.errors import InvalidInput, KosmosError, NotFound
 from kosmos.platform.identity.names import Name
@@ -73,7 +73,7 @@ async def _predict(request: Request, route: Route, body: Any) -> dict[str, Any]:
         except BadRows as exc:
             return invalid_answer(request_id, exc.problems)
         except (KosmosError, ValueError, TypeError) as exc:
-            return invalid_answer(request_id, [f"features: {exc}"])
+            return invalid_answer(request_id, [problem("features", str(exc))])
     version = route.direct_version
     out, ms, ok = await call_version(lambda v: handles.model(route.app, v), version, rows, request_id)
     if ok is not None:

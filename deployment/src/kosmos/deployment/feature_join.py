@@ -20,8 +20,8 @@ REGISTRY_TTL_S = 30.0
 class BadRows(Exception):
     """Rows that break the model's or the feature service's rules, one problem per field."""
 
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("; ".join(problems))
+    def __init__(self, problems: list[dict[str, str]]) -> None:
+        super().__init__("; ".join(f"{p['field']}: {p['reason']}" for p in problems))
         self.problems = problems
 
 
@@ -80,14 +80,18 @@ class FeatureJoin:
             raise ValueError(f"each row needs the entity keys of {self.feature_service}: {sorted(keys)}")
         request = self._request_fields(repo)
         problems = [
-            f"inputs[{i}].{f}: must be a number, got {row.get(f)!r}"
+            {"field": f"inputs[{i}].{f}", "reason": f"must be a number, got {row.get(f)!r}"}
             for i, row in enumerate(rows)
             for f in request
             if row.get(f) is not None and (isinstance(row[f], bool) or not isinstance(row[f], int | float))
         ]
         columns = await self._model_columns()
+        service = self.feature_service
         problems += [
-            f"inputs[{i}].{name}: not an input of the model or an entity key of {self.feature_service}"
+            {
+                "field": f"inputs[{i}].{name}",
+                "reason": f"not an input of the model or an entity key of {service}",
+            }
             for i, row in enumerate(rows)
             for name in row
             if name not in columns and name not in keys and not name.startswith("_")

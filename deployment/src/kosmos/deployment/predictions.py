@@ -26,8 +26,7 @@ def answer(result: dict[str, Any]) -> JSONResponse:
         return JSONResponse(result)
     if error["type"] == "invalid_input":
         problems = error["problems"]
-        details = [{"field": p.split(":", 1)[0], "reason": p.split(":", 1)[-1].strip()} for p in problems]
-        raise InvalidInput("; ".join(problems[:5]), details=details)
+        raise InvalidInput("; ".join(f"{p['field']}: {p['reason']}" for p in problems[:5]), details=problems)
     raise ServiceUnavailable(error.get("message", "the model failed"))
 
 
@@ -52,10 +51,11 @@ async def predict_batch(
     return JSONResponse({"predictions": predictions, "model_versions": versions, "rows": len(predictions)})
 
 
-def _shift(problem: str, offset: int) -> str:
+def _shift(problem: dict[str, str], offset: int) -> dict[str, str]:
     """inputs[3].x in chunk k is inputs[offset + 3].x of the whole batch."""
-    if problem.startswith("inputs[") and "]" in problem:
-        index, rest = problem[len("inputs[") :].split("]", 1)
+    field = problem["field"]
+    if field.startswith("inputs[") and "]" in field:
+        index, rest = field[len("inputs[") :].split("]", 1)
         if index.isdigit():
-            return f"inputs[{int(index) + offset}]{rest}"
+            return {**problem, "field": f"inputs[{int(index) + offset}]{rest}"}
     return problem

@@ -39,37 +39,42 @@ _NUMERIC = {"double", "float"}
 _INTEGER = {"long", "integer"}
 
 
-def check_rows(rows: Any, columns: dict[str, str], model: str) -> list[str]:
+def problem(field: str, reason: str) -> dict[str, str]:
+    """One thing wrong with a request, as data: the field it is in and why."""
+    return {"field": field, "reason": reason}
+
+
+def check_rows(rows: Any, columns: dict[str, str], model: str) -> list[dict[str, str]]:
     """Every problem with ``rows`` against the signature ``columns`` (name -> MLflow type), by field."""
     if not isinstance(rows, list) or not rows:
-        return ["inputs: give a non-empty list of rows, e.g. [{'amount': 12.5, ...}]"]
+        return [problem("inputs", "give a non-empty list of rows, e.g. [{'amount': 12.5, ...}]")]
     if len(rows) > MAX_ROWS:
-        return [f"inputs: at most {MAX_ROWS} rows per request, got {len(rows)}"]
-    problems: list[str] = []
+        return [problem("inputs", f"at most {MAX_ROWS} rows per request, got {len(rows)}")]
+    problems: list[dict[str, str]] = []
     for i, row in enumerate(rows):
         if not isinstance(row, dict):
-            problems.append(f"inputs[{i}]: a row must be an object of field: value")
+            problems.append(problem(f"inputs[{i}]", "a row must be an object of field: value"))
             continue
         for name in row.keys() - columns.keys():
             if not name.startswith("_"):
-                problems.append(f"inputs[{i}].{name}: not an input of {model}")
+                problems.append(problem(f"inputs[{i}].{name}", f"not an input of {model}"))
         for name, kind in columns.items():
             value = row.get(name)
             if name not in row:
-                problems.append(f"inputs[{i}].{name}: missing ({kind})")
+                problems.append(problem(f"inputs[{i}].{name}", f"missing ({kind})"))
             elif value is None:
                 if kind not in _NUMERIC:
-                    problems.append(f"inputs[{i}].{name}: may not be null ({kind})")
+                    problems.append(problem(f"inputs[{i}].{name}", f"may not be null ({kind})"))
             elif kind in _NUMERIC and (isinstance(value, bool) or not isinstance(value, int | float)):
-                problems.append(f"inputs[{i}].{name}: must be a number, got {value!r}")
+                problems.append(problem(f"inputs[{i}].{name}", f"must be a number, got {value!r}"))
             elif kind in _INTEGER and (isinstance(value, bool) or not isinstance(value, int)):
-                problems.append(f"inputs[{i}].{name}: must be an integer, got {value!r}")
+                problems.append(problem(f"inputs[{i}].{name}", f"must be an integer, got {value!r}"))
             elif kind == "string" and not isinstance(value, str):
-                problems.append(f"inputs[{i}].{name}: must be a string, got {value!r}")
+                problems.append(problem(f"inputs[{i}].{name}", f"must be a string, got {value!r}"))
             elif kind == "boolean" and not isinstance(value, bool):
-                problems.append(f"inputs[{i}].{name}: must be true or false, got {value!r}")
+                problems.append(problem(f"inputs[{i}].{name}", f"must be true or false, got {value!r}"))
         if len(problems) > 50:
-            return [*problems[:50], "... more problems left out"]
+            return [*problems[:50], problem("inputs", "more problems left out")]
     return problems
 
 
@@ -265,7 +270,7 @@ class TrafficRouter:
         except BadRows as exc:
             return invalid_answer(request_id, exc.problems)
         except (KosmosError, ValueError, TypeError) as exc:
-            return invalid_answer(request_id, [f"features: {exc}"])
+            return invalid_answer(request_id, [problem("features", str(exc))])
         out, ms, ok = await call_version(self._model, version, rows, request_id)
         if ok is not None:
             self.windows.setdefault(version, _Window()).add(ms, ok)
@@ -362,10 +367,10 @@ def request_rows(body: Any) -> tuple[str, list[dict[str, Any]] | dict[str, Any]]
     request_id = str(body.get("request_id") or uuid.uuid4()) if isinstance(body, dict) else str(uuid.uuid4())
     rows = body.get("inputs") if isinstance(body, dict) else None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
-        return request_id, invalid_answer(request_id, ["inputs: give a non-empty list of objects"])
+        return request_id, invalid_answer(request_id, [problem("inputs", "give a non-empty list of objects")])
     if len(rows) > MAX_ROWS:
         return request_id, invalid_answer(
-            request_id, [f"inputs: at most {MAX_ROWS} rows per request, got {len(rows)}"]
+            request_id, [problem("inputs", f"at most {MAX_ROWS} rows per request, got {len(rows)}")]
         )
     return request_id, [dict(r) for r in rows]
 
@@ -383,5 +388,5 @@ def log_entry(out: dict[str, Any], ms: float, used: list[str], rows: int) -> dic
     }
 
 
-def invalid_answer(request_id: str, problems: list[str]) -> dict[str, Any]:
+def invalid_answer(request_id: str, problems: list[dict[str, str]]) -> dict[str, Any]:
     return {"error": {"type": "invalid_input", "problems": problems}, "request_id": request_id}
