@@ -49,6 +49,8 @@ def start_platform(home: Path, **settings: str) -> Platform:
         KOSMOS_MLFLOW__PORT=str(mlflow_port),
         KOSMOS_UI__PORT=str(free_port()),
         KOSMOS_RAY__GCS_PORT=str(free_port()),
+        KOSMOS_DATAPLANE__HAPROXY_STATS_PORT=str(free_port()),
+        KOSMOS_DATAPLANE__HAPROXY_METRICS_PORT=str(free_port()),
         **settings,
     )
     log = (home / "up.log").open("wb")

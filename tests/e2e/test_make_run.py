@@ -51,7 +51,7 @@ def _port_open(port: int) -> bool:
 
 def _stop(proc: subprocess.Popen[bytes], ports: list[int]) -> None:
     os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends
-    proc.wait(timeout=90)
+    proc.wait(timeout=240)  # services stop one at a time, each within 60 s
     deadline = time.monotonic() + 30
     while any(_port_open(p) for p in ports) and time.monotonic() < deadline:
         time.sleep(0.5)
@@ -248,7 +248,7 @@ def _deployment(env: dict[str, str], name: str = "fraud-detector") -> dict:
 def test_make_run_brings_up_the_platform_and_reuses_its_state(
     tmp_path: Path, free_port: Callable[[], int]
 ) -> None:
-    api, mlflow, ui, gcs, dataplane = (free_port() for _ in range(5))
+    api, mlflow, ui, gcs, dataplane, stats, metrics = (free_port() for _ in range(7))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("KOSMOS_", "MLFLOW_", "RAY_"))}
     env.update(
         KOSMOS_HOME=str(tmp_path / "home"),
@@ -257,9 +257,11 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         KOSMOS_UI__PORT=str(ui),
         KOSMOS_RAY__GCS_PORT=str(gcs),
         KOSMOS_RAY__SERVE_PORT=str(dataplane),
+        KOSMOS_DATAPLANE__HAPROXY_STATS_PORT=str(stats),
+        KOSMOS_DATAPLANE__HAPROXY_METRICS_PORT=str(metrics),
         KOSMOS_RAY__NUM_CPUS="2",  # the demo model, the LLM and the quickstart notebook's deployment
     )
-    ports = [api, mlflow, ui, gcs, dataplane]
+    ports = [api, mlflow, ui, gcs, dataplane, stats, metrics]  # HAProxy's too: nothing outlives Ctrl-C
 
     first_log = tmp_path / "first.log"
     proc = _start(env, first_log)

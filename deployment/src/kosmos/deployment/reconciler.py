@@ -462,8 +462,10 @@ def main() -> None:
     configure_logging(settings.log_level)
     database = Database(settings.database_url)
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+
+    def on_signal(*_: object) -> None:
+        stop.set()
+
     reconciler = Reconciler(settings, database)
     log.info("deployment reconciler started")
     while not stop.is_set():
@@ -472,6 +474,8 @@ def main() -> None:
             reconciler.run_once()
         except Exception as exc:
             log.warning("reconciler pass failed (will retry): %s", exc)
+        for signum in (signal.SIGTERM, signal.SIGINT):  # ray.init installs its own (also below
+            signal.signal(signum, on_signal)  # Python's view of it): ours must win, every pass
         stop.wait(max(0.5, settings.deployment.reconcile_seconds - (time.monotonic() - started)))
     if settings.ray.address is None and reconciler.started:
         shutdown_embedded_serve()

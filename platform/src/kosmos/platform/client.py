@@ -78,26 +78,18 @@ class KosmosClient:
         """
         full = path if path.startswith(_UNPREFIXED) else API_PREFIX + path
         clean = {k: v for k, v in (params or {}).items() if v is not None}
-        for attempt in range(self.retries + 1):
-            try:
-                headers = {"Content-Type": "application/octet-stream"} if content is not None else None
-                response = self._http.request(
-                    method,
-                    full,
-                    json=json,
-                    params=clean,
-                    content=content,
-                    headers=headers,
-                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
-                )
-                break
-            except _RETRYABLE as exc:
-                if attempt == self.retries:
-                    raise ConnectionFailed(
-                        f"cannot reach the Kosmos control plane at {self.url}: {exc}. "
-                        "Is it running (`make run`)? Is the URL right (`kosmos login --url`)?"
-                    ) from exc
-                time.sleep(min(0.2 * 2**attempt, 2.0))
+        headers = {"Content-Type": "application/octet-stream"} if content is not None else None
+        response = self._send(
+            method,
+            full,
+            f"the Kosmos control plane at {self.url}",
+            "Is it running (`make run`)? Is the URL right (`kosmos login --url`)?",
+            json=json,
+            params=clean,
+            content=content,
+            headers=headers,
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
         if raw and response.is_success:
             return response.content
         return _decode(response)
@@ -115,21 +107,26 @@ class KosmosClient:
         A request that reached the server is never retried: a prediction is cheap to ask
         again, but only the caller knows whether it may be.
         """
-        url = self.dataplane_url + path
+        response = self._send(
+            "POST",
+            self.dataplane_url + path,
+            f"the Kosmos data plane at {self.dataplane_url}",
+            "Is Ray Serve up (`kosmos doctor`)? Is `dataplane.url` right?",
+            json=body,
+            timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+        )
+        return _decode(response)
+
+    def _send(self, method: str, url: str, where: str, hint: str, **kwargs: Any) -> httpx.Response:
+        """One request; a connection that never reached the server is retried with backoff."""
         for attempt in range(self.retries + 1):
             try:
-                response = self._http.post(
-                    url, json=body, timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT
-                )
-                break
+                return self._http.request(method, url, **kwargs)
             except _RETRYABLE as exc:
                 if attempt == self.retries:
-                    raise ConnectionFailed(
-                        f"cannot reach the Kosmos data plane at {self.dataplane_url}: {exc}. "
-                        "Is Ray Serve up (`kosmos doctor`)? Is `dataplane.url` right?"
-                    ) from exc
+                    raise ConnectionFailed(f"cannot reach {where}: {exc}. {hint}") from exc
                 time.sleep(min(0.2 * 2**attempt, 2.0))
-        return _decode(response)
+        raise AssertionError("unreachable")
 
     def get(self, path: str, **params: Any) -> Any:
         return self.request("GET", path, params=params)

@@ -30,6 +30,12 @@ class Check:
     target: str
     ok: bool
     detail: str
+    warning: bool = False
+    """Not fine, but not a fault either (a part `kosmos up` has not started yet)."""
+
+    @property
+    def status(self) -> str:
+        return "ok" if self.ok else "WARN" if self.warning else "FAIL"
 
 
 def masked(url: str) -> str:
@@ -131,8 +137,9 @@ def dataplane_check(settings: Settings) -> Check:
     url = settings.dataplane_url
     try:
         response = httpx.get(f"{url}/-/healthz", timeout=TIMEOUT_S)
-    except httpx.HTTPError as exc:
-        return Check("data plane", url, False, f"{type(exc).__name__}: nothing answers there")
+    except httpx.HTTPError as exc:  # before `kosmos up` (or its reconciler) started Ray Serve
+        detail = f"{type(exc).__name__}: nothing answers there; the deployment reconciler starts it"
+        return Check("data plane", url, False, detail, warning=True)
     if response.status_code == 200:
         return Check("data plane", url, True, "ingress answers")
     return Check(

@@ -120,13 +120,19 @@ def _wait_ready(running: list[_Running], deadline: float, stopping: Callable[[],
             time.sleep(0.3)
 
 
+STOP_TIMEOUT_S = 60.0
+"""How long one service may take to stop (the reconciler stops Ray Serve and its HAProxy)."""
+
+
 def _stop(running: list[_Running]) -> None:
+    """Stop the services one at a time, last started first: the plugins' services (the
+    reconciler shuts Ray Serve down) finish before the Ray head they use goes."""
     for r in reversed(running):
-        if r.process.poll() is None:
-            r.process.send_signal(signal.SIGTERM)
-    for r in reversed(running):
+        if r.process.poll() is not None:
+            continue
+        r.process.send_signal(signal.SIGTERM)
         try:
-            r.process.wait(timeout=20)
+            r.process.wait(timeout=STOP_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             os.killpg(r.process.pid, signal.SIGKILL)
 
