@@ -26,6 +26,7 @@ import redis as redis_lib
 import uvicorn
 
 from kosmos.platform.api.app import create_app
+from kosmos.platform.api.dataplane import health
 from kosmos.platform.db.engine import Database
 from kosmos.platform.db.migrate import upgrade
 from kosmos.platform.ray_cluster import head_command, serve_env
@@ -239,6 +240,38 @@ def reconciling(settings: Settings, database: Any) -> Iterator[Any]:
     finally:
         stop.set()
         thread.join(timeout=30)
+
+
+@contextmanager
+def serving_dataplane(settings: Settings) -> Iterator[str]:
+    """The data plane for ``settings`` on the run's Ray, deployed as the reconciler deploys it."""
+    from ray import serve
+
+    from kosmos.deployment.dataplane import dataplane_target
+    from kosmos.deployment.reconciler import CODE_VERSION
+
+    serve.run_many(
+        [dataplane_target(settings, CODE_VERSION)],
+        wait_for_ingress_deployment_creation=False,
+        wait_for_applications_running=False,
+    )
+    url = settings.dataplane_url
+    deadline = time.monotonic() + 120
+    while True:
+        try:  # the replica answers from the settings' own database once it is ready
+            if httpx.get(f"{url}/healthz", timeout=2).json() == health(settings):  # this version's
+                break
+        except (httpx.HTTPError, ValueError):  # not up yet, or not the ingress answering
+            pass
+        assert time.monotonic() < deadline, "the data plane did not start"
+        time.sleep(0.5)
+    yield url
+
+
+@pytest.fixture(scope="session")
+def dataplane(ray_cluster: str) -> Callable[[Settings], Any]:
+    """``with dataplane(settings) as url:`` serves the data plane for a control plane of a test."""
+    return serving_dataplane
 
 
 @pytest.fixture(scope="session")

@@ -26,12 +26,12 @@ from kosmos.platform.settings import Settings, get_settings
 
 @pytest.fixture
 def features_server(
-    sqlite_url: str, isolated_home: Path, free_port, live_platform, fraud_data, monkeypatch
+    sqlite_url: str, isolated_home: Path, free_port, live_platform, dataplane, fraud_data, monkeypatch
 ) -> Iterator[dict]:
     settings = Settings(home=isolated_home, database={"url": sqlite_url})
     database = Database(sqlite_url)
     admin = bootstrap(settings, database).token
-    with live_platform(settings, database, free_port()) as url:
+    with live_platform(settings, database, free_port()) as url, dataplane(settings):  # online features
         monkeypatch.setenv("KOSMOS_CLIENT__URL", url)
         with KosmosClient(url=url, token=admin) as c:
             c.post("/projects", {"name": "fraud", "team": "risk"})

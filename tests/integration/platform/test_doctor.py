@@ -10,6 +10,7 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
+from kosmos.platform.api.dataplane import health
 from kosmos.platform.cli.main import app
 from kosmos.platform.settings import get_settings
 
@@ -65,9 +66,9 @@ def _start_dataplane(rows: dict[str, dict[str, str]]) -> None:
     deadline = time.monotonic() + 120
     while True:
         try:
-            if httpx.get(f"{url}/-/healthz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}/healthz", timeout=2).json() == health(settings):  # this version's
                 return
-        except httpx.HTTPError:
+        except (httpx.HTTPError, ValueError):  # not up yet, or not the ingress answering
             pass
         assert time.monotonic() < deadline, "the data plane did not start"
         time.sleep(0.5)

@@ -24,7 +24,7 @@ GLOBAL_ROUTES = {
     ("GET", "/api/v1/cluster"),  # the shared Ray cluster's nodes: no project data
     ("GET", "/api/v1/dataplane"),  # the data plane's URL: no project data
 }
-DATAPLANE_GLOBAL_ROUTES = {("GET", "/-/healthz")}  # the ingress replica is up: nothing else
+DATAPLANE_GLOBAL_ROUTES = {("GET", "/healthz")}  # the ingress replica is up: nothing else
 
 
 def _api_routes(app) -> list[tuple[str, str]]:

@@ -44,7 +44,7 @@ class KosmosClient:
         self.url = (url or settings.client.url or saved.get("url") or settings.api_url).rstrip("/")
         self.token = token or settings.client.token or saved.get("token")
         self.retries = settings.client.retries
-        self._dataplane_url = settings.dataplane.url or saved.get("dataplane_url")
+        self._dataplane_url = settings.dataplane.url
         headers = {"Authorization": f"Bearer {self.token}"} if self.token else {}
         self._http = httpx.Client(
             base_url=self.url, headers=headers, timeout=settings.client.timeout_s, transport=transport

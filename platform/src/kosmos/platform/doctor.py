@@ -130,17 +130,27 @@ def _ray(settings: Settings) -> Check:
     return Check("Ray", address, problem is None, problem or "the cluster's head answers")
 
 
+def _json(response: object) -> object:
+    try:
+        return response.json()  # type: ignore[attr-defined]
+    except ValueError:
+        return None
+
+
 def dataplane_check(settings: Settings) -> Check:
     """The data plane (Ray Serve's ingress) answers at the URL clients are given."""
     import httpx
 
+    from kosmos.platform.api.dataplane import HEALTHY
+
     url = settings.dataplane_url
     try:
-        response = httpx.get(f"{url}/-/healthz", timeout=TIMEOUT_S)
+        response = httpx.get(f"{url}/healthz", timeout=TIMEOUT_S)
     except httpx.HTTPError as exc:  # before `kosmos up` (or its reconciler) started Ray Serve
         detail = f"{type(exc).__name__}: nothing answers there; the deployment reconciler starts it"
         return Check("data plane", url, False, detail, warning=True)
-    if response.status_code == 200:
+    answer = _json(response)
+    if response.status_code == 200 and isinstance(answer, dict) and HEALTHY.items() <= answer.items():
         return Check("data plane", url, True, "ingress answers")
     return Check(
         "data plane",

@@ -15,6 +15,7 @@ platform names none of them.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import Counter
 from typing import Any
@@ -34,7 +35,17 @@ from kosmos.platform.identity.names import name_problem
 from kosmos.platform.plugins import installed_plugins
 from kosmos.platform.settings import Settings
 
-OPEN_PATHS = {"/-/healthz"}
+OPEN_PATHS = {"/healthz"}  # not /-/healthz: Ray Serve's proxy answers that one itself
+HEALTHY = {"status": "ok", "plane": "data"}
+"""What the ingress's /healthz answers (plus the ``settings`` it runs with, see ``health``)."""
+
+
+def health(settings: Settings) -> dict[str, str]:
+    """/healthz's answer: names the data plane and the settings it runs with (a short hash), so
+    a caller can tell a replica of a new settings version from one of the old that drains."""
+    return {**HEALTHY, "settings": hashlib.sha256(settings.model_dump_json().encode()).hexdigest()[:12]}
+
+
 refusals: Counter[str] = Counter()
 """Requests refused before the body, by error code (counted in memory, never written)."""
 
@@ -149,11 +160,12 @@ def create_dataplane_app(settings: Settings, database: Database) -> FastAPI:
     app.state.settings = settings
     app.state.database = database
     app.state.access_cache = AccessCache(settings.dataplane.auth_cache_seconds)
+    answer = health(settings)
 
-    @app.get("/-/healthz", tags=["health"])
+    @app.get("/healthz", tags=["health"])
     def healthz() -> dict[str, str]:
-        """The ingress replica is up."""
-        return {"status": "ok"}
+        """The ingress replica is up (its answer names the data plane, unlike Serve's own)."""
+        return answer
 
     projects = APIRouter(prefix="/{project}")
     for installed in installed_plugins():
