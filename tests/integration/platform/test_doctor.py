@@ -4,13 +4,10 @@ passes, and each broken service is named with what is wrong (and no password is 
 from __future__ import annotations
 
 import json
-import time
 
-import httpx
 import pytest
 from typer.testing import CliRunner
 
-from kosmos.platform.api.dataplane import health
 from kosmos.platform.cli.main import app
 from kosmos.platform.settings import get_settings
 
@@ -40,38 +37,17 @@ def _production(postgres_url: str, redis_url: str, ray_cluster: str, tmp_path) -
     }
 
 
-def test_a_healthy_production_profile_passes(doctor, postgres_url, redis_url, ray_cluster, tmp_path) -> None:
+def test_a_healthy_production_profile_passes(
+    doctor, postgres_url, redis_url, ray_cluster, dataplane, tmp_path
+) -> None:
     env = _production(postgres_url, redis_url, ray_cluster, tmp_path)
-    _, rows, _ = doctor(**env)
-    _start_dataplane(rows)
-    code, rows, output = doctor(**env)
+    doctor(**env)  # sets the environment the settings below are read from
+    with dataplane(get_settings()):
+        code, rows, output = doctor(**env)
     assert code == 0, output
     assert {"metadata database", "MLflow store", "artifact store", "Redis", "Ray", "data plane"} <= set(rows)
     assert rows["metadata database"]["detail"] == "reachable, writable, migrated"
     assert rows["data plane"]["detail"] == "ingress answers"
-
-
-def _start_dataplane(rows: dict[str, dict[str, str]]) -> None:
-    """What the reconciler does first: deploy the data plane; wait until it answers."""
-    from kosmos.deployment.reconciler import Reconciler
-    from kosmos.platform.db.engine import Database
-
-    settings = get_settings()
-    database = Database(settings.database_url)
-    try:
-        Reconciler(settings, database).run_once()
-    finally:
-        database.dispose()
-    url = rows["data plane"]["target"]
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=2).json() == health(settings):  # this version's
-                return
-        except (httpx.HTTPError, ValueError):  # not up yet, or not the ingress answering
-            pass
-        assert time.monotonic() < deadline, "the data plane did not start"
-        time.sleep(0.5)
 
 
 def test_each_broken_service_is_named_with_the_problem(
