@@ -171,13 +171,15 @@ def test_a_deployment_that_cannot_serve_answers_503_with_its_status(llm_env) -> 
     from kosmos.platform import KosmosClient
 
     with KosmosClient(url=llm_env["url"], token=llm_env["admin"]) as c:
-        deployments.create("demo", "chat-gpu", "smollm2-135m-instruct", llm={"engine": "vllm"}, client=c)
+        deployments.create(
+            "demo", "chat-gpu", "smollm2-135m-instruct", llm={"engine": "vllm", "num_gpus": 1}, client=c
+        )
         deadline = time.monotonic() + 60
         while (state := deployments.status("demo", "chat-gpu", client=c))["status"] != "failed":
             assert time.monotonic() < deadline, state
             time.sleep(0.5)
-        assert "needs vLLM and a GPU" in state["reason"]
+        assert "num_gpus is 1 and the cluster has no GPU" in state["reason"]
         with pytest.raises(openai.InternalServerError, match="not serving yet") as refused:
             _client(llm_env).chat.completions.create(model="chat-gpu", messages=QUESTION)
-        assert refused.value.status_code == 503 and "needs vLLM" in refused.value.message
+        assert refused.value.status_code == 503 and "has no GPU" in refused.value.message
         deployments.delete("demo", "chat-gpu", client=c)

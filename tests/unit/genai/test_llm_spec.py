@@ -1,12 +1,18 @@
-"""The LLM spec's checks and its translation to Ray Serve LLM's LLMConfig (vLLM cannot run here)."""
+"""The LLM spec's checks and its translation to vLLM's engine arguments, checked by vLLM itself
+(the CPU engine environment's parser) and by Ray Serve LLM's LLMConfig."""
 
 from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
 from kosmos.deployment.spec import DeploymentSpec
 from kosmos.genai.engines.vllm import engine_kwargs, llm_config
+from kosmos.genai.engines.vllm_server import cli_args, vllm_python
 from kosmos.genai.spec import LLMSpec
 
 GPU_SPEC = {
@@ -24,8 +30,10 @@ GPU_SPEC = {
 
 
 def test_every_engine_knob_reaches_vllm_engine_args() -> None:
-    kwargs = engine_kwargs(LLMSpec(**GPU_SPEC))
+    kwargs = engine_kwargs(LLMSpec(**GPU_SPEC, max_num_batched_tokens=4096, kv_cache_memory_gb=20))
     assert kwargs == {
+        "max_num_batched_tokens": 4096,
+        "kv_cache_memory_bytes": 20 * 2**30,
         "dtype": "auto",
         "max_num_seqs": 128,
         "enable_prefix_caching": True,
@@ -38,12 +46,75 @@ def test_every_engine_knob_reaches_vllm_engine_args() -> None:
         "max_model_len": 8192,
         "speculative_config": {"num_speculative_tokens": 5, "method": "ngram", "prompt_lookup_max": 3},
     }
-    draft = LLMSpec(engine="vllm", speculative={"method": "draft_model", "draft_model": "/models/tiny"})
+    draft = LLMSpec(
+        engine="vllm", num_gpus=1, speculative={"method": "draft_model", "draft_model": "/models/tiny"}
+    )
     assert engine_kwargs(draft)["speculative_config"] == {
         "num_speculative_tokens": 4,
         "method": "draft_model",
         "model": "/models/tiny",
     }
+
+
+CPU_SPEC = {
+    "engine": "vllm",
+    "kv_cache_dtype": "fp8",
+    "max_num_batched_tokens": 512,
+    "enable_chunked_prefill": False,
+    "enforce_eager": True,
+    "enable_prefix_caching": False,
+    "max_model_len": 1024,
+    "speculative": {"method": "ngram", "num_speculative_tokens": 3},
+}
+
+
+def test_cpu_engine_args_become_vllm_serve_flags() -> None:
+    flags = cli_args(engine_kwargs(LLMSpec(**CPU_SPEC), gpu=False))
+    pairs = dict(zip(flags, [*flags[1:], None], strict=True))
+    assert pairs["--dtype"] == "bfloat16" and pairs["--max-num-batched-tokens"] == "512"
+    assert {"--enforce-eager", "--no-enable-chunked-prefill", "--no-enable-prefix-caching"} <= set(flags)
+    assert not any("gpu" in f or "offload" in f for f in flags)  # GPU-only knobs stay out on CPU
+
+
+def test_the_translation_is_what_real_vllm_parses() -> None:
+    """vLLM's own argument parser and EngineArgs, in the CPU engine environment `make install` builds."""
+    python = vllm_python()
+    assert python.exists(), f"{python} is missing: `make install` builds the CPU engine environment"
+    probe = (
+        "import json, sys\n"
+        "from vllm.engine.arg_utils import AsyncEngineArgs, EngineArgs\n"
+        "from vllm.utils.argparse_utils import FlexibleArgumentParser\n"
+        "cpu, gpu = json.loads(sys.argv[1]), json.loads(sys.argv[2])\n"
+        "parser = FlexibleArgumentParser(); AsyncEngineArgs.add_cli_args(parser)\n"
+        "a = AsyncEngineArgs.from_cli_args(parser.parse_args(['--model', '/m', *cpu]))\n"
+        "g = EngineArgs(model='/m', **gpu)\n"
+        "print(json.dumps({'cpu': {k: getattr(a, k) for k in ('dtype', 'kv_cache_dtype', 'enforce_eager',"
+        " 'max_num_batched_tokens', 'enable_chunked_prefill', 'enable_prefix_caching', 'max_model_len',"
+        " 'speculative_config')}, 'gpu': {k: getattr(g, k) for k in gpu}}, default=str))\n"
+    )
+    cpu = cli_args(engine_kwargs(LLMSpec(**CPU_SPEC), gpu=False))
+    gpu = engine_kwargs(LLMSpec(**GPU_SPEC, kv_cache_memory_gb=20, enforce_eager=True))
+    out = subprocess.run(
+        [str(python), "-c", probe, json.dumps(cpu), json.dumps(gpu)],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={"PATH": "/usr/bin:/bin", "HOME": str(Path.home())},
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    assert parsed["cpu"] == {
+        "dtype": "bfloat16",
+        "kv_cache_dtype": "fp8",
+        "enforce_eager": True,
+        "max_num_batched_tokens": 512,
+        "enable_chunked_prefill": False,
+        "enable_prefix_caching": False,
+        "max_model_len": 1024,
+        "speculative_config": {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 4},
+    }
+    assert parsed["gpu"]["kv_cache_memory_bytes"] == 20 * 2**30 and parsed["gpu"]["quantization"] == "fp8"
+    assert parsed["gpu"]["tensor_parallel_size"] == 2 and parsed["gpu"]["cpu_offload_gb"] == 4
 
 
 def test_the_translation_is_a_valid_ray_serve_llm_config() -> None:
@@ -77,7 +148,16 @@ def test_the_translation_is_a_valid_ray_serve_llm_config() -> None:
         ({"speculative": {"method": "eagle"}}, "needs draft_model"),
         ({"speculative": {"method": "ngram", "draft_model": "x"}}, "draft_model must be unset"),
         ({"max_num_seqs": 0}, "max_num_seqs"),
-        ({"engine": "tensorrt"}, "engine"),
+        ({"engine": "tensorrt"}, "unknown engine 'tensorrt'; valid: auto, fake, transformers, vllm"),
+        ({"engine": "transformers", "enforce_eager": True}, "no enforce_eager"),
+        ({"engine": "transformers", "max_num_batched_tokens": 512}, "no max_num_batched_tokens"),
+        ({"engine": "vllm", "quantization": "fp8"}, "quantization fp8 needs a GPU"),
+        ({"engine": "vllm", "cpu_offload_gb": 4}, "cpu_offload_gb offloads GPU weights"),
+        (
+            {"engine": "vllm", "tensor_parallel_size": 2},
+            "tensor_parallel_size shards over GPUs",
+        ),
+        ({"engine": "vllm", "speculative": {"method": "eagle", "draft_model": "x"}}, "eagle needs a GPU"),
     ],
 )
 def test_invalid_combinations_are_rejected_with_the_reason(spec: dict, reason: str) -> None:
@@ -88,7 +168,7 @@ def test_invalid_combinations_are_rejected_with_the_reason(spec: dict, reason: s
 def test_deploy_time_checks_against_the_model_config() -> None:
     config = {"num_attention_heads": 9, "max_position_embeddings": 8192}
     with pytest.raises(ValueError, match="must divide the model's 9 attention heads"):
-        LLMSpec(engine="vllm", tensor_parallel_size=2).check_model(config)
+        LLMSpec(engine="vllm", tensor_parallel_size=2, num_gpus=2).check_model(config)
     with pytest.raises(ValueError, match="exceeds the model's context of 8192"):
         LLMSpec(max_model_len=16384).check_model(config)
     with pytest.raises(ValueError, match="needs a checkpoint quantized with awq; this one is not quantized"):

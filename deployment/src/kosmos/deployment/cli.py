@@ -61,7 +61,7 @@ def create(
     feature_service: str | None = typer.Option(None, help="Feast feature service to join online."),
     strategy: str = typer.Option("canary", help="Rollout strategy for later versions."),
     llm: bool = typer.Option(False, "--llm", help="An LLM endpoint (OpenAI API) instead of a classic model."),
-    engine: str = typer.Option("auto", help="--llm: auto, transformers or vllm."),
+    engine: str = typer.Option("auto", help="--llm: auto or a registered engine (transformers, vllm, ...)."),
     optimize: list[str] | None = typer.Option(
         None, "--optimize", help="Try this optimization (int8, onnx); repeat for both. Tune it in --spec."
     ),

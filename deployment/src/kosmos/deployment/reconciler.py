@@ -123,22 +123,17 @@ def router_options(spec: Any) -> dict[str, Any]:
     return {"num_replicas": min(2, replicas), "max_replicas_per_node": 1}
 
 
-APP_BUILDERS = {
-    "model": "kosmos.deployment.reconciler:build_model_targets",
-    "llm": "kosmos.genai.serving:build_targets",
-}
-"""Serve applications per kind of deployment (an LLM spec makes it ``llm``); imported lazily."""
-
-
 def build_targets(record: DeploymentRecord, project: str, settings: Settings) -> list[Any]:
-    """Serve applications for ``record``, built by its kind's builder."""
-    kind = "llm" if rollouts.spec_of(record).llm is not None else "model"
-    module, attr = APP_BUILDERS[kind].split(":")
+    """Serve applications for ``record``: a classic model's here, other kinds' by the plugin adding them."""
+    from kosmos.platform.plugins import deployment_kind
+
+    if rollouts.spec_of(record).llm is None:
+        return build_model_targets(record, project, settings)
     try:
-        builder = getattr(importlib.import_module(module), attr)
-    except ImportError as exc:
-        raise KosmosError(f"{kind} deployments need the package that provides {module}: {exc}") from exc
-    return builder(record, project, settings)
+        kind = deployment_kind("llm")
+    except KeyError as exc:
+        raise KosmosError(str(exc)) from exc
+    return kind.build_targets(record, project, settings)
 
 
 def build_model_targets(record: DeploymentRecord, project: str, settings: Settings) -> list[Any]:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
 from enum import StrEnum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-
-LLM_SPEC = "kosmos.genai.spec:LLMSpec"
-"""Validates an LLM deployment's engine spec (in kosmos-genai, above this package)."""
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 
 class Strategy(StrEnum):
@@ -153,7 +149,8 @@ class DeploymentSpec(BaseModel):
     )
     llm: dict[str, Any] | None = Field(
         None,
-        description="Makes it an LLM endpoint: the engine spec (kosmos.genai.spec.LLMSpec; {} for defaults).",
+        description="Makes it an LLM endpoint: the engine spec of the package that adds llm deployments "
+        "(kosmos-genai's LLMSpec; {} for defaults).",
     )
 
     @field_validator("llm")
@@ -161,16 +158,13 @@ class DeploymentSpec(BaseModel):
     def _llm_spec(cls, llm: dict[str, Any] | None) -> dict[str, Any] | None:
         if llm is None:
             return None
-        module, attr = LLM_SPEC.split(":")
+        from kosmos.platform.plugins import deployment_kind
+
         try:
-            spec = getattr(importlib.import_module(module), attr)
-        except ImportError:
+            kind = deployment_kind("llm")
+        except KeyError:
             raise ValueError("LLM deployments need kosmos-genai installed") from None
-        try:
-            return spec(**llm).model_dump(exclude_defaults=True)
-        except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'llm'}: {e['msg']}" for e in exc.errors())
-            raise ValueError(f"llm: {problems}") from None
+        return kind.validate(llm)
 
     @model_validator(mode="after")
     def _llm_options(self) -> DeploymentSpec:

@@ -45,6 +45,7 @@ plugin = Plugin(
     bootstrap_after=("deployment",),
     migrations=str(Path(__file__).resolve().parent / "migrations"),
     models="kosmos.genai.models_db",
+    deployment_kinds={"llm": "kosmos.genai.kind:LLM"},
     sdk={
         "llm": "kosmos.genai.fluent:llm",
         "prompts": "kosmos.genai.fluent:prompts",

@@ -23,43 +23,12 @@ from ray import serve
 
 from kosmos.deployment.model_cache import ModelCache
 from kosmos.deployment.serving import _Window, model_app_name
-from kosmos.genai import protocol
-from kosmos.genai.engines.base import InferenceEngine, PromptTooLong, SamplingParams
+from kosmos.genai import engines, protocol
+from kosmos.genai.engines.base import PromptTooLong, SamplingParams
 from kosmos.genai.spec import LLMSpec
 from kosmos.platform.settings import Settings
 
 log = logging.getLogger(__name__)
-ENGINES = {
-    "transformers": "kosmos.genai.engines.transformers_engine:TransformersEngine",
-}
-"""In-replica engines by name. vLLM is not here: on GPUs Ray Serve LLM hosts it (engines/vllm.py)."""
-
-
-def engine_class(name: str) -> type[InferenceEngine]:
-    """The engine implementation registered as ``name`` (imported lazily)."""
-    import importlib
-
-    if name not in ENGINES:
-        raise ValueError(f"unknown in-replica engine {name!r}; valid: {', '.join(sorted(ENGINES))}")
-    module, attr = ENGINES[name].split(":")
-    return getattr(importlib.import_module(module), attr)
-
-
-def resolve_engine(spec: LLMSpec) -> str:
-    """``auto``: vLLM when it is installed and the cluster (or, outside Ray, this machine) has a GPU."""
-    if spec.engine != "auto":
-        return spec.engine
-    import importlib.util
-
-    import ray
-
-    if not importlib.util.find_spec("vllm"):
-        return "transformers"
-    if ray.is_initialized():
-        return "vllm" if ray.cluster_resources().get("GPU", 0) > 0 else "transformers"
-    import torch
-
-    return "vllm" if torch.cuda.is_available() else "transformers"
 
 
 class OpenAIError(Exception):
@@ -101,11 +70,12 @@ class LLMServer:
         started = time.perf_counter()
         folder = hf_folder(cached.path)
         self.spec.check_model(json.loads((folder / "config.json").read_text()))
-        self.engine = engine_class(resolve_engine(self.spec))(folder, self.spec)
+        self.engine = engines.resolve(self.spec, self.settings)(folder, self.spec, self.settings)
         await self.engine.start()
         self.info = {
             "version": version,
             "engine": self.engine.name,
+            **self.engine.describe(),
             "content_hash": cached.content_hash,
             "cache": "warm" if cached.warm else "cold",
             "fetch_seconds": round(cached.seconds, 3),
@@ -119,6 +89,12 @@ class LLMServer:
 
     async def check_health(self) -> None:
         await self.engine.check_health()
+
+    async def __del__(self) -> None:
+        if getattr(self, "engine", None) is not None:
+            await (
+                self.engine.stop()
+            )  # Serve calls this when it stops the replica: the engine's process goes too
 
     def _params(self, request: protocol._Sampling) -> SamplingParams:
         return SamplingParams(
@@ -245,16 +221,15 @@ def build_targets(record: Any, project: str, settings: Settings) -> list[Any]:
     payload = settings.model_dump(mode="json")
     resources = {"num_cpus": spec.num_cpus, "num_gpus": llm.num_gpus}
     options_key = hashlib.sha256(json.dumps(spec.llm, sort_keys=True).encode()).hexdigest()[:8]
-    if resolve_engine(llm) == "vllm":
-        versions = {v: _vllm_version(record, project, settings, llm, v) for v in live_versions(record)}
-    else:
-        versions = {
-            v: _pinned(
-                LLMServer.options(name="model", ray_actor_options=resources, **scaling_options(spec)),
-                f"{CODE_VERSION}-{spec.model}-{v}-{options_key}",
-            ).bind(payload, project, spec.model, v, spec.llm)
-            for v in live_versions(record)
-        }
+    engine = engines.resolve(llm, settings)
+    engine.check_spec(llm)
+    versions = {}
+    for v in live_versions(record):
+        own = engine.version_app(llm, _version_context(record, project, settings, v))
+        versions[v] = own or _pinned(
+            LLMServer.options(name="model", ray_actor_options=resources, **scaling_options(spec)),
+            f"{CODE_VERSION}-{spec.model}-{v}-{options_key}",
+        ).bind(payload, project, spec.model, v, spec.llm)
     targets = [
         RunTarget(bound, name=model_app_name(app, v), route_prefix=None) for v, bound in versions.items()
     ]
@@ -265,24 +240,26 @@ def build_targets(record: Any, project: str, settings: Settings) -> list[Any]:
     return [*targets, RunTarget(router, name=app, route_prefix=None)]
 
 
-def _vllm_version(record: Any, project: str, settings: Settings, llm: LLMSpec, version: int) -> Any:
-    """A vLLM version app. Its weights come from the model cache: the folder is fetched here
-    (the prefetch fills every node's cache at the same content-addressed path)."""
+def _version_context(record: Any, project: str, settings: Settings, version: int) -> dict[str, Any]:
+    """What an engine that builds its own version app needs; the weights come from the model
+    cache (fetched here; the prefetch fills every node's cache at the same content-addressed path)."""
     from kosmos.deployment import rollouts
     from kosmos.deployment.reconciler import scaling_options
-    from kosmos.genai.engines.vllm import version_app
     from kosmos.genai.models import hf_folder
 
     spec = rollouts.spec_of(record)
     uri = f"models:/{project}.{spec.model}/{version}"
     tracking = settings.mlflow_tracking_uri
-    cached = ModelCache(settings.home / "model-cache").fetch(
-        uri, key=f"{tracking}|{uri}", tracking_uri=tracking
-    )
-    return version_app(
-        llm,
-        model_id=record.name,
-        model_source=str(hf_folder(cached.path)),
-        scaling=scaling_options(spec),
-        version=version,
-    )
+
+    def model_source() -> str:
+        cached = ModelCache(settings.home / "model-cache").fetch(
+            uri, key=f"{tracking}|{uri}", tracking_uri=tracking
+        )
+        return str(hf_folder(cached.path))
+
+    return {
+        "model_id": record.name,
+        "model_source": model_source,
+        "scaling": scaling_options(spec),
+        "version": version,
+    }

@@ -56,6 +56,10 @@ class Plugin:
     """The module that declares the plugin's tables on the platform's ``Base`` (imported on demand)."""
     sdk: dict[str, str] = field(default_factory=dict)
     """Notebook namespaces the plugin adds to ``import kosmos``: name -> ``module:attribute``."""
+    deployment_kinds: dict[str, str] = field(default_factory=dict)
+    """Kinds of deployment the plugin adds: the deployment-spec field that selects the kind (``llm``)
+    -> ``module:attribute`` of an object with ``validate(dict) -> dict`` (raises ValueError) and
+    ``build_targets(record, project, settings) -> list`` (Serve applications)."""
 
 
 @dataclass(frozen=True)
@@ -123,3 +127,14 @@ def bootstrap_order(plugins: list[Plugin]) -> list[Plugin]:
         ordered.append(ready[0])
         pending.remove(ready[0])
     return ordered
+
+
+def deployment_kind(name: str) -> Any:
+    """The deployment kind a plugin registered as ``name``; KeyError listing the kinds otherwise."""
+    import importlib
+
+    found = {k: v for p in installed_plugins() for k, v in p.plugin.deployment_kinds.items()}
+    if name not in found:
+        raise KeyError(f"no installed package adds {name!r} deployments; installed kinds: {sorted(found)}")
+    module, attr = found[name].split(":")
+    return getattr(importlib.import_module(module), attr)

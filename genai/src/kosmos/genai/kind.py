@@ -1,0 +1,31 @@
+"""LLM deployments as a kind of deployment (registered with the platform in ``_plugin.py``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import ValidationError
+
+
+class LLMKind:
+    """A deployment whose spec has ``llm``: validated by ``LLMSpec``, served by ``serving.build_targets``."""
+
+    @staticmethod
+    def validate(llm: dict[str, Any]) -> dict[str, Any]:
+        """The engine spec with defaults left out; ValueError naming the field otherwise."""
+        from kosmos.genai.spec import LLMSpec
+
+        try:
+            return LLMSpec(**llm).model_dump(exclude_defaults=True)
+        except ValidationError as exc:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'llm'}: {e['msg']}" for e in exc.errors())
+            raise ValueError(f"llm: {problems}") from None
+
+    @staticmethod
+    def build_targets(record: Any, project: str, settings: Any) -> list[Any]:
+        from kosmos.genai.serving import build_targets
+
+        return build_targets(record, project, settings)
+
+
+LLM = LLMKind()
