@@ -1,18 +1,21 @@
-"""LLM serving: the bare transformers engine in-process vs. the Kosmos OpenAI endpoint, by concurrency.
+"""LLM serving by concurrency: vLLM in-process, Kosmos's transformers engine, Kosmos's endpoint on vLLM.
 
-    .venv/bin/python bench/llm_serving.py                      # CPU: SmolLM2-135M, (a) and (b)
+    .venv/bin/python bench/llm_serving.py                      # CPU: SmolLM2-135M, (a), (b), (c)
     python3 bench/llm_serving.py --engine-only --model llama-1.1b --device cuda   # GPU machine
 
-(a) the engine in-process (kosmos.genai.engines.transformers_engine, continuous batching);
-(b) the same model deployed by `kosmos up` on Ray Serve, called with the openai client,
-    streaming. Each stream asks for --tokens new tokens. Prints tokens/s, time to first
-    token (TTFT) p50/p99 and inter-token latency (ITL) per concurrency, and b/a.
---engine-only skips (b) (a GPU machine without the platform) and adds plain
-`model.generate` at batch 1 and 32 as the reference. `--model llama-1.1b` is a
-TinyLlama-1.1B-shaped LlamaConfig with random weights in bf16 (speed only).
+(a) vLLM's own AsyncLLM in-process (the CPU engine environment, same engine arguments as (c));
+(b) Kosmos's transformers engine in-process (continuous batching);
+(c) the same model deployed on the vLLM engine by `kosmos up`, called through the data plane
+    with the openai client, streaming.
+Every stream sends the same chat prompt (64 tokens with the template), samples at
+temperature 1 up to --tokens new tokens, after a warm-up. Prints tokens/s, time to first
+token (TTFT) p50/p99 and inter-token latency (ITL) per concurrency, c/a and b/a.
+--engine-only runs (b) alone (a GPU machine without the platform) and adds plain
+`model.generate` with the same prompt length and a warm-up of the same length as the
+reference. `--model llama-1.1b` is a TinyLlama-1.1B-shaped LlamaConfig with random bf16 weights.
 
-Goal (issue 6): b/a >= 0.9 at 32 concurrent streams; on an H100, the engine >= 3x plain
-generate at batch 32 and >= 30% of the memory-bandwidth bound at batch 1.
+Goals (issue 18): c/a >= 0.9 and a/b >= 5 at 32 streams; TTFT p50 at 8 streams < 1 s for (c).
+GPU: the transformers engine >= 3x plain generate at 32 streams.
 """
 
 from __future__ import annotations
@@ -34,7 +37,11 @@ for src in ("platform/src", "genai/src", "deployment/src"):
     sys.path.insert(0, str(ROOT / src))  # a GPU machine runs this without installing Kosmos
 from _platform import free_port, start_platform  # noqa: E402
 
-PROMPT = "Write a long story about a detective who catches a credit card fraud ring."
+PROMPT = (
+    "You are the support assistant of a card payments company. A customer writes: my card was "
+    "declined twice at a grocery store this morning although my balance is fine. Explain the likely "
+    "reasons and what I should do next, in a friendly tone."
+)  # 64 tokens with SmolLM2's chat template
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -133,13 +140,14 @@ async def endpoint_level(
     return _summary(list(results), time.perf_counter() - started)
 
 
-def plain_generate(folder: Path, device: str, batch: int, tokens: int) -> float:
-    """tokens/s of ``model.generate`` on a batch of identical prompts (the reference)."""
+def plain_generate(folder: Path, device: str, batch: int, tokens: int, prompt_len: int) -> float:
+    """tokens/s of ``model.generate`` on a batch of prompts as long as the engine's (the reference);
+    the warm-up generates as many tokens as the measured call, so no allocation is timed."""
     import torch
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to(device).eval()
-    ids = torch.randint(0, model.config.vocab_size - 1, (batch, 32), device=device)
+    ids = torch.randint(0, model.config.vocab_size - 1, (batch, prompt_len), device=device)
     kwargs = {
         "max_new_tokens": tokens,
         "min_new_tokens": tokens,
@@ -147,7 +155,7 @@ def plain_generate(folder: Path, device: str, batch: int, tokens: int) -> float:
         "attention_mask": torch.ones_like(ids),
     }
     with torch.inference_mode():
-        model.generate(ids, **{**kwargs, "max_new_tokens": 4, "min_new_tokens": 4})
+        model.generate(ids, **kwargs)
         if device == "cuda":
             torch.cuda.synchronize()
         started = time.perf_counter()
@@ -160,22 +168,45 @@ def plain_generate(folder: Path, device: str, batch: int, tokens: int) -> float:
 def _print(title: str, rows: dict[str, dict[int, dict[str, float]]], levels: list[int]) -> None:
     print(f"\n{title}")
     header = f"{'path':<28} {'streams':>7} {'tok/s':>8} {'TTFT p50 ms':>12} {'TTFT p99 ms':>12}"
-    print(f"{header} {'ITL ms':>8} {'b/a':>6}")
+    print(f"{header} {'ITL ms':>8} {'x/a':>6}")
     for label, by_level in rows.items():
         for n in levels:
             r = by_level[n]
             ratio = ""
-            if label.startswith("(b)"):
-                ratio = f"{r['tok_s'] / rows['(a) engine in-process'][n]['tok_s']:.2f}"
+            if not label.startswith("(a)") and A in rows:
+                ratio = f"{r['tok_s'] / rows[A][n]['tok_s']:.2f}"
             print(
                 f"{label:<28} {n:>7} {r['tok_s']:>8.1f} {r['ttft_p50']:>12.1f} {r['ttft_p99']:>12.1f} "
                 f"{r['itl_ms']:>8.1f} {ratio:>6}"
             )
 
 
+A, B, C = "(a) vLLM in-process", "(b) transformers engine", "(c) Kosmos endpoint, vLLM"
+
+
+def vllm_in_process(
+    folder: Path, engine_args: dict[str, Any], prompt_ids: list[int], levels: list[int], tokens: int
+):
+    """(a): bench/_vllm_engine.py in the CPU engine environment's interpreter."""
+    import subprocess
+
+    from kosmos.genai.engines.vllm_server import vllm_python
+
+    job = {"model": str(folder), "engine_args": engine_args, "prompt_ids": prompt_ids, "levels": levels}
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    out = subprocess.run(
+        [str(vllm_python()), str(ROOT / "bench" / "_vllm_engine.py"), json.dumps({**job, "tokens": tokens})],
+        capture_output=True, text=True, env=env, check=False,
+    )  # fmt: skip
+    if out.returncode:
+        raise RuntimeError(out.stderr[-3000:])
+    raw = json.loads(out.stdout.strip().splitlines()[-1])
+    return {int(n): _summary([tuple(r) for r in v["results"]], v["wall"]) for n, v in raw.items()}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--engine-only", action="store_true", help="skip (b): no platform on this machine")
+    parser.add_argument("--engine-only", action="store_true", help="(b) alone: no platform, no vLLM here")
     parser.add_argument("--model", choices=["smollm2", "llama-1.1b"], default="smollm2")
     parser.add_argument("--tokenizer", type=Path, help="llama-1.1b: a folder holding a tokenizer to use")
     parser.add_argument("--device", default="cpu")
@@ -184,6 +215,7 @@ def main() -> None:
     args = parser.parse_args()
     levels = [int(n) for n in args.levels.split(",")]
     from kosmos.genai.engines.transformers_engine import TransformersEngine
+    from kosmos.genai.engines.vllm import engine_kwargs
     from kosmos.genai.spec import LLMSpec
 
     work = Path(tempfile.mkdtemp(prefix="kosmos-llm-bench-"))
@@ -193,56 +225,63 @@ def main() -> None:
         folder = default_llm_folder(work / "cache")
     else:
         folder = random_llama(work / "llama", args.tokenizer)
-    spec = LLMSpec(
-        engine="transformers",
-        max_num_seqs=max(levels),
-        max_model_len=1024,
-        num_gpus=1 if args.device == "cuda" else 0,
-    )
-    rows: dict[str, dict[int, dict[str, float]]] = {"(a) engine in-process": {}}
+    common = {
+        "max_num_seqs": max(levels),
+        "max_model_len": 1024,
+        "num_gpus": 1 if args.device == "cuda" else 0,
+    }
+    spec = LLMSpec(engine="transformers", **common)
+    vllm_spec = LLMSpec(engine="vllm", **{**common, "num_gpus": 0})
+    rows: dict[str, dict[int, dict[str, float]]] = {}
+    prompt_ids: list[int] = []
 
     async def run_engine() -> None:
         engine = TransformersEngine(folder, spec)
         await engine.start()
+        prompt_ids.extend(engine.encode_chat([{"role": "user", "content": PROMPT}]))
         await engine_level(engine, 2, 4)  # warm-up
-        for n in levels:
-            rows["(a) engine in-process"][n] = await engine_level(engine, n, args.tokens)
+        rows[B] = {n: await engine_level(engine, n, args.tokens) for n in levels}
         await engine.stop()
 
+    if not args.engine_only:
+        from transformers import AutoTokenizer
+
+        from kosmos.genai.engines.transformers_engine import chat_ids
+
+        ids = chat_ids(AutoTokenizer.from_pretrained(folder), [{"role": "user", "content": PROMPT}])
+        kwargs = {**engine_kwargs(vllm_spec, gpu=False), "max_model_len": 1024}
+        rows[A] = vllm_in_process(folder, kwargs, ids, levels, args.tokens)
+        print(json.dumps({"(a)": rows[A], "prompt_tokens": len(ids)}), flush=True)
     asyncio.run(run_engine())
-    print(json.dumps({"(a)": rows["(a) engine in-process"]}), flush=True)  # kept if (b) fails
+    print(json.dumps({"(b)": rows[B], "prompt_tokens": len(prompt_ids)}), flush=True)
     if not args.engine_only:
         import httpx
 
         serve_port = free_port()
         platform = start_platform(work / "home", KOSMOS_RAY__SERVE_PORT=str(serve_port))
         url, token, headers = platform.url, platform.token, platform.headers
+        deployments = f"{url}/api/v1/projects/demo/deployments"
         try:
+            httpx.delete(f"{deployments}/assistant-llm", headers=headers)  # one engine on the machine
             spec_body = {
                 "name": "bench-llm",
                 "model": "smollm2-135m-instruct",
-                "llm": spec.model_dump(exclude_defaults=True),
+                "llm": vllm_spec.model_dump(exclude_defaults=True),
                 "num_cpus": 0.25,
             }
-            httpx.post(
-                f"{url}/api/v1/projects/demo/deployments", json=spec_body, headers=headers
-            ).raise_for_status()
-            deadline = time.monotonic() + 600
-            while (
-                state := httpx.get(
-                    f"{url}/api/v1/projects/demo/deployments/bench-llm", headers=headers
-                ).json()
-            )["status"] != "healthy":
+            httpx.post(deployments, json=spec_body, headers=headers).raise_for_status()
+            deadline = time.monotonic() + 900
+            while (state := httpx.get(f"{deployments}/bench-llm", headers=headers).json())[
+                "status"
+            ] != "healthy":
                 if state["status"] == "failed" or time.monotonic() > deadline:
                     raise RuntimeError(f"bench-llm did not become healthy: {state['reason']}")
                 time.sleep(2)
-            base = f"http://127.0.0.1:{serve_port}/demo/openai/v1"  # the data plane (issue 17)
-            rows["(b) Kosmos OpenAI endpoint"] = {}
+            base = f"http://127.0.0.1:{serve_port}/demo/openai/v1"  # the data plane
             asyncio.run(endpoint_level(base, token, "bench-llm", 2, 4))  # warm-up
-            for n in levels:
-                rows["(b) Kosmos OpenAI endpoint"][n] = asyncio.run(
-                    endpoint_level(base, token, "bench-llm", n, args.tokens)
-                )
+            rows[C] = {
+                n: asyncio.run(endpoint_level(base, token, "bench-llm", n, args.tokens)) for n in levels
+            }
         finally:
             platform.stop()
     device = args.device
@@ -255,9 +294,13 @@ def main() -> None:
     _print(f"LLM serving, {args.model}, {args.tokens} new tokens per stream, {device_name}", rows, levels)
     if args.engine_only:
         for batch in (1, 32):
-            rate = plain_generate(folder, device, batch, args.tokens)
-            print(f"plain generate, batch {batch}: {rate:.1f} tok/s")
-    print("goals: b/a >= 0.9 at 32 streams; GPU: engine >= 3x plain generate at batch 32")
+            rate = plain_generate(folder, device, batch, args.tokens, len(prompt_ids))
+            print(f"plain generate, batch {batch}, {len(prompt_ids)}-token prompts: {rate:.1f} tok/s")
+    else:
+        print(f"a/b at 32 streams: {rows[A][32]['tok_s'] / rows[B][32]['tok_s']:.2f}" if 32 in levels else "")
+    print(
+        "goals: c/a >= 0.9 and a/b >= 5 at 32 streams; (c) TTFT p50 < 1 s at 8; GPU: b >= 3x plain generate"
+    )
 
 
 if __name__ == "__main__":

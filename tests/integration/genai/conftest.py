@@ -1,6 +1,6 @@
-"""One live platform serving the packaged default LLM through Ray Serve, shared by the OpenAI-API
-and gateway tests (session scope: starting it costs about 40 s). Tests that change the platform
-(policies, extra deployments) put it back."""
+"""One live platform serving the packaged default LLM on the real vLLM engine through Ray Serve,
+shared by the OpenAI-API, gateway, assistant and failure tests (session scope: about 60 s to start).
+Tests that change the platform (policies, extra deployments) put it back."""
 
 from __future__ import annotations
 
@@ -17,7 +17,20 @@ from kosmos.platform.bootstrap import bootstrap
 from kosmos.platform.db.engine import Database
 
 LLM = "chat"
-SPEC = {"engine": "transformers", "max_num_seqs": 8, "max_model_len": 1024, "default_max_tokens": 32}
+# the real vLLM engine, shared by every test here; enforce_eager starts it in ~30 s instead of ~90 s
+SPEC = {
+    "engine": "vllm",
+    "enforce_eager": True,
+    "max_num_seqs": 8,
+    "max_model_len": 1024,
+    "default_max_tokens": 32,
+}
+# canaries: judged on errors (an LLM call takes seconds, so no tight latency bound), never promoted here
+ROLLOUT = {
+    "steps": [50, 100],
+    "step_seconds": 3600,
+    "slo": {"min_requests": 4, "max_error_rate": 0.2, "max_p99_ms": 120000},
+}
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +51,14 @@ def llm_env(
             other = c.post("/tokens", {"name": "otto", "user": "otto"})["token"]
             version = register_default_llm(settings, c)
             deployments.create(
-                "demo", LLM, "smollm2-135m-instruct", version=str(version), llm=SPEC, num_cpus=0.5, client=c
+                "demo",
+                LLM,
+                "smollm2-135m-instruct",
+                version=str(version),
+                llm=SPEC,
+                num_cpus=0.5,
+                rollout=ROLLOUT,
+                client=c,
             )
             deadline = time.monotonic() + 300
             while (state := deployments.status("demo", LLM, client=c))["status"] != "healthy":

@@ -186,7 +186,8 @@ def test_rate_limits_and_token_quotas_answer_429_with_retry_after(llm_env, kc) -
 def test_a_route_falls_back_when_its_first_deployment_cannot_serve(llm_env, kc) -> None:
     from kosmos.deployment import sdk as deployments
 
-    deployments.create("demo", "chat-broken", "smollm2-135m-instruct", llm={"engine": "vllm"}, client=kc)
+    broken = {"engine": "vllm", "num_gpus": 1}  # a GPU engine on a cluster without GPUs
+    deployments.create("demo", "chat-broken", "smollm2-135m-instruct", llm=broken, client=kc)
     try:
         deployments.wait(
             "demo", "chat-broken", until=lambda d: d["status"] == "failed", timeout_s=60, client=kc

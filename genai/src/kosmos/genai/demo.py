@@ -19,7 +19,7 @@ from kosmos.training.tracking import run
 log = logging.getLogger(__name__)
 PROJECT, NAME, MODEL = "demo", "assistant-llm", "smollm2-135m-instruct"
 DEMO_LLM_SPEC = {
-    "engine": "transformers",
+    "engine": "auto",  # vLLM where `make install` built its environment, else transformers
     "max_num_seqs": 8,
     "max_model_len": 2048,
     "default_max_tokens": 128,
@@ -102,7 +102,7 @@ def example_calls(settings: Settings) -> str:
 
 
 def deploy_default_llm(settings: Settings) -> None:
-    """Serve the default LLM as ``demo/assistant-llm`` (transformers engine) unless it exists."""
+    """Serve the default LLM as ``demo/assistant-llm`` (on vLLM when installed) unless it exists."""
     if not settings.deployment.demo:
         return
     with KosmosClient(settings=settings) as client:
