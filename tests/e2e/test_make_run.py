@@ -335,10 +335,15 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         assert online.status_code == 200 and "txn_count_1h" in online.json(), online.text
         # ... and the packaged default LLM answers through the OpenAI-compatible API
         assert "Default LLM: demo/assistant-llm" in output
-        deadline = time.monotonic() + 300
+        deadline = time.monotonic() + 600  # vLLM compiles its graphs on a fresh machine: 1-3 min on 2 cores
         while (llm := _deployment(env, "assistant-llm"))["status"] != "healthy":
             assert llm["status"] != "failed" and time.monotonic() < deadline, (llm["status"], llm["reason"])
             time.sleep(1)
+        while not (versions := llm["details"].get("versions")):  # described by the next reconcile pass
+            assert time.monotonic() < deadline + 60, llm
+            time.sleep(1)
+            llm = _deployment(env, "assistant-llm")
+        assert [v["engine"] for v in versions.values()] == ["vllm"]  # make run serves it on vLLM
         client = OpenAI(
             base_url=f"http://127.0.0.1:{dataplane}/demo/openai/v1", api_key=token[1], max_retries=0
         )

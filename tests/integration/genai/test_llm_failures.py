@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+import openai
 import pytest
+from openai import OpenAI
 
 from kosmos.deployment import sdk as deployments
 from kosmos.genai.demo import MODEL
@@ -73,6 +74,10 @@ def test_a_canary_whose_engine_dies_is_rolled_back_by_its_slo(llm_env) -> None:
             assert time.monotonic() - started < 30, "a call to a dead engine hung"
         assert state["stable_version"] == stable
         assert 503 in statuses and set(statuses) <= {200, 503}, statuses
+        deadline = time.monotonic() + 30
+        while _chat(llm_env) != 200:  # the router takes the rolled-back policy moments later
+            assert time.monotonic() < deadline, "the stable version did not take the traffic back"
+            time.sleep(0.5)
         assert [_chat(llm_env) for _ in range(4)] == [200] * 4  # the stable version answers everything
         actions = [e["action"] for e in c.get("/audit", project="demo", object=LLM)]
     assert "deployment.auto_rollback" in actions
@@ -81,27 +86,34 @@ def test_a_canary_whose_engine_dies_is_rolled_back_by_its_slo(llm_env) -> None:
 def test_a_dead_stable_engine_fails_its_callers_fast_and_serve_restarts_it(llm_env) -> None:
     with KosmosClient(url=llm_env["url"], token=llm_env["admin"]) as c:
         state = deployments.status("demo", LLM, client=c)
-    in_flight: list[Any] = []
-
-    def long_call() -> None:  # in flight when the engine dies
-        started = time.monotonic()
-        try:
-            in_flight.append(_chat(llm_env, max_tokens=400, timeout=120))
-        except httpx.HTTPError as exc:
-            in_flight.append(type(exc).__name__)
-        in_flight.append(time.monotonic() - started)
-
-    caller = threading.Thread(target=long_call)
-    caller.start()
-    time.sleep(1.5)
-    _kill_engine(state, state["stable_version"])
-    caller.join(timeout=90)
-    assert not caller.is_alive(), "the in-flight call hung"
-    assert in_flight[0] == 503 and in_flight[1] < 30, in_flight
-    deadline = time.monotonic() + 300
-    statuses = []
-    while (status := _chat(llm_env)) != 200:  # Serve's health check replaces the replica
-        statuses.append(status)
-        assert time.monotonic() < deadline, statuses
-        time.sleep(2)
-    assert set(statuses) <= {503}, statuses
+    client = OpenAI(
+        base_url=f"{llm_env['url']}/api/v1/projects/demo/openai/v1",
+        api_key=llm_env["admin"],
+        max_retries=0,
+        timeout=120,
+    )
+    try:
+        stream = client.chat.completions.create(
+            model=LLM,
+            messages=[{"role": "user", "content": "Write a long story about a lighthouse keeper."}],
+            max_tokens=400,
+            temperature=1.0,
+            stream=True,
+            extra_headers={"X-Kosmos-Cache": "skip"},
+        )
+        chunks = iter(stream)
+        next(chunks)  # the call is in flight on the engine
+        _kill_engine(state, state["stable_version"])
+        killed_at = time.monotonic()
+        with pytest.raises(openai.APIError, match="failed"):
+            for _ in chunks:
+                pass
+        assert time.monotonic() - killed_at < 30, "the in-flight call hung"
+    finally:  # whatever happened above, the shared engine must come back for the other tests
+        deadline = time.monotonic() + 300
+        statuses = []
+        while (status := _chat(llm_env)) != 200:  # Serve's health check replaces the replica
+            statuses.append(status)
+            assert time.monotonic() < deadline, statuses
+            time.sleep(2)
+    assert statuses and set(statuses) <= {503}, statuses

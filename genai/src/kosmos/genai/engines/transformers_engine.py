@@ -19,11 +19,13 @@ import threading
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kosmos.genai.engines.base import Delta, InferenceEngine, PromptTooLong, SamplingParams
-from kosmos.genai.spec import LLMSpec
-from kosmos.platform.settings import Settings
+
+if TYPE_CHECKING:
+    from kosmos.genai.spec import LLMSpec
+    from kosmos.platform.settings import Settings
 
 log = logging.getLogger(__name__)
 GREEDY_TEMPERATURE = 1e-4  # the batch divides logits by the temperature: 0 would be a division by zero
