@@ -185,7 +185,13 @@ A, B, C = "(a) vLLM in-process", "(b) transformers engine", "(c) Kosmos endpoint
 
 
 def vllm_in_process(
-    folder: Path, engine_args: dict[str, Any], prompt_ids: list[int], levels: list[int], tokens: int
+    folder: Path,
+    engine_args: dict[str, Any],
+    kv_gib: int,
+    bind: str,
+    prompt_ids: list[int],
+    levels: list[int],
+    tokens: int,
 ):
     """(a): bench/_vllm_engine.py in the CPU engine environment's interpreter."""
     import subprocess
@@ -194,6 +200,8 @@ def vllm_in_process(
 
     job = {"model": str(folder), "engine_args": engine_args, "prompt_ids": prompt_ids, "levels": levels}
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["VLLM_CPU_KVCACHE_SPACE"] = str(kv_gib)  # as the Kosmos engine sizes it (else 92% of RAM)
+    env["VLLM_CPU_OMP_THREADS_BIND"] = bind
     out = subprocess.run(
         [str(vllm_python()), str(ROOT / "bench" / "_vllm_engine.py"), json.dumps({**job, "tokens": tokens})],
         capture_output=True, text=True, env=env, check=False,
@@ -212,7 +220,10 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--levels", default="1,8,32,64")
     parser.add_argument("--tokens", type=int, default=32, help="new tokens per stream")
+    parser.add_argument("--paths", default="a,b,c", help="which of (a), (b), (c) to run")
+    parser.add_argument("--vllm-bind", default="auto", help="VLLM_CPU_OMP_THREADS_BIND for (a) and (c)")
     args = parser.parse_args()
+    paths = set(args.paths.split(","))
     levels = [int(n) for n in args.levels.split(",")]
     from kosmos.genai.engines.transformers_engine import TransformersEngine
     from kosmos.genai.engines.vllm import engine_kwargs
@@ -246,22 +257,30 @@ def main() -> None:
         rows[B] = {n: await engine_level(engine, n, args.tokens) for n in levels}
         await engine.stop()
 
-    if not args.engine_only:
+    if not args.engine_only and "a" in paths:
         from transformers import AutoTokenizer
 
         from kosmos.genai.engines.transformers_engine import chat_ids
 
         ids = chat_ids(AutoTokenizer.from_pretrained(folder), [{"role": "user", "content": PROMPT}])
         kwargs = {**engine_kwargs(vllm_spec, gpu=False), "max_model_len": 1024}
-        rows[A] = vllm_in_process(folder, kwargs, ids, levels, args.tokens)
+        from kosmos.genai.engines.vllm_server import kv_cache_gib
+
+        kv_gib = kv_cache_gib(vllm_spec, json.loads((folder / "config.json").read_text()), 1024)
+        rows[A] = vllm_in_process(folder, kwargs, kv_gib, args.vllm_bind, ids, levels, args.tokens)
         print(json.dumps({"(a)": rows[A], "prompt_tokens": len(ids)}), flush=True)
-    asyncio.run(run_engine())
-    print(json.dumps({"(b)": rows[B], "prompt_tokens": len(prompt_ids)}), flush=True)
-    if not args.engine_only:
+    if args.engine_only or "b" in paths:
+        asyncio.run(run_engine())
+        print(json.dumps({"(b)": rows[B], "prompt_tokens": len(prompt_ids)}), flush=True)
+    if not args.engine_only and "c" in paths:
         import httpx
 
         serve_port = free_port()
-        platform = start_platform(work / "home", KOSMOS_RAY__SERVE_PORT=str(serve_port))
+        platform = start_platform(
+            work / "home",
+            KOSMOS_RAY__SERVE_PORT=str(serve_port),
+            KOSMOS_LLM__VLLM_CPU_THREADS_BIND=args.vllm_bind,
+        )
         url, token, headers = platform.url, platform.token, platform.headers
         deployments = f"{url}/api/v1/projects/demo/deployments"
         try:
@@ -294,13 +313,14 @@ def main() -> None:
         device_name = torch.cuda.get_device_name()
     else:
         device_name = f"{os.cpu_count()} CPU cores"
-    _print(f"LLM serving, {args.model}, {args.tokens} new tokens per stream, {device_name}", rows, levels)
+    title = f"LLM serving, {args.model}, {args.tokens} new tokens per stream, {device_name}"
+    _print(f"{title}, vLLM threads bind {args.vllm_bind}", rows, levels)
     if args.engine_only:
         for batch in (1, 32):
             rate = plain_generate(folder, device, batch, args.tokens, len(prompt_ids))
             print(f"plain generate, batch {batch}, {len(prompt_ids)}-token prompts: {rate:.1f} tok/s")
-    else:
-        print(f"a/b at 32 streams: {rows[A][32]['tok_s'] / rows[B][32]['tok_s']:.2f}" if 32 in levels else "")
+    elif {A, B} <= set(rows) and 32 in levels:
+        print(f"a/b at 32 streams: {rows[A][32]['tok_s'] / rows[B][32]['tok_s']:.2f}")
     print(
         "goals: c/a >= 0.9 and a/b >= 5 at 32 streams; (c) TTFT p50 < 1 s at 8; GPU: b >= 3x plain generate"
     )

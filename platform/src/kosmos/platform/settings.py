@@ -286,6 +286,11 @@ class LLMSettings(_Section):
         description="Interpreter of the CPU vLLM engine environment. Unset: .venv-vllm/bin/python beside "
         "the platform's own environment, where `make install` builds it.",
     )
+    vllm_cpu_threads_bind: str = Field(
+        default="auto",
+        description="CPU vLLM's VLLM_CPU_OMP_THREADS_BIND: auto (vLLM leaves one core of a small node to the "
+        "rest: on 2 cores, 1.8x slower than both in bench/RESULTS.md), nobind, or core ids such as 0-1.",
+    )
     vllm_start_timeout_seconds: float = Field(
         default=900, gt=0, le=7200, description="How long a vLLM engine may take to load and compile."
     )

@@ -43,6 +43,15 @@ class PromptTooLong(ValueError):
     """The prompt plus ``max_tokens`` does not fit the model's context window."""
 
 
+def check_context(prompt_ids: list[int], params: SamplingParams, context: int) -> None:
+    """Raise PromptTooLong unless the prompt and ``max_tokens`` fit ``context`` (every engine alike)."""
+    if len(prompt_ids) + params.max_tokens > context:
+        raise PromptTooLong(
+            f"the prompt has {len(prompt_ids)} tokens and max_tokens is {params.max_tokens}; "
+            f"together they exceed this model's context of {context} tokens"
+        )
+
+
 class InferenceEngine(ABC):
     """One loaded model. Concurrent ``generate`` calls are batched by the engine.
 

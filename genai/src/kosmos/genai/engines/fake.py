@@ -14,7 +14,7 @@ import random
 from collections.abc import AsyncIterator
 from typing import Any
 
-from kosmos.genai.engines.base import Delta, InferenceEngine, PromptTooLong, SamplingParams
+from kosmos.genai.engines.base import Delta, InferenceEngine, SamplingParams, check_context
 
 WORDS = "the card payment was approved after a review of the account and its history".split()  # noqa: SIM905
 
@@ -39,11 +39,7 @@ class FakeEngine(InferenceEngine):
         return self.encode(" ".join(f"{m['role']}: {m['content']}" for m in messages) + " assistant:")
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[Delta]:
-        if len(prompt_ids) + params.max_tokens > self.context_length:
-            raise PromptTooLong(
-                f"the prompt has {len(prompt_ids)} tokens and max_tokens is {params.max_tokens}; "
-                f"together they exceed this model's context of {self.context_length} tokens"
-            )
+        check_context(prompt_ids, params, self.context_length)
         if params.temperature <= 0:
             rng = random.Random(sum(prompt_ids))
         else:

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kosmos.genai.engines.base import Delta, InferenceEngine, PromptTooLong, SamplingParams
+from kosmos.genai.engines.base import Delta, InferenceEngine, SamplingParams, check_context
 
 if TYPE_CHECKING:
     from kosmos.genai.spec import LLMSpec
@@ -137,15 +137,8 @@ class TransformersEngine(InferenceEngine):
             "cpu_weights": self.spec.cpu_weights,
         }
 
-    def _check_length(self, prompt_ids: list[int], params: SamplingParams) -> None:
-        if len(prompt_ids) + params.max_tokens > self._context:
-            raise PromptTooLong(
-                f"the prompt has {len(prompt_ids)} tokens and max_tokens is {params.max_tokens}; "
-                f"together they exceed this model's context of {self._context} tokens"
-            )
-
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[Delta]:
-        self._check_length(prompt_ids, params)
+        check_context(prompt_ids, params, self._context)
         if params.seed is not None:
             async for delta in self._generate_seeded(prompt_ids, params):
                 yield delta

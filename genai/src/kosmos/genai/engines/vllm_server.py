@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from kosmos.genai.engines.base import Delta, InferenceEngine, PromptTooLong, SamplingParams
+from kosmos.genai.engines.base import Delta, InferenceEngine, SamplingParams, check_context
 from kosmos.genai.engines.vllm import engine_kwargs
 
 if TYPE_CHECKING:
@@ -199,6 +199,9 @@ class VLLMEngine(InferenceEngine):
         ]  # fmt: skip
         env = {k: v for k, v in os.environ.items() if k not in _FOREIGN_ENV}
         env |= {"VLLM_CPU_KVCACHE_SPACE": str(self.kv_gib), "VLLM_NO_USAGE_STATS": "1", "DO_NOT_TRACK": "1"}
+        env["VLLM_CPU_OMP_THREADS_BIND"] = (
+            self.settings.llm.vllm_cpu_threads_bind if self.settings else "auto"
+        )
         logs = (self.settings.home if self.settings else Path.cwd()) / "logs"
         logs.mkdir(parents=True, exist_ok=True)
         self.log_path = logs / f"vllm-{self.model_path.name}-{port}.log"
@@ -226,11 +229,7 @@ class VLLMEngine(InferenceEngine):
         return list(self.tokenizer(text)["input_ids"])
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[Delta]:
-        if len(prompt_ids) + params.max_tokens > self._context:
-            raise PromptTooLong(
-                f"the prompt has {len(prompt_ids)} tokens and max_tokens is {params.max_tokens}; "
-                f"together they exceed this model's context of {self._context} tokens"
-            )
+        check_context(prompt_ids, params, self._context)
         assert self.client is not None, "start() first"
         body: dict[str, Any] = {
             "model": SERVED_NAME,
@@ -279,6 +278,7 @@ class VLLMEngine(InferenceEngine):
             "runtime": "vllm-cpu",
             "engine_args": self.kwargs,
             "kv_cache_gib": self.kv_gib,
+            "threads_bind": self.settings.llm.vllm_cpu_threads_bind if self.settings else "auto",
             "pid": self.process.pid if self.process else None,
         }
 
