@@ -15,7 +15,7 @@ import pandas as pd
 
 
 class FailingModel(mlflow.pyfunc.PythonModel):
-    """Answers like a fraud model when logged (signature inference), raises whenever it is served."""
+    """Answers one score per row when logged (signature inference), raises whenever it is served."""
 
     def predict(self, context: Any, model_input: pd.DataFrame, params: dict | None = None) -> np.ndarray:
         if context is None:  # mlflow.pyfunc.log_model infers the signature without a context

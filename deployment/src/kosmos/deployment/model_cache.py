@@ -67,7 +67,7 @@ class ModelCache:
         return folder if (folder / ".complete").exists() else None
 
     def fetch(self, model_uri: str, key: str, tracking_uri: str | None = None) -> CachedModel:
-        """The model at ``model_uri`` (e.g. ``models:/demo.fraud/3``) as a local folder."""
+        """The model at ``model_uri`` (``models:/<project>.<model>/<version>``) as a local folder."""
         started = time.perf_counter()
         hit = self.lookup(key)
         if hit is not None:

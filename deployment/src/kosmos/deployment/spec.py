@@ -120,7 +120,7 @@ class DeploymentSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(description="Registered model name within the project, e.g. fraud-detector.")
+    model: str = Field(description="Registered model name within the project.")
     version: str = Field(
         "champion", description="A version number or an alias (champion, challenger) to serve."
     )

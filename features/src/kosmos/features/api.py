@@ -28,7 +28,9 @@ class _Body(BaseModel):
 
 
 class InitBody(_Body):
-    template: str | None = Field(default=None, description="Start from a template, e.g. 'fraud'.")
+    template: str | None = Field(
+        default=None, description="A packaged template by name (an unknown name gets the list)."
+    )
 
 
 class RunBody(_Body):

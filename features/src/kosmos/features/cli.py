@@ -35,7 +35,9 @@ def list_(project: str = ProjectOption, output: Output = OutputOption) -> None:
 @handle_errors
 def init(
     project: str = ProjectOption,
-    template: str | None = typer.Option(None, help="e.g. fraud"),
+    template: str | None = typer.Option(
+        None, help="A packaged template by name (an unknown name gets the list)."
+    ),
     output: Output = OutputOption,
 ) -> None:
     """Create the project's Feast repository (optionally from a template) and apply it."""

@@ -223,13 +223,14 @@ def build_targets(record: Any, project: str, settings: Settings) -> list[Any]:
     options_key = hashlib.sha256(json.dumps(spec.llm, sort_keys=True).encode()).hexdigest()[:8]
     engine = engines.resolve(llm, settings)
     engine.check_spec(llm)
+    resolved = {**spec.llm, "engine": engine.name}  # decided once here; replicas load what was chosen
     versions = {}
     for v in live_versions(record):
         own = engine.version_app(llm, _version_context(record, project, settings, v))
         versions[v] = own or _pinned(
             LLMServer.options(name="model", ray_actor_options=resources, **scaling_options(spec)),
             f"{CODE_VERSION}-{spec.model}-{v}-{options_key}",
-        ).bind(payload, project, spec.model, v, spec.llm)
+        ).bind(payload, project, spec.model, v, resolved)
     targets = [
         RunTarget(bound, name=model_app_name(app, v), route_prefix=None) for v, bound in versions.items()
     ]

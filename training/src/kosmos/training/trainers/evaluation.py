@@ -37,7 +37,7 @@ def evaluate(y_true: np.ndarray, scores: np.ndarray, fpr_target: float = 0.01) -
         "pr_auc": float(average_precision_score(y_true, scores)),
         f"recall_at_fpr_{fpr_target:g}": recall_at_fpr(y_true, scores, fpr_target),
         "holdout_rows": float(len(y_true)),
-        "holdout_fraud_rate": float(np.mean(y_true)),
+        "holdout_positive_rate": float(np.mean(y_true)),
     }
 
 
@@ -65,8 +65,8 @@ def figures(y_true: np.ndarray, scores: np.ndarray, threshold: float = 0.5) -> d
     ax.set(
         xticks=[0, 1],
         yticks=[0, 1],
-        xticklabels=["legit", "fraud"],
-        yticklabels=["legit", "fraud"],
+        xticklabels=["negative", "positive"],
+        yticklabels=["negative", "positive"],
         xlabel="predicted",
         ylabel="actual",
         title=f"Confusion at {threshold}",
