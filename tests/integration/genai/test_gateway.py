@@ -75,6 +75,11 @@ def test_repeats_and_paraphrases_hit_the_cache_and_near_misses_do_not(llm_env, k
     assert sdk.cache_stats("demo", client=kc)["flagged"] >= 1
 
 
+def _usage_row(database: Database, request_id: str) -> LLMUsage | None:
+    with database.transaction() as session:
+        return session.scalar(select(LLMUsage).where(LLMUsage.request_id == request_id))
+
+
 def test_pii_never_reaches_the_model_the_cache_usage_traces_or_logs(llm_env, kc, caplog, capfd) -> None:
     card, email = "4111 1111 1111 1111", "jane.doe@example.com"
     question = f"My card {card} was charged twice, write to {email}. Why?"
@@ -87,8 +92,11 @@ def test_pii_never_reaches_the_model_the_cache_usage_traces_or_logs(llm_env, kc,
             entry = session.get(CacheEntry, int(headers["x-kosmos-cache-entry"]))
             assert "[CARD]" in entry.query and "[EMAIL]" in entry.query
             stored = json.dumps([entry.query, entry.answer])
-            usage = session.scalar(select(LLMUsage).where(LLMUsage.request_id == headers["x-request-id"]))
-            assert usage.redacted == 2
+        deadline = time.monotonic() + 15  # usage rows are written off the request's path, in batches
+        while (usage := _usage_row(database, headers["x-request-id"])) is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+        assert usage.redacted == 2
     finally:
         database.dispose()
     tracking = llm_env["settings"].mlflow_tracking_uri

@@ -56,7 +56,12 @@ class Route:
 
 def route_of(record: DeploymentRecord, project: str) -> Route:
     spec = record.spec or {}
-    direct = record.candidate_version is None and record.status in _SERVING
+    # With no candidate the router's policy is the stable version at 100%, so the data plane can
+    # skip it; also while Serve redeploys the router ("deploying"), when its policy may lag the record.
+    settled = record.status in _SERVING or (
+        record.status == "deploying" and bool((record.details or {}).get("ever_healthy"))
+    )
+    direct = record.candidate_version is None and settled
     return Route(
         project=project,
         name=record.name,

@@ -10,11 +10,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-import re
 import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,24 +25,31 @@ from pydantic import ValidationError
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
-from kosmos.deployment.api import app_handle, forget_handle
 from kosmos.deployment.models import DeploymentRecord
-from kosmos.genai import protocol
+from kosmos.genai import chat, protocol
 from kosmos.genai.assistant.api import router as assistant_router
 from kosmos.genai.embeddings import DIMENSIONS, EMBEDDING_MODEL, embedding_handle
-from kosmos.genai.gateway import CACHE_HEADER, CACHE_MODES, Gateway, GatewayError, Prepared, Route
+from kosmos.genai.gateway import CACHE_HEADER, Gateway
 from kosmos.genai.gateway_api import router as gateway_router
 from kosmos.genai.models_db import LLMUsage
 from kosmos.genai.serving import invalid
 from kosmos.platform.api import Call, CallDep
 from kosmos.platform.db.models import Role
-from kosmos.platform.errors import NotFound
 from kosmos.platform.identity.names import Name
-from kosmos.platform.logs import request_id_var
 from kosmos.platform.ray_cluster import connect
 
-router = APIRouter(tags=["llm"])
-_pending: set[asyncio.Task[None]] = set()  # usage records being written after a disconnect
+
+@asynccontextmanager
+async def _usage_flushed_on_shutdown(app: Any) -> AsyncIterator[None]:
+    """A clean stop of the app (uvicorn's, or a Serve replica's graceful shutdown) writes every
+    usage row its gateway still holds."""
+    yield
+    gateway = getattr(app.state, "gateway", None)
+    if gateway is not None:
+        await asyncio.to_thread(gateway.recorder.close)
+
+
+router = APIRouter(tags=["llm"], lifespan=_usage_flushed_on_shutdown)
 openai = APIRouter(prefix="/projects/{project}/openai/v1", tags=["openai"])
 
 
@@ -100,279 +107,31 @@ def list_models(project: Name, call: CallDep) -> dict[str, Any]:
 
 
 def _record_usage(call: Call, project_id: int, entry: dict[str, Any]) -> None:
-    """One usage row (the caller was authorized on the project when the request began)."""
-    with call.tx() as ctx:
-        ctx.session.add(LLMUsage(project_id=project_id, actor=call.principal.user_name, **entry))
-
-
-def _prepare(
-    call: Call,
-    gateway: Gateway,
-    project: str,
-    request: Any,
-    body: dict[str, Any],
-    kind: str,
-    header: str | None,
-) -> Prepared:
-    with call.tx() as ctx:
-        project_id = ctx.project(project, Role.viewer).id
-        routes = gateway.routes(ctx.session, project_id, request.model, gateway.effective(project_id))
-    return gateway.prepare(project, project_id, routes, body, request, kind, header, call.principal.user_name)
-
-
-def _gateway_error(exc: GatewayError) -> JSONResponse:
-    return _error(exc.status, str(exc), exc.type, exc.code, exc.param, exc.headers)
+    """Queue one usage row (the caller was authorized on the project when the request began)."""
+    gateway_of(call).recorder.add(project_id, call.principal.user_name, entry)
 
 
 async def _generate(call: Call, project: str, body: dict[str, Any], kind: str) -> Any:
-    model = protocol.ChatCompletionRequest if kind == "chat" else protocol.CompletionRequest
-    try:
-        request = model(**body)
-    except (ValidationError, ValueError) as exc:
-        error = invalid(exc)
-        return JSONResponse(error.body, status_code=error.status)
-    header = (call.request.headers.get(CACHE_HEADER) or "").strip().lower() or None
-    if header is not None and header not in CACHE_MODES:
-        return _error(
-            400, f"{CACHE_HEADER} takes {', '.join(CACHE_MODES)}; got {header!r}", "invalid_request_error"
-        )
-    gateway = gateway_of(call)
-    try:
-        prepared = await run_in_threadpool(_prepare, call, gateway, project, request, body, kind, header)
-    except GatewayError as exc:
-        return _gateway_error(exc)
-    request_id = request_id_var.get() or uuid.uuid4().hex  # the X-Request-Id the platform answers with
-    if prepared.cache == "hit":
-        return await _from_cache(call, gateway, project, prepared, request, request_id)
-    failures: list[str] = []
-    responses: Any = None
-    for route in prepared.routes:
-        responses, first = await _open(call, project, route, prepared, failures)
-        if responses is not None:
-            break
-    else:
-        outcome = {
-            "deployment": prepared.routes[0].name,
-            "status": "error",
-            "text": "",
-            "request_id": request_id,
-        }
-        await run_in_threadpool(_finish, call, gateway, project, prepared, outcome, kind)
-        return _error(503, "; ".join(failures), "server_error")
-    outcome = {
-        "deployment": route.name,
-        "fallback": route.name if route is not prepared.routes[0] else None,
-        "request_id": request_id,
-    }
-    headers = _headers(prepared, outcome)
-    if "error" in first:  # the model refused the request (e.g. too long): nothing to cache
-        outcome.update(status="error", final=first, text="")
-        await run_in_threadpool(_finish, call, gateway, project, prepared, outcome, kind)
-        return JSONResponse(first["error"], status_code=first.get("status", 500), headers=headers)
-    if request.stream:
-        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    """The gateway's answer (``chat.complete``) as HTTP: JSON, or server-sent events when streamed."""
+    header = call.request.headers.get(CACHE_HEADER)
+    result = await chat.complete(call, gateway_of(call), project, body, kind, header)
+    if isinstance(result, chat.ChatStream):
         return StreamingResponse(
-            _sse(call, gateway, project, prepared, responses, first, outcome, include_usage),
-            media_type="text/event-stream",
-            headers=headers,
+            _sse(result), media_type="text/event-stream", headers=result.outcome.headers()
         )
-    chunks = [first] + [item async for item in responses]
-    final = chunks[-1]
-    text = "".join(_text(c, kind) for c in chunks[:-1])
-    outcome.update(final=final, text=text, status="error" if "error" in final else "ok")
-    outcome["finish"] = chunks[-2]["choices"][0]["finish_reason"] if len(chunks) > 1 else None
-    entry = await run_in_threadpool(_finish, call, gateway, project, prepared, outcome, kind)
-    if "error" in final:
-        return JSONResponse(final["error"], status_code=final.get("status", 503), headers=headers)
-    if entry:
-        headers["X-Kosmos-Cache-Entry"] = str(entry)
-    u = final["usage"]
     return JSONResponse(
-        _response(kind, first["id"], request.model, text, outcome["finish"], u), headers=headers
+        result.body(), status_code=200 if result.ok else result.http_status, headers=result.headers()
     )
 
 
-async def _open(
-    call: Call, project: str, route: Route, prepared: Prepared, failures: list[str]
-) -> tuple[Any, Any]:
-    """Start generating on ``route``; (None, None) when it cannot answer (the next route is tried)."""
-    for attempt in (1, 2):  # nothing was generated yet, so a stale handle may be retried once
-        try:
-            handle = await run_in_threadpool(app_handle, call, project, route.name)
-            responses = handle.options(stream=True).generate.remote(prepared.body, prepared.kind)
-            first = await anext(responses.__aiter__())
-        except NotFound:
-            failures.append(f"{route.name!r} is not serving yet ({route.status}: {route.reason})")
-            return None, None
-        except Exception as exc:
-            forget_handle(project, route.name)
-            if attempt == 2:
-                failures.append(f"{route.name!r} did not answer: {type(exc).__name__}")
-                return None, None
-            continue
-        if "error" in first and first.get("status", 500) >= 500:
-            failures.append(f"{route.name!r} failed: {first['error']['error']['message']}")
-            return None, None
-        return responses, first
-    return None, None
-
-
-def _headers(prepared: Prepared, outcome: dict[str, Any]) -> dict[str, str]:
-    headers: dict[str, str] = {}  # the platform's middleware adds X-Request-Id (the usage row's id)
-    if prepared.cache:
-        headers[CACHE_HEADER] = prepared.cache
-    if prepared.prompt_label:
-        headers["X-Kosmos-Prompt"] = prepared.prompt_label
-    if outcome.get("fallback"):
-        headers["X-Kosmos-Fallback"] = outcome["fallback"]
-    return headers
-
-
-def _response(kind: str, id_: str, model: str, text: str, finish: str, u: dict[str, int]) -> dict[str, Any]:
-    if kind == "chat":
-        return protocol.chat_response(id_, model, text, finish, u["prompt_tokens"], u["completion_tokens"])
-    return {
-        **protocol.completion_chunk(id_, model, int(time.time()), text, finish),
-        "usage": protocol.usage(u["prompt_tokens"], u["completion_tokens"]),
-    }
-
-
-def _finish(
-    call: Call, gateway: Gateway, project: str, prepared: Prepared, outcome: dict[str, Any], kind: str
-) -> int | None:
-    """After the answer: cache it, record usage, charge the quota, trace. Returns a new cache entry's id."""
-    final = outcome.get("final") or {}
-    usage = final.get("usage") or {}
-    entry = None
-    if outcome.get("status") == "ok" and not outcome.get("fallback"):
-        entry = gateway.store(
-            prepared, outcome.get("text") or "", outcome.get("finish"), usage, final.get("model_version")
-        )
-    latency = round((time.perf_counter() - prepared.started) * 1000, 2)
-    outcome.update(
-        latency_ms=latency,
-        model_version=final.get("model_version"),
-        prompt_tokens=usage.get("prompt_tokens", 0),
-        completion_tokens=usage.get("completion_tokens", 0),
-    )
-    _record_usage(
-        call,
-        prepared.project_id,
-        {
-            "deployment": outcome["deployment"],
-            "endpoint": kind,
-            "request_id": outcome["request_id"],
-            "model_version": final.get("model_version"),
-            "prompt_tokens": outcome["prompt_tokens"],
-            "completion_tokens": outcome["completion_tokens"],
-            "latency_ms": latency,
-            "ttft_ms": final.get("ttft_ms"),
-            "status": outcome.get("status", "error"),
-            "cache": prepared.cache,
-            "prompt": prepared.prompt_label,
-            "redacted": sum(prepared.redacted.values()),
-            "fallback": outcome.get("fallback"),
-            "tokens_saved": outcome.get("tokens_saved", 0),
-        },
-    )
-    gateway.limits.spend(prepared.project_id, outcome["prompt_tokens"] + outcome["completion_tokens"])
-    gateway.trace(project, prepared, outcome)
-    return entry
-
-
-async def _from_cache(
-    call: Call, gateway: Gateway, project: str, prepared: Prepared, request: Any, request_id: str
-) -> Any:
-    answer = prepared.lookup.answer  # type: ignore[union-attr]
-    usage = answer.get("usage") or {}
-    text, finish = answer["text"], answer.get("finish_reason") or "stop"
-    outcome = {
-        "deployment": prepared.routes[0].name,
-        "request_id": request_id,
-        "status": "ok",
-        "text": text,
-        "final": {"model_version": answer.get("model_version")},
-        "tokens_saved": usage.get("prompt_tokens", 0) + usage.get("completion_tokens", 0),
-    }
-    headers = _headers(prepared, outcome)
-    headers["X-Kosmos-Cache-Entry"] = str(prepared.lookup.entry_id)  # type: ignore[union-attr]
-    headers["X-Kosmos-Cache-Similarity"] = f"{prepared.lookup.similarity:.4f}"  # type: ignore[union-attr]
-    await run_in_threadpool(_finish, call, gateway, project, prepared, outcome, prepared.kind)
-    u = {
-        "prompt_tokens": usage.get("prompt_tokens", 0),
-        "completion_tokens": usage.get("completion_tokens", 0),
-    }
-    id_ = protocol.new_id("chatcmpl" if prepared.kind == "chat" else "cmpl")
-    if not request.stream:
-        return JSONResponse(_response(prepared.kind, id_, request.model, text, finish, u), headers=headers)
-    created = int(time.time())
-    pieces = re.findall(r"\s*\S+|\s+$", text) or [text]  # word by word, as a streaming client expects
-    if prepared.kind == "chat":
-        chunks = [
-            protocol.chat_chunk(id_, request.model, created, piece, None, role=i == 0)
-            for i, piece in enumerate(pieces)
-        ]
-        chunks.append(protocol.chat_chunk(id_, request.model, created, None, finish))
-    else:
-        chunks = [protocol.completion_chunk(id_, request.model, created, piece, None) for piece in pieces]
-        chunks.append(protocol.completion_chunk(id_, request.model, created, "", finish))
-    if (request.model_extra or {}).get("stream_options", {}).get("include_usage"):
-        chunks.append({**_shell(chunks[0]), "choices": [], "usage": protocol.usage(**u)})
-
-    async def replay() -> AsyncIterator[str]:
-        for chunk in chunks:
+async def _sse(stream: chat.ChatStream) -> AsyncIterator[str]:
+    chunks = stream.chunks()
+    try:
+        async for chunk in chunks:
             yield f"data: {json.dumps(chunk)}\n\n"
         yield "data: [DONE]\n\n"
-
-    return StreamingResponse(replay(), media_type="text/event-stream", headers=headers)
-
-
-def _text(chunk: dict[str, Any], kind: str) -> str:
-    choice = chunk["choices"][0]
-    return (choice["delta"].get("content") or "") if kind == "chat" else choice["text"]
-
-
-async def _sse(
-    call: Call,
-    gateway: Gateway,
-    project: str,
-    prepared: Prepared,
-    responses: Any,
-    first: dict[str, Any],
-    outcome: dict[str, Any],
-    include_usage: bool,
-) -> AsyncIterator[str]:
-    final: dict[str, Any] = {}
-    status, parts, finish = "cancelled", [_text(first, prepared.kind)], first["choices"][0]["finish_reason"]
-    try:
-        yield f"data: {json.dumps(first)}\n\n"
-        async for item in responses:
-            if "usage" in item or "error" in item:
-                final = item
-                break
-            parts.append(_text(item, prepared.kind))
-            finish = item["choices"][0]["finish_reason"] or finish
-            yield f"data: {json.dumps(item)}\n\n"
-        if "error" in final:
-            yield f"data: {json.dumps(final['error'])}\n\n"
-        elif include_usage:
-            yield f"data: {json.dumps({**_shell(first), 'choices': [], 'usage': final['usage']})}\n\n"
-        yield "data: [DONE]\n\n"
-        status = "error" if "error" in final else "ok"
-    finally:
-        if status == "cancelled":  # the client disconnected: stop generating for it
-            responses.cancel()
-        outcome.update(final=final, text="".join(parts), status=status, finish=finish)
-        # this task may be cancelled (a disconnect): finish in a task of its own, not with an await here
-        task = asyncio.get_running_loop().create_task(
-            asyncio.to_thread(_finish, call, gateway, project, prepared, outcome, prepared.kind)
-        )
-        _pending.add(task)
-        task.add_done_callback(_pending.discard)
-
-
-def _shell(chunk: dict[str, Any]) -> dict[str, Any]:
-    return {k: chunk[k] for k in ("id", "object", "created", "model")}
+    finally:  # a disconnect closes this generator: close the relay too, so it records the call now
+        await chunks.aclose()  # type: ignore[attr-defined]
 
 
 @openai.post(
@@ -497,7 +256,7 @@ def usage(
 
 router.include_router(openai)
 
-dataplane = APIRouter(tags=["openai"])
+dataplane = APIRouter(tags=["openai"], lifespan=_usage_flushed_on_shutdown)
 """The same OpenAI-compatible routes as the data plane serves them, under ``/{project}/openai/v1``."""
 for _route in openai.routes:
     dataplane.add_api_route(

@@ -28,6 +28,7 @@ from kosmos.genai.limits import ProjectLimits, limiter
 from kosmos.genai.models_db import GatewayPolicy
 from kosmos.genai.prompts import PromptRegistry, Resolved
 from kosmos.genai.semantic_cache import Lookup, Namespace, Partition, SemanticCache
+from kosmos.genai.usage import UsageRecorder
 from kosmos.genai.vector_index import IndexUnavailable
 from kosmos.platform.db.engine import Database
 from kosmos.platform.settings import Settings
@@ -143,6 +144,7 @@ class Gateway:
             database, settings.gateway.cache, cache_dir=settings.home / "model-cache" / "embeddings"
         )
         self.prompts = PromptRegistry(settings.mlflow_tracking_uri)
+        self.recorder = UsageRecorder(database, settings.gateway.usage_flush_seconds)
         self._policies: dict[int, tuple[float, Effective]] = {}
         self._experiments: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -339,8 +341,9 @@ class Gateway:
             log.warning("could not store a cache entry: %s", type(exc).__name__)
             return None
 
-    def trace(self, project: str, prepared: Prepared, outcome: dict[str, Any]) -> None:
-        """One MLflow trace for the call, in the project's ``<project>/gateway`` experiment."""
+    def trace(self, project: str, prepared: Prepared, outcome: Any) -> None:
+        """One MLflow trace for the call (``outcome``: its ``chat.ChatOutcome``), in the project's
+        ``<project>/gateway`` experiment. Never raises: tracing never fails a call."""
         if not self.settings.gateway.trace:
             return
         try:
@@ -355,8 +358,8 @@ class Gateway:
             attributes = {
                 "kosmos.project": project,
                 "kosmos.model": prepared.model,
-                "kosmos.deployment": outcome.get("deployment"),
-                "kosmos.model_version": outcome.get("model_version"),
+                "kosmos.deployment": outcome.deployment,
+                "kosmos.model_version": outcome.model_version,
                 "kosmos.prompt": prepared.prompt.reference if prepared.prompt else None,
                 "kosmos.prompt_version": prepared.prompt.version if prepared.prompt else None,
                 "kosmos.prompt_arm": prepared.prompt.arm if prepared.prompt else None,
@@ -364,12 +367,12 @@ class Gateway:
                 "kosmos.cache_similarity": prepared.lookup.similarity if prepared.lookup else None,
                 "kosmos.cache_refused": prepared.lookup.rejected if prepared.lookup else None,
                 "kosmos.redacted": prepared.redacted,
-                "kosmos.fallback": outcome.get("fallback"),
-                "kosmos.latency_ms": outcome.get("latency_ms"),
-                "kosmos.prompt_tokens": outcome.get("prompt_tokens"),
-                "kosmos.completion_tokens": outcome.get("completion_tokens"),
-                "kosmos.status": outcome.get("status"),
-                "kosmos.request_id": outcome.get("request_id"),
+                "kosmos.fallback": outcome.fallback,
+                "kosmos.latency_ms": outcome.latency_ms,
+                "kosmos.prompt_tokens": outcome.prompt_tokens,
+                "kosmos.completion_tokens": outcome.completion_tokens,
+                "kosmos.status": outcome.status,
+                "kosmos.request_id": outcome.request_id,
             }
             span = mlflow.start_span_no_context(
                 f"{prepared.kind} {prepared.model}",
@@ -379,8 +382,8 @@ class Gateway:
                 experiment_id=experiment,
                 start_time_ns=time.time_ns() - int((time.perf_counter() - prepared.started) * 1e9),
             )
-            span.set_outputs({"text": pii.redact(outcome.get("text") or "").text})
-            span.end(status="ERROR" if outcome.get("status") == "error" else "OK")
+            span.set_outputs({"text": pii.redact(outcome.text or "").text})
+            span.end(status="ERROR" if outcome.status == "error" else "OK")
         except Exception as exc:  # tracing never fails a call
             log.warning("could not trace a gateway call: %s", exc)
 

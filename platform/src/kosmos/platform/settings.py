@@ -275,6 +275,13 @@ class GatewaySettings(_Section):
     requests_per_minute: int = Field(default=600, ge=1, description="Default per-project request limit.")
     tokens_per_day: int = Field(default=2_000_000, ge=1, description="Default per-project token quota.")
     trace: bool = Field(default=True, description="Record every call as an MLflow trace.")
+    usage_flush_seconds: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="Usage rows, quota charges and traces are written off the request's path, in one "
+        "batch this often (and on a clean stop); a daily token quota lags by up to this much.",
+    )
     cache: CacheSettings = Field(default_factory=CacheSettings)
 
 

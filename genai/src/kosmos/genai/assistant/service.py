@@ -10,7 +10,6 @@ semantic cache and tracing all apply.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
@@ -72,7 +71,8 @@ def _summary(facts: list[dict[str, Any]], passages: list[tuple[Passage, float]])
 
 async def ask(call: Call, project: str, question: str) -> dict[str, Any]:
     """Answer ``question`` for the caller in ``project``: passages, facts, and the model's words."""
-    from kosmos.genai.api import _generate
+    from kosmos.genai import chat
+    from kosmos.genai.api import gateway_of
 
     question = question.strip()  # the route's schema bounds its length
     if not question:
@@ -94,19 +94,15 @@ async def ask(call: Call, project: str, question: str) -> dict[str, Any]:
     else:
         system = BUILT_IN_PROMPT.replace("{{facts}}", fact_text).replace("{{sources}}", sources)
         body["messages"].insert(0, {"role": "system", "content": system})
-    response = await _generate(call, project, body, "chat")
-    reply = json.loads(bytes(response.body))
-    model: dict[str, Any] = {"name": settings.model, "status": response.status_code}
+    outcome = await chat.complete(call, gateway_of(call), project, body, "chat")
+    assert isinstance(outcome, chat.ChatOutcome)  # the body does not stream
+    model: dict[str, Any] = {"name": settings.model, "status": 200 if outcome.ok else outcome.http_status}
     answer = None
-    if response.status_code == 200:
-        answer = reply["choices"][0]["message"]["content"].strip()
-        model |= {
-            "cache": response.headers.get("x-kosmos-cache"),
-            "prompt": response.headers.get("x-kosmos-prompt"),
-            "request_id": response.headers.get("x-request-id"),
-        }
+    if outcome.ok:
+        answer = outcome.text.strip()
+        model |= {"cache": outcome.cache, "prompt": outcome.prompt_label, "request_id": outcome.request_id}
     else:
-        model["error"] = (reply.get("error") or {}).get("message") or str(reply)[:300]
+        model["error"] = ((outcome.error or {}).get("error") or {}).get("message") or str(outcome.error)[:300]
     return {
         "question": question,
         "project": target,
