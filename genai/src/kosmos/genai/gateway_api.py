@@ -7,6 +7,7 @@ aliases, splits, thresholds and the policy, and flush.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -200,15 +201,21 @@ class OutcomeIn(BaseModel):
 
 @router.post("/llm/requests/{request_id}/outcome", summary="Report how a call's answer worked out")
 def report_outcome(project: Name, request_id: str, body: OutcomeIn, call: CallDep) -> dict[str, Any]:
-    with call.tx() as ctx:
-        project_id = ctx.project(project, Role.viewer).id
-        row = ctx.session.scalar(
-            select(LLMUsage).where(LLMUsage.project_id == project_id, LLMUsage.request_id == request_id)
-        )
-        if row is None:
+    # a call's usage row is written off its path, within gateway.usage_flush_seconds: an outcome
+    # reported as soon as the answer arrives waits for it rather than calling the request unknown
+    deadline = time.monotonic() + 2 * call.settings.gateway.usage_flush_seconds + 2
+    while True:
+        with call.tx() as ctx:
+            project_id = ctx.project(project, Role.viewer).id
+            row = ctx.session.scalar(
+                select(LLMUsage).where(LLMUsage.project_id == project_id, LLMUsage.request_id == request_id)
+            )
+            if row is not None:
+                row.outcome = body.outcome
+                return {"request_id": request_id, "outcome": body.outcome}
+        if time.monotonic() > deadline:
             raise NotFound(f"request {request_id!r} does not exist in project {project!r}")
-        row.outcome = body.outcome
-    return {"request_id": request_id, "outcome": body.outcome}
+        time.sleep(0.1)
 
 
 # -- prompts ----------------------------------------------------------------------------
