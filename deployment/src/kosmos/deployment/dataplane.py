@@ -222,6 +222,9 @@ def dataplane_target(settings: Settings, code_version: str) -> Any:
     """The data plane's Serve application, ready for ``serve.run_many``."""
     from ray.serve.api import RunTarget
 
-    deployment = DataPlane.options(num_replicas=settings.dataplane.replicas)
+    deployment = DataPlane.options(
+        num_replicas=settings.dataplane.replicas,
+        logging_config={"enable_access_log": settings.dataplane.access_log},
+    )
     deployment._version = f"{code_version}-{settings_version(settings)}"  # see reconciler._pinned
     return RunTarget(deployment.bind(settings.model_dump(mode="json")), name=APP, route_prefix="/")

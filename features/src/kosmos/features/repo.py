@@ -14,7 +14,9 @@ import os
 import shutil
 import sys
 import threading
+import time
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,23 @@ def feast_config(settings: Settings, project: str) -> dict[str, Any]:
     return config
 
 
+CATALOG_TTL_S = 10.0
+"""How long a process trusts what it read of a repository's registry (Feast's own cache: 60 s)."""
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """What a repository serves, as lookups check it."""
+
+    features: dict[str, frozenset[str]]
+    """Feature view (stored or on-demand) -> its feature names."""
+    join_keys: dict[str, Any]
+    """Entity join key -> its Feast ``ValueType``."""
+    read_at: float
+    services: dict[str, FeatureService] = field(default_factory=dict)
+    """Feature services looked up so far (Feast's objects, read once per catalog)."""
+
+
 class FeatureRepo:
     """One project's Feast repository: its files, its definitions, its FeatureStore."""
 
@@ -91,6 +110,7 @@ class FeatureRepo:
         self.root = settings.projects_dir / project
         self.path = self.root / "feature_repo"
         self._store: FeatureStore | None = None
+        self._catalog: Catalog | None = None
         self._lock = threading.Lock()
 
     @property
@@ -120,7 +140,7 @@ class FeatureRepo:
             target = self.path / "features.py"
             if not target.exists():
                 shutil.copyfile(source, target)
-        self._store = None
+        self._store, self._catalog = None, None
 
     def require(self) -> None:
         if not self.exists():
@@ -131,6 +151,8 @@ class FeatureRepo:
 
     def store(self) -> FeatureStore:
         """The project's FeatureStore, built once and shared by threads."""
+        if self._store is not None:  # built, so the repository exists: no file check per lookup
+            return self._store
         self.require()
         with self._lock:
             if self._store is None:
@@ -164,7 +186,27 @@ class FeatureRepo:
         store = self.store()
         store.apply(objects)
         store.refresh_registry()
+        self._catalog = None
         return self.describe()
+
+    def catalog(self) -> Catalog:
+        """The views' features and the entities' join keys that lookups are checked against.
+
+        Feast rebuilds its Python objects from the registry's protos on every ``list_*`` call, a
+        cost per request; this is read at most every ``CATALOG_TTL_S`` (and after ``apply``).
+        """
+        found = self._catalog
+        if found is None or time.monotonic() - found.read_at > CATALOG_TTL_S:
+            store = self.store()
+            views = store.list_feature_views(allow_cache=True) + store.list_on_demand_feature_views(
+                allow_cache=True
+            )
+            found = self._catalog = Catalog(
+                features={v.name: frozenset(f.name for f in v.features) for v in views},
+                join_keys={e.join_key: e.value_type for e in store.list_entities(allow_cache=True)},
+                read_at=time.monotonic(),
+            )
+        return found
 
     def describe(self) -> dict[str, list[str]]:
         store = self.store()

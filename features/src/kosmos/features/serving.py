@@ -23,9 +23,13 @@ _INT_TYPES = {ValueType.INT32, ValueType.INT64}
 
 
 def _service(repo: FeatureRepo, name: str) -> FeatureService:
+    services = repo.catalog().services  # filled on first use; a new catalog starts empty
+    if name in services:
+        return services[name]
     store = repo.store()
     try:
-        return store.get_feature_service(name, allow_cache=True)
+        services[name] = found = store.get_feature_service(name, allow_cache=True)
+        return found
     except FeastError:
         valid = sorted(s.name for s in store.list_feature_services())
         raise InvalidInput.field(
@@ -34,11 +38,7 @@ def _service(repo: FeatureRepo, name: str) -> FeatureService:
 
 
 def _check_refs(repo: FeatureRepo, refs: Sequence[str]) -> None:
-    store = repo.store()
-    views = {v.name: {f.name for f in v.features} for v in store.list_feature_views(allow_cache=True)}
-    views |= {
-        v.name: {f.name for f in v.features} for v in store.list_on_demand_feature_views(allow_cache=True)
-    }
+    views = repo.catalog().features
     for ref in refs:
         view, _, feature = ref.partition(":")
         if not feature:
@@ -52,7 +52,7 @@ def _check_refs(repo: FeatureRepo, refs: Sequence[str]) -> None:
 
 
 def _join_keys(repo: FeatureRepo) -> dict[str, ValueType]:
-    return {e.join_key: e.value_type for e in repo.store().list_entities(allow_cache=True)}
+    return repo.catalog().join_keys
 
 
 def _features_arg(

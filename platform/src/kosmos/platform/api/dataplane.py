@@ -35,6 +35,9 @@ from kosmos.platform.identity.names import name_problem
 from kosmos.platform.plugins import installed_plugins
 from kosmos.platform.settings import Settings
 
+DISCARD_FACTOR = 4
+"""A refused body up to this many times ``dataplane.max_body_bytes`` is read and dropped, so the
+refusal reaches the client (see ``_discard``); a larger one is cut off."""
 OPEN_PATHS = {"/healthz"}  # not /-/healthz: Ray Serve's proxy answers that one itself
 HEALTHY = {"status": "ok", "plane": "data"}
 """What the ingress's /healthz answers (plus the ``settings`` it runs with, see ``health``)."""
@@ -81,10 +84,12 @@ class AuthFirst:
         except KosmosError as exc:
             refusals[exc.code] += 1
             headers = {"WWW-Authenticate": "Bearer"} if isinstance(exc, Unauthenticated) else {}
+            await _discard(receive, _content_length(scope), self.max_body_bytes)
             await _send_json(send, exc.status_code, error_body(exc.code, exc.message, exc.details), headers)
             return
         except BodyTooLarge:
             refusals["payload_too_large"] += 1
+            await _discard(receive, _content_length(scope), DISCARD_FACTOR * self.max_body_bytes)
             await _send_json(send, 413, _too_large(self.max_body_bytes), {"Connection": "close"})
             return
         scope.setdefault("state", {})["principal"] = principal
@@ -114,10 +119,31 @@ class AuthFirst:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:  # FastAPI passes an HTTPException from the body read through
+                    if message.get("more_body"):
+                        await _discard(receive, None, DISCARD_FACTOR * limit - seen)
                     raise HTTPException(413, _too_large(limit)["error"]["message"])
             return message
 
         return wrapped
+
+
+async def _discard(receive: Receive, declared: int | None, bound: int) -> None:
+    """Read and drop the rest of a refused request's body, up to ``bound`` bytes, unparsed.
+
+    Answering while the client still sends makes the server close a socket with unread bytes,
+    and TCP then resets the connection: the client may never see the 4xx. A body declared
+    larger than ``bound`` is not read at all (its sender gets the reset).
+    """
+    if declared is not None and declared > bound:
+        return
+    seen = 0
+    while seen <= bound:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        seen += len(message.get("body", b""))
+        if not message.get("more_body"):
+            return
 
 
 def _too_large(limit: int) -> dict[str, Any]:
