@@ -5,9 +5,9 @@ In a notebook::
     import kosmos
 
     kosmos.login(url="http://127.0.0.1:8080", token="kos_...")  # or the saved `kosmos login`
-    kosmos.init(project="demo")
+    kosmos.init(project="my-project")
     kosmos.models.list()
-    kosmos.deployments.status("fraud-detector")
+    kosmos.deployments.status("my-deployment")
 
 The platform package owns this namespace package; the other Kosmos packages
 (features, training, deployment, genai, ui) join it through ``__path__`` and add

@@ -136,7 +136,7 @@ def _entities(text: str, tokens: list[str]) -> set[str]:
             sentence_start, previous = False, low
             continue
         acronym = len(t) > 1 and t.isupper()
-        if previous in _OBJECT_NOUNS:  # "project demo", "deployment fraud-v2": identifiers
+        if previous in _OBJECT_NOUNS:  # "project acme", "deployment scorer-v2": identifiers
             out.add(low)
         if acronym or (t[0].isupper() and not sentence_start and low not in _STARTS):
             out.add(low)

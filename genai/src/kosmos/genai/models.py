@@ -114,7 +114,7 @@ def log_llm(folder: Path, *, source: str, name: str = "model") -> str:
 
     if not (folder / "config.json").exists():
         raise ValueError(f"{folder} is not a transformers model folder (no config.json)")
-    example = pd.DataFrame({"prompt": ["What is fraud?"]})
+    example = pd.DataFrame({"prompt": ["Hello, who are you?"]})
     info = mlflow.pyfunc.log_model(
         name=name,
         python_model=HuggingFaceLLM(),
