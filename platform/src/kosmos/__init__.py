@@ -20,6 +20,7 @@ from typing import Any
 __path__ = extend_path(__path__, __name__)
 
 _FLUENT = ("login", "init", "current", "Session", "Table", "Record")
+_IDENTITY = ("projects", "teams", "users", "tokens")
 _ERRORS = (
     "KosmosError",
     "Unauthenticated",
@@ -39,6 +40,10 @@ def __getattr__(name: str) -> Any:
         from kosmos.platform import fluent
 
         return getattr(fluent, name)
+    if name in _IDENTITY:
+        from kosmos.platform.identity import sdk
+
+        return getattr(sdk, name)
     if name in (
         "KosmosError",
         "NotFound",
@@ -63,4 +68,4 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     from kosmos.platform.plugins import sdk_namespaces
 
-    return sorted({*globals(), *_FLUENT, *_ERRORS, *sdk_namespaces()})
+    return sorted({*globals(), *_FLUENT, *_IDENTITY, *_ERRORS, *sdk_namespaces()})

@@ -21,18 +21,40 @@ def test_actions_are_recorded_with_actor_and_outcome(platform_env) -> None:
     assert latest["request_id"]
 
 
-def test_refusals_are_recorded(platform_env) -> None:
+def test_a_known_users_refusals_are_recorded_an_anonymous_one_is_only_counted(platform_env) -> None:
+    from kosmos.platform.api.auth_first import refusals
+
     viewer = platform_env.user_with_token("vera", project="demo", role="viewer")
     response = platform_env.call(
         "PUT", "/api/v1/projects/demo/members/vera", token=viewer, json={"role": "admin"}
     )
     assert response.status_code == 403
-    platform_env.client.get("/api/v1/projects", headers={"Authorization": "Bearer kos_wrong"})
+    platform_env.ok("POST", "/api/v1/projects", json={"name": "vault", "team": "risk"})
+    elsewhere = platform_env.call("GET", "/api/v1/projects/vault/members", token=viewer)
+    assert elsewhere.status_code == 404  # the same answer as a missing project ...
     denied = platform_env.ok("GET", "/api/v1/audit", params={"project": "demo", "actor": "vera"})
     assert [e["outcome"] for e in denied] == ["denied"]
     assert denied[0]["request_id"] == response.headers["X-Request-ID"]
-    anonymous = platform_env.ok("GET", "/api/v1/audit", params={"actor": "anonymous"})
-    assert anonymous and anonymous[0]["details"]["reason"] == "invalid API token"
+    cross = platform_env.ok("GET", "/api/v1/audit", params={"project": "vault", "actor": "vera"})
+    assert [(e["outcome"], e["request_id"]) for e in cross] == [  # ... but audited with who asked
+        ("denied", elsewhere.headers["X-Request-ID"])
+    ]
+
+    before, rows = refusals["unauthenticated"], _count(platform_env)
+    for _ in range(3):
+        platform_env.client.get("/api/v1/projects", headers={"Authorization": "Bearer kos_wrong"})
+        platform_env.client.get("/api/v1/projects")
+    assert refusals["unauthenticated"] == before + 6 and _count(platform_env) == rows  # no writes
+    long_path = "/api/v1/projects/vault/deployments/" + "d" * 128  # over audit_events.action's 128
+    assert platform_env.call("GET", long_path, token=viewer).status_code == 404
+    assert _count(platform_env) == rows + 1  # recorded, its action cut to fit the column
+
+
+def _count(platform_env) -> int:
+    from sqlalchemy import func, select
+
+    with platform_env.database.transaction() as session:
+        return session.scalar(select(func.count()).select_from(AuditEvent))
 
 
 def test_query_filters(platform_env) -> None:

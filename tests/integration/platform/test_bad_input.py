@@ -46,6 +46,8 @@ def test_wrong_type_is_named(platform_env) -> None:
         ("risk\\fraud", "path separators"),
         ("risk\nfraud", "control characters"),
         ("Risk Team", "lowercase"),
+        ("a--b", "'--'"),  # kosmos--a--b--c would be two different (project, deployment) pairs
+        ("risk-", "end with '-'"),
     ],
 )
 def test_names_that_break_the_rules(platform_env, name: str, reason: str) -> None:
@@ -97,3 +99,21 @@ def test_request_id_is_echoed_or_made(platform_env) -> None:
     assert mine.headers["X-Request-ID"] == "trace-123"
     bad = platform_env.client.get("/healthz", headers={"X-Request-ID": "a b\tc"})
     assert bad.headers["X-Request-ID"] != "a b\tc" and len(bad.headers["X-Request-ID"]) == 32
+
+
+def test_projects_that_one_wrapped_tool_would_merge_are_refused(platform_env) -> None:
+    platform_env.ok("POST", "/api/v1/projects", json={"name": "card-risk", "team": "risk"})
+    error = _error(
+        platform_env.call("POST", "/api/v1/projects", json={"name": "card_risk", "team": "risk"}), 409
+    )
+    assert "card-risk" in error["message"] and "Feast" in error["message"]
+
+
+@pytest.mark.parametrize("template", ["../_templates/fraud", "/etc/passwd", "fraud/../fraud", "nope"])
+def test_a_feature_template_is_a_name_from_the_registry_never_a_path(platform_env, template: str) -> None:
+    response = platform_env.call("POST", "/api/v1/projects/demo/features/init", json={"template": template})
+    assert response.status_code == 422, response.text
+    error = response.json()["error"]
+    assert error["details"][0]["field"] == "template"
+    if template == "nope":
+        assert "fraud" in error["details"][0]["reason"]  # the valid names are listed

@@ -10,10 +10,13 @@ GLOBAL_ROUTES = {
     ("GET", "/api/v1/whoami"),  # the caller themself
     ("POST", "/api/v1/users"),
     ("GET", "/api/v1/users"),  # platform admins only
+    ("POST", "/api/v1/users/{user}/disable"),  # platform admins only
+    ("POST", "/api/v1/users/{user}/enable"),
     ("POST", "/api/v1/teams"),
     ("GET", "/api/v1/teams"),  # admins; members see their teams
     ("GET", "/api/v1/teams/{team}"),
-    ("PUT", "/api/v1/teams/{team}/members/{user}"),
+    ("PUT", "/api/v1/teams/{team}/members/{user}"),  # team admins, their token's cap applied
+    ("DELETE", "/api/v1/teams/{team}/members/{user}"),
     ("POST", "/api/v1/projects"),
     ("GET", "/api/v1/projects"),  # only visible projects
     ("POST", "/api/v1/tokens"),

@@ -109,8 +109,11 @@ _handles: dict[str, Any] = {}
 def app_handle(call: Call, project: str, name: str) -> Any:
     """A cached handle on a deployment's Serve application (blocking: call it in a thread).
 
-    NotFound when Serve has no such application; ``forget_handle`` after a failed call.
+    NotFound when the project has no such deployment record (the record, not a Serve app name,
+    says what exists) or Serve has no application for it; ``forget_handle`` after a failed call.
     """
+    with call.tx() as ctx:
+        service.require_exists(ctx, project, name)
     app = app_name(project, name)
     handle = _handles.get(app)
     if handle is None:

@@ -98,6 +98,11 @@ def get(ctx: CallContext, project: str, name: str) -> dict[str, Any]:
     return out(_get(ctx, ctx.project(project, Role.viewer), name), project)
 
 
+def require_exists(ctx: CallContext, project: str, name: str) -> None:
+    """NotFound unless ``project`` has a live deployment ``name`` the caller may see."""
+    _get(ctx, ctx.project(project, Role.viewer), name)
+
+
 def rollout(
     ctx: CallContext,
     settings: Settings,

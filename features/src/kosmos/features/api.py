@@ -29,7 +29,10 @@ class _Body(BaseModel):
 
 class InitBody(_Body):
     template: str | None = Field(
-        default=None, description="A packaged template by name (an unknown name gets the list)."
+        default=None,
+        max_length=64,
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="A packaged template by name (an unknown name gets the list).",
     )
 
 

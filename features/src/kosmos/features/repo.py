@@ -29,6 +29,13 @@ from kosmos.platform.errors import InvalidInput, NotFound
 from kosmos.platform.settings import Settings
 
 TEMPLATES = Path(__file__).resolve().parent / "_templates"
+
+
+def templates() -> dict[str, Path]:
+    """The packaged feature-definition templates by name (``fraud`` -> ``_templates/fraud_features.py``)."""
+    return {p.name.removesuffix("_features.py"): p for p in TEMPLATES.glob("*_features.py")}
+
+
 _FEAST_KINDS = (Entity, DataSource, FeatureView, OnDemandFeatureView, FeatureService)
 
 
@@ -133,10 +140,10 @@ class FeatureRepo:
         )
         (self.path / "data").mkdir(parents=True, exist_ok=True)
         if template is not None:
-            source = TEMPLATES / f"{template}_features.py"
-            if not source.is_file():
-                valid = sorted(p.name.removesuffix("_features.py") for p in TEMPLATES.glob("*_features.py"))
-                raise InvalidInput.field("template", f"unknown template {template!r}; valid: {valid}")
+            known = templates()
+            if template not in known:  # a key of a fixed registry, never a path
+                raise InvalidInput.field("template", f"unknown template {template!r}; valid: {sorted(known)}")
+            source = known[template]
             target = self.path / "features.py"
             if not target.exists():
                 shutil.copyfile(source, target)

@@ -29,6 +29,15 @@ class AuditQuery:
     limit: int = 100
 
 
+ACTION_LENGTH = 128  # audit_events.action
+
+
+def route_action(method: str, path: str) -> str:
+    """The action of a refused route call, ``"GET /api/v1/..."``, cut to fit its column."""
+    action = f"{method} {path}"
+    return action if len(action) <= ACTION_LENGTH else action[: ACTION_LENGTH - 1] + "…"
+
+
 def record(
     session: Session,
     *,

@@ -71,6 +71,12 @@ class ServerSettings(_Section):
     token_ttl_days: int = Field(
         default=90, ge=1, le=3650, description="Default lifetime of new API tokens, in days."
     )
+    max_body_bytes: int = Field(
+        default=16 * 1024 * 1024,
+        ge=1024,
+        description="Largest request body a control-plane route reads (413 above it, checked after "
+        "the token and before the body). A route that takes uploads declares its own limit.",
+    )
 
 
 class MlflowSettings(_Section):

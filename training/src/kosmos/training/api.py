@@ -10,7 +10,7 @@ import pandas as pd
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from kosmos.platform.api import Call, CallDep
+from kosmos.platform.api import MAX_BODY_KEY, Call, CallDep
 from kosmos.platform.db.models import Role
 from kosmos.platform.errors import InvalidInput
 from kosmos.platform.identity.names import Name
@@ -19,6 +19,7 @@ from kosmos.training.datasets import DatasetRepo, DatasetVersion
 
 router = APIRouter(prefix="/projects/{project}", tags=["training"])
 MAX_UPLOAD_BYTES = 512 * 1024 * 1024
+"""The largest parquet upload a dataset version takes (the route's body limit)."""
 
 
 def _datasets(call: Call, project: str) -> DatasetRepo:
@@ -30,7 +31,10 @@ def _out(version: DatasetVersion) -> dict[str, Any]:
 
 
 @router.post(
-    "/datasets/{name}", summary="Register a new version of a dataset (parquet body)", status_code=201
+    "/datasets/{name}",
+    summary="Register a new version of a dataset (parquet body)",
+    status_code=201,
+    openapi_extra={MAX_BODY_KEY: MAX_UPLOAD_BYTES},  # above server.max_body_bytes: an upload
 )
 async def register_dataset(
     project: Name,

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, FastAPI
+from collections.abc import Callable
 
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.routing import APIRoute
+from starlette.routing import Match
+from starlette.types import Scope
+
+from kosmos.platform.api.auth_first import AuthFirst
 from kosmos.platform.api.deps import CallDep, authenticated
 from kosmos.platform.api.errors import install_error_handlers
 from kosmos.platform.api.middleware import RequestContextMiddleware
@@ -11,10 +17,43 @@ from kosmos.platform.api.routes import audit, cluster, health, identity
 from kosmos.platform.api.schemas import PluginOut
 from kosmos.platform.db.engine import Database
 from kosmos.platform.identity.access import AccessCache
+from kosmos.platform.identity.names import name_problem
 from kosmos.platform.plugins import installed_plugins
 from kosmos.platform.settings import Settings, get_settings
 
 API_PREFIX = "/api/v1"
+MAX_BODY_KEY = "x-kosmos-max-body-bytes"
+"""A route that takes more than ``server.max_body_bytes`` (an upload) says so in its
+``openapi_extra``: ``{MAX_BODY_KEY: bytes}``."""
+_PROJECTS = f"{API_PREFIX}/projects/"
+
+
+def _guard(path: str) -> tuple[bool, str | None]:
+    """Everything under /api/v1 needs a token; /api/v1/projects/{project}/... names a project."""
+    if path != API_PREFIX and not path.startswith(API_PREFIX + "/"):
+        return False, None
+    if path.startswith(_PROJECTS):
+        project = path[len(_PROJECTS) :].split("/", 1)[0]
+        if project and not name_problem(project):  # a bad name is the route's 422, naming the field
+            return True, project
+    return True, None
+
+
+def _route_limits(app: FastAPI) -> Callable[[Scope], int | None]:
+    """The body limit of the route a request goes to, for the routes that declare one."""
+    declared = [
+        (route, route.openapi_extra[MAX_BODY_KEY])
+        for route in app.routes
+        if isinstance(route, APIRoute) and MAX_BODY_KEY in (route.openapi_extra or {})
+    ]
+
+    def limit_of(scope: Scope) -> int | None:
+        for route, limit in declared:
+            if route.matches(scope)[0] is Match.FULL:
+                return int(limit)
+        return None
+
+    return limit_of
 
 
 def _plugins_router() -> APIRouter:
@@ -66,6 +105,14 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
     app.include_router(api)
     install_error_handlers(app)
 
+    app.add_middleware(
+        AuthFirst,
+        database=app.state.database,
+        cache=app.state.access_cache,
+        max_body_bytes=settings.server.max_body_bytes,
+        guard=_guard,
+        limit_of=_route_limits(app),
+    )
     app.add_middleware(RequestContextMiddleware)
 
     return app

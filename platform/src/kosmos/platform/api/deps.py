@@ -43,8 +43,11 @@ async def authenticated(
     the answer is the same 404 a missing project gets, before the body is read.
     A success is remembered for ``server.auth_cache_seconds`` (see AccessCache).
     """
-    token = credentials.credentials if credentials else None
+    state = request.scope.get("state", {})
     project = request.path_params.get("project")
+    if state.get("principal") is not None and project in (None, state.get("checked_project")):
+        return state["principal"]  # AuthFirst checked the token (and the path's project) before the body
+    token = credentials.credentials if credentials else None
     cache: AccessCache = request.app.state.access_cache
     principal = cache.get(token, project) if token else None
     if principal is None:

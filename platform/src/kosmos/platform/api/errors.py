@@ -54,21 +54,26 @@ def _validation_details(exc: RequestValidationError) -> list[dict[str, Any]]:
 
 
 def _audit_refusal(request: Request, exc: KosmosError) -> None:
-    """Refused calls go to the audit log in their own transaction (the work rolled back)."""
+    """A known user's refused call goes to the audit log in its own transaction (the work rolled
+    back). An anonymous one is only counted: it must not cost a database write."""
     database = getattr(request.app.state, "database", None)
+    principal = getattr(request.state, "principal", None)
+    if principal is None:
+        from kosmos.platform.api.auth_first import refusals
+
+        refusals[exc.code] += 1
+        return
     if database is None:
         return
-    principal = getattr(request.state, "principal", None)
-    actor = principal.user_name if principal else "anonymous"
     try:
         with database.transaction() as session:
             audit.record(
                 session,
-                actor=actor,
-                action=f"{request.method} {request.url.path}",
+                actor=principal.user_name,
+                action=audit.route_action(request.method, request.url.path),
                 object_type="route",
                 object_name=request.url.path[:256],
-                project=request.path_params.get("project"),
+                project=(request.path_params.get("project") or "")[:128] or None,
                 outcome="denied",
                 request_id=request_id_var.get(),
                 details={"reason": exc.message},

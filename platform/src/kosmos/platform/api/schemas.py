@@ -78,7 +78,11 @@ class TokenCreate(Body):
     project: Name | None = Field(default=None, description="Limit the token to this project.")
     role: RoleName | None = Field(default=None, description="Cap the token at this role.")
     ttl_days: int | None = Field(
-        default=90, ge=1, le=3650, description="Lifetime in days; null for no expiry."
+        default=90,
+        ge=1,
+        le=3650,
+        description="Lifetime in days; null for no expiry. A token minted with an expiring token "
+        "expires no later than it.",
     )
     user: Name | None = Field(default=None, description="Owner (platform admins only).")
 

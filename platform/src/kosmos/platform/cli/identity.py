@@ -62,6 +62,15 @@ def projects_add_member(
         render(c.put(f"/projects/{name}/members/{user}", {"role": role}), output)
 
 
+@projects.command("remove-member")
+@handle_errors
+def projects_remove_member(name: str, user: str) -> None:
+    """Take a user's direct role on a project away (a role through the team stays)."""
+    with KosmosClient() as c:
+        c.delete(f"/projects/{name}/members/{user}")
+    typer.echo(f"{user} is no longer a direct member of {name}")
+
+
 @teams.command("create")
 @handle_errors
 def teams_create(name: str, description: str = "", output: Output = OutputOption) -> None:
@@ -93,6 +102,15 @@ def teams_add_member(
         render(c.put(f"/teams/{name}/members/{user}", {"role": role}), output)
 
 
+@teams.command("remove-member")
+@handle_errors
+def teams_remove_member(name: str, user: str) -> None:
+    """Take a user off a team, and so off the team's projects."""
+    with KosmosClient() as c:
+        c.delete(f"/teams/{name}/members/{user}")
+    typer.echo(f"{user} is no longer a member of team {name}")
+
+
 @users.command("create")
 @handle_errors
 def users_create(
@@ -107,6 +125,22 @@ def users_create(
 def users_list(output: Output = OutputOption) -> None:
     with KosmosClient() as c:
         render(c.get("/users"), output, ["name", "email", "is_admin", "disabled", "created_at"])
+
+
+@users.command("disable")
+@handle_errors
+def users_disable(name: str, output: Output = OutputOption) -> None:
+    """Disable a user: every token of theirs is refused from now on."""
+    with KosmosClient() as c:
+        render(c.post(f"/users/{name}/disable", {}), output, ["name", "disabled"])
+
+
+@users.command("enable")
+@handle_errors
+def users_enable(name: str, output: Output = OutputOption) -> None:
+    """Enable a disabled user again."""
+    with KosmosClient() as c:
+        render(c.post(f"/users/{name}/enable", {}), output, ["name", "disabled"])
 
 
 @tokens.command("create")

@@ -32,7 +32,16 @@ def name_problem(value: str) -> str | None:
             "must start with a lowercase letter or digit and contain only lowercase "
             "letters, digits, '-' and '_'"
         )
+    if "--" in value or value.endswith("-"):
+        # '--' joins names into one (a Serve app is kosmos--{project}--{deployment}), so no name
+        # may contain it or end where it would begin
+        return "must not contain '--' or end with '-'"
     return None
+
+
+def canonical_name(value: str) -> str:
+    """The form two names share when a wrapped tool would map them to one (Feast: '-' -> '_')."""
+    return value.replace("-", "_")
 
 
 def check_name(value: str) -> str:

@@ -73,6 +73,20 @@ def create_user(body: UserCreate, call: CallDep) -> UserOut:
         return UserOut.model_validate(user, from_attributes=True)
 
 
+@router.post("/users/{user}/disable", response_model=UserOut, tags=["identity"])
+def disable_user(user: Name, call: CallDep) -> UserOut:
+    """Disable a user: every token of theirs is refused at once (platform admins only; audited)."""
+    with call.tx() as ctx:
+        return UserOut.model_validate(service.set_user_disabled(ctx, user, True), from_attributes=True)
+
+
+@router.post("/users/{user}/enable", response_model=UserOut, tags=["identity"])
+def enable_user(user: Name, call: CallDep) -> UserOut:
+    """Enable a disabled user again (platform admins only; audited)."""
+    with call.tx() as ctx:
+        return UserOut.model_validate(service.set_user_disabled(ctx, user, False), from_attributes=True)
+
+
 @router.get("/users", response_model=list[UserOut], tags=["identity"])
 def list_users(call: CallDep) -> list[UserOut]:
     with call.tx() as ctx:
@@ -105,6 +119,13 @@ def set_team_member(team: Name, user: Name, body: MemberSet, call: CallDep) -> M
     with call.tx() as ctx:
         service.add_team_member(ctx, team, user, Role[body.role])
         return MemberOut(user=user, role=body.role)
+
+
+@router.delete("/teams/{team}/members/{user}", status_code=status.HTTP_204_NO_CONTENT, tags=["teams"])
+def remove_team_member(team: Name, user: Name, call: CallDep) -> None:
+    """Take a user off the team (team admins only; removing a non-member changes nothing)."""
+    with call.tx() as ctx:
+        service.remove_team_member(ctx, team, user)
 
 
 @router.post("/projects", response_model=ProjectOut, status_code=status.HTTP_201_CREATED, tags=["projects"])
@@ -142,6 +163,15 @@ def set_member(project: Name, user: Name, body: MemberSet, call: CallDep) -> Mem
     with call.tx() as ctx:
         service.set_project_member(ctx, project, user, Role[body.role])
         return MemberOut(user=user, role=body.role)
+
+
+@router.delete(
+    "/projects/{project}/members/{user}", status_code=status.HTTP_204_NO_CONTENT, tags=["projects"]
+)
+def remove_member(project: Name, user: Name, call: CallDep) -> None:
+    """Take a user's direct role on the project away (project admins only; a team role stays)."""
+    with call.tx() as ctx:
+        service.remove_project_member(ctx, project, user)
 
 
 @router.post("/tokens", response_model=TokenCreated, status_code=status.HTTP_201_CREATED, tags=["tokens"])
