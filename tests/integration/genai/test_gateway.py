@@ -138,6 +138,16 @@ def test_pii_never_reaches_the_model_the_cache_usage_traces_or_logs(llm_env, kc,
             assert secret not in where
 
 
+def test_a_megabyte_of_adversarial_text_is_refused_before_redaction(llm_env, kc) -> None:
+    attack = [{"role": "user", "content": "1." * 500_000}]  # quadratic for an unbounded email pattern
+    started = time.perf_counter()
+    with pytest.raises(openai.BadRequestError) as refused:
+        _ask(llm_env, attack)
+    elapsed = time.perf_counter() - started
+    assert refused.value.code == "context_length_exceeded", refused.value
+    assert elapsed < 0.5, f"{elapsed:.3f} s"  # the JSON parse of 1 MB is most of it
+
+
 def test_prompts_from_the_mlflow_registry_with_aliases_and_invalidation(llm_env, kc) -> None:
     v1 = sdk.register_prompt(
         "demo", "support", "You are {{company}}'s support agent. Be brief.", "first", client=kc

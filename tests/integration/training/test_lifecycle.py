@@ -133,13 +133,20 @@ def test_registration_needs_code_data_and_a_model(training_server, tmp_path) -> 
             sdk.register_model("demo", "m", r.run_id, client=c)
         sdk.register_dataset("demo", "d", pd.DataFrame({"x": [1.0], "label": [0]}), client=c)
         with run("demo", "no-code", dataset="d", settings=settings, client=c, code_path=tmp_path) as r:
-            pass
+            # what MLflow tags on its own when the process's entry point lies in some git checkout
+            MlflowClient(settings.mlflow_tracking_uri).set_tag(r.run_id, "mlflow.source.git.commit", "0" * 40)
         with pytest.raises(InvalidInput, match="no code version"):
             sdk.register_model("demo", "m", r.run_id, client=c)
         with run("demo", "no-model", dataset="d", settings=settings, client=c, code_path=HERE) as r:
             pass
         with pytest.raises(NotFound, match="no model"):
             sdk.register_model("demo", "m", r.run_id, client=c)
+        with (
+            pytest.raises(InvalidInput, match=r"kosmos\.project") as reserved,
+            run("demo", "x", dataset="d", settings=settings, client=c, tags={"kosmos.project": "other"}),
+        ):
+            pass
+        assert reserved.value.details[0]["field"] == "tags"
         with (
             pytest.raises(NotFound, match="dataset 'ghost' not found"),
             run("demo", "x", dataset="ghost", settings=settings, client=c),

@@ -61,3 +61,30 @@ def test_label_is_learnable_from_the_features(data) -> None:
 def test_too_few_rows_is_an_error() -> None:
     with pytest.raises(ValueError, match="at least 1000"):
         generate(rows=10)
+
+
+def test_no_feature_row_is_known_before_the_events_it_counts(data) -> None:
+    """Late events (ingested after later transactions): a row's ``created`` must not come before
+    the ingestion of any event its windows count, or a training set sees what serving could not."""
+    tx = data.transactions
+    users = user_transaction_stats(RawTables(tx, data.users))
+    by_user = {u: g.sort_values("event_timestamp") for u, g in tx.groupby("user_id")}
+    early = 0
+    for row in users.sample(5000, random_state=0).itertuples():  # about 450 late-stamped today
+        events = by_user[row.user_id]
+        counted = events[
+            (events["event_timestamp"] >= row.event_timestamp - pd.Timedelta(days=7))
+            & (events["event_timestamp"] < row.event_timestamp)
+        ]
+        early += int((counted["ingested_at"] > row.created).any())
+    assert early == 0, f"{early} of 5000 rows are stamped before an event they count arrived"
+
+    merchants = merchant_stats(RawTables(tx, data.users))
+    sample = merchants.sample(300, random_state=0)
+    for row in sample.itertuples():
+        seen = tx[
+            (tx["merchant_id"] == row.merchant_id)
+            & (tx["event_timestamp"] >= row.event_timestamp - pd.Timedelta(days=30))
+            & (tx["event_timestamp"] < row.event_timestamp)
+        ]
+        assert (seen["ingested_at"] <= row.created).sum() == row.merchant_txn_count_30d, row

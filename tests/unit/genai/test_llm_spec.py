@@ -194,3 +194,17 @@ def test_a_vllm_version_without_vllm_installed_is_refused_with_the_remedy() -> N
         version_app(
             LLMSpec(engine="vllm"), model_id="m", model_source="/x", scaling={"num_replicas": 1}, version=1
         )
+
+
+@pytest.mark.parametrize("strategy", ["shadow", "ab"])
+def test_llm_deployments_refuse_strategies_the_llm_router_does_not_carry_out(strategy: str) -> None:
+    from pydantic import ValidationError
+
+    from kosmos.deployment.spec import DeploymentSpec, Strategy
+
+    rollout = {"strategy": strategy, **({"ab_key": "user"} if strategy == "ab" else {})}
+    with pytest.raises(ValidationError, match=f"rollout.strategy: .*not {strategy}"):
+        DeploymentSpec(model="assistant", llm={}, rollout=rollout)
+    llm = DeploymentSpec(model="assistant", llm={})
+    assert llm.strategy_problem(Strategy(strategy)) and llm.strategy_problem(Strategy.canary) is None
+    assert DeploymentSpec(model="fraud", rollout=rollout).strategy_problem(Strategy(strategy)) is None

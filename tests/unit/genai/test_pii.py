@@ -48,3 +48,44 @@ def test_counts_never_hold_the_values() -> None:
     result = redact("4111111111111111 and a@b.io and a@b.io")
     assert dict(result.counts) == {"card": 1, "email": 2}
     assert "4111" not in repr(result.counts)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("card 4111.1111.1111.1111 please", "card [CARD] please"),
+        ("VISA4111111111111111 expires", "VISA[CARD] expires"),
+        ("iban de89 3704 0044 0532 0130 00 ok", "iban [IBAN] ok"),
+        ("pi is 3.14159265358979323 exactly", "pi is 3.14159265358979323 exactly"),  # a decimal
+    ],
+)
+def test_cards_by_dots_or_glued_to_a_word_and_lowercase_ibans(text: str, expected: str) -> None:
+    assert redact(text).text == expected
+
+
+@pytest.mark.parametrize(
+    "unit",
+    [
+        "1.",  # the quadratic case of an unbounded email local part
+        "a",
+        "a@",
+        "1 ",
+        "1-",
+        "AB12 ",
+        "x" * 63 + ".",
+    ],
+)
+def test_adversarial_text_is_redacted_in_linear_time(unit: str) -> None:
+    """Four times the text takes about four times as long (a quadratic pattern: sixteen), and
+    the most the gateway lets through (200,000 characters) takes well under a second."""
+    import time
+
+    def seconds(chars: int) -> float:
+        text = unit * (chars // len(unit)) + "@"
+        started = time.perf_counter()
+        redact(text)
+        return time.perf_counter() - started
+
+    small, large = min(seconds(50_000) for _ in range(2)), min(seconds(200_000) for _ in range(2))
+    assert large < 1.0, f"{large:.2f} s for 200,000 characters"
+    assert large / max(small, 1e-3) < 8, (small, large)

@@ -113,7 +113,7 @@ def app_handle(call: Call, project: str, name: str) -> Any:
     says what exists) or Serve has no application for it; ``forget_handle`` after a failed call.
     """
     with call.tx() as ctx:
-        service.require_exists(ctx, project, name)
+        service.require_viewer(ctx, project, name)
     app = app_name(project, name)
     handle = _handles.get(app)
     if handle is None:

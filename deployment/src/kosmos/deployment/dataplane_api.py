@@ -15,7 +15,14 @@ from fastapi.responses import JSONResponse
 from kosmos.deployment import predictions
 from kosmos.deployment.dataplane import Route
 from kosmos.deployment.feature_join import BadRows, FeatureJoin
-from kosmos.deployment.serving import call_version, invalid_answer, log_entry, problem, request_rows
+from kosmos.deployment.serving import (
+    call_version,
+    failure_entry,
+    invalid_answer,
+    log_entry,
+    problem,
+    request_rows,
+)
 from kosmos.platform.api import CallDep
 from kosmos.platform.errors import InvalidInput, KosmosError, NotFound
 from kosmos.platform.identity.names import Name
@@ -78,9 +85,10 @@ async def _predict(request: Request, route: Route, body: Any) -> dict[str, Any]:
     out, ms, ok = await call_version(lambda v: handles.model(route.app, v), version, rows, request_id)
     if ok is not None:
         sampled = ok and random.random() < route.log_sample_rate
-        request.app.state.recorder.add(
-            route.app, version, ms, ok, log_entry(out, ms, used, len(rows)) if sampled else None
-        )
+        entry = log_entry(out, ms, used, len(rows)) if sampled else None
+        if ok is False:
+            entry = failure_entry(out, ms, len(rows))
+        request.app.state.recorder.add(route.app, version, ms, ok, entry)
     if ok is False:
         handles.forget(route.app)
     return out

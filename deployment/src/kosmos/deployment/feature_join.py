@@ -8,6 +8,7 @@ every ``REGISTRY_TTL_S`` per joiner (a re-applied repository is seen then), neve
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -80,10 +81,10 @@ class FeatureJoin:
             raise ValueError(f"each row needs the entity keys of {self.feature_service}: {sorted(keys)}")
         request = self._request_fields(repo)
         problems = [
-            {"field": f"inputs[{i}].{f}", "reason": f"must be a number, got {row.get(f)!r}"}
+            {"field": f"inputs[{i}].{f}", "reason": f"must be a finite number, got {row.get(f)!r}"}
             for i, row in enumerate(rows)
             for f in request
-            if row.get(f) is not None and (isinstance(row[f], bool) or not isinstance(row[f], int | float))
+            if row.get(f) is not None and not _finite_number(row[f])
         ]
         columns = await self._model_columns()
         service = self.feature_service
@@ -111,3 +112,7 @@ class FeatureJoin:
             for k in keys:
                 row.pop(k, None)
         return used
+
+
+def _finite_number(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, int | float) and math.isfinite(value)

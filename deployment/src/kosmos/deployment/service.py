@@ -98,11 +98,6 @@ def get(ctx: CallContext, project: str, name: str) -> dict[str, Any]:
     return out(_get(ctx, ctx.project(project, Role.viewer), name), project)
 
 
-def require_exists(ctx: CallContext, project: str, name: str) -> None:
-    """NotFound unless ``project`` has a live deployment ``name`` the caller may see."""
-    _get(ctx, ctx.project(project, Role.viewer), name)
-
-
 def rollout(
     ctx: CallContext,
     settings: Settings,
@@ -114,6 +109,9 @@ def rollout(
     """Start moving ``name`` to another model version (a number or an alias)."""
     proj = ctx.project(project, Role.developer)
     record = _get(ctx, proj, name, lock=True)
+    problem = strategy and rollouts.spec_of(record).strategy_problem(strategy)
+    if problem:
+        raise InvalidInput.field("strategy", problem)
     number = resolve(settings, project, record.spec["model"], version)
     rollouts.start(record, number, strategy)
     record.status, record.reason = "deploying", f"rolling out v{number} ({record.strategy})"

@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import json
 import logging
+import math
 import random
 import time
 import uuid
@@ -44,8 +45,14 @@ def problem(field: str, reason: str) -> dict[str, str]:
     return {"field": field, "reason": reason}
 
 
-def check_rows(rows: Any, columns: dict[str, str], model: str) -> list[dict[str, str]]:
-    """Every problem with ``rows`` against the signature ``columns`` (name -> MLflow type), by field."""
+def check_rows(
+    rows: Any, columns: dict[str, str], model: str, optional: frozenset[str] = frozenset()
+) -> list[dict[str, str]]:
+    """Every problem with ``rows`` against the signature ``columns`` (name -> MLflow type), by field.
+
+    A null is taken only in a column the signature marks optional (``required=False``): a model
+    handed a NaN it was not trained for fails, and that failure is the caller's input. Numbers
+    must be finite (JSON's ``1e999`` parses as infinity)."""
     if not isinstance(rows, list) or not rows:
         return [problem("inputs", "give a non-empty list of rows, e.g. [{'amount': 12.5, ...}]")]
     if len(rows) > MAX_ROWS:
@@ -63,10 +70,12 @@ def check_rows(rows: Any, columns: dict[str, str], model: str) -> list[dict[str,
             if name not in row:
                 problems.append(problem(f"inputs[{i}].{name}", f"missing ({kind})"))
             elif value is None:
-                if kind not in _NUMERIC:
+                if name not in optional:
                     problems.append(problem(f"inputs[{i}].{name}", f"may not be null ({kind})"))
             elif kind in _NUMERIC and (isinstance(value, bool) or not isinstance(value, int | float)):
                 problems.append(problem(f"inputs[{i}].{name}", f"must be a number, got {value!r}"))
+            elif kind in _NUMERIC and not math.isfinite(value):
+                problems.append(problem(f"inputs[{i}].{name}", f"must be a finite number, got {value!r}"))
             elif kind in _INTEGER and (isinstance(value, bool) or not isinstance(value, int)):
                 problems.append(problem(f"inputs[{i}].{name}", f"must be an integer, got {value!r}"))
             elif kind == "string" and not isinstance(value, str):
@@ -111,6 +120,7 @@ class ModelServer:
         if schema is None:
             raise ValueError(f"{self.name} v{version} has no signature; register it with one")
         self.columns = {c.name: getattr(c.type, "name", str(c.type)) for c in schema.inputs}
+        self.optional = frozenset(c.name for c in schema.inputs if not getattr(c, "required", True))
         self.info: dict[str, Any] = {
             "version": version,
             "content_hash": cached.content_hash,
@@ -150,7 +160,7 @@ class ModelServer:
         return out
 
     async def predict(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        problems = check_rows(rows, self.columns, f"{self.name} v{self.version}")
+        problems = check_rows(rows, self.columns, f"{self.name} v{self.version}", self.optional)
         if problems:
             return {"error": {"type": "invalid_input", "problems": problems}}
         clean = [{k: v for k, v in row.items() if k in self.columns} for row in rows]
@@ -274,6 +284,8 @@ class TrafficRouter:
         out, ms, ok = await call_version(self._model, version, rows, request_id)
         if ok is not None:
             self.windows.setdefault(version, _Window()).add(ms, ok)
+        if ok is False:
+            self._write_log([failure_entry(out, ms, len(rows))])
         if not ok:
             return out
         if self.shadow is not None and self.shadow != version:
@@ -345,8 +357,9 @@ async def call_version(
             # a replica died mid-request: predictions are idempotent, so try another once
             result = await model(version).predict.remote(rows)
     except Exception as exc:
-        log.warning("version %s failed request %s: %s", version, request_id, type(exc).__name__)
-        error = {"type": "model_error", "message": f"model version {version} failed: {type(exc).__name__}"}
+        cause = failure_cause(exc)
+        log.warning("version %s failed request %s: %s", version, request_id, cause)
+        error = {"type": "model_error", "message": f"model version {version} failed: {cause}"}
         return {"error": error, "model_version": version, "request_id": request_id}, _ms(started), False
     ms = _ms(started)
     if "error" in result:
@@ -356,6 +369,27 @@ async def call_version(
         ms,
         True,
     )
+
+
+def failure_cause(exc: BaseException) -> str:
+    """What failed, for the caller and the deployment's log: the model's own exception type and
+    message (Ray wraps it; its traceback stays in the replica's log), cut to 300 characters."""
+    cause = getattr(exc, "cause", None) or exc  # RayTaskError.cause: the exception the model raised
+    message = str(cause).strip().splitlines()[0] if str(cause).strip() else ""
+    text = f"{type(cause).__name__}: {message}" if message else type(cause).__name__
+    return text[:300]
+
+
+def failure_entry(out: dict[str, Any], ms: float, rows: int) -> dict[str, Any]:
+    """The inference-log line of a failed request (every one is logged, unsampled)."""
+    return {
+        "at": time.time(),
+        "request_id": out["request_id"],
+        "model_version": out["model_version"],
+        "latency_ms": round(ms, 3),
+        "rows": rows,
+        "error": out["error"]["message"],
+    }
 
 
 def _ms(started: float) -> float:

@@ -170,4 +170,18 @@ class DeploymentSpec(BaseModel):
     def _llm_options(self) -> DeploymentSpec:
         if self.llm is not None and (self.feature_service or self.optimization):
             raise ValueError("feature_service and optimization apply to classic models, not LLM deployments")
+        problem = self.strategy_problem(self.rollout.strategy)
+        if problem:
+            raise ValueError(f"rollout.strategy: {problem}")
         return self
+
+    def strategy_problem(self, strategy: Strategy) -> str | None:
+        """Why this deployment cannot roll out with ``strategy`` (its kind does not implement it)."""
+        if self.llm is None:
+            return None
+        from kosmos.platform.plugins import deployment_kind
+
+        supported = getattr(deployment_kind("llm"), "strategies", None)
+        if supported is None or strategy.value in supported:
+            return None
+        return f"LLM deployments roll out with {', '.join(sorted(supported))}; not {strategy.value}"

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kosmos.features import runs, serving, stats
 from kosmos.features.repo import FeatureRepo, feature_repo
@@ -53,8 +53,17 @@ class TrainingSetBody(_Body):
     feature_service: str | None = Field(default=None, description="A feature service name.")
     features: list[str] | None = Field(default=None, description="Or 'view:feature' references.")
     entity_df: dict[str, list[Any]] = Field(
-        description="Columns of the entity frame; event_timestamp as ISO times with a zone."
+        description="Columns of the entity frame, all of one length; event_timestamp as ISO times "
+        "with a zone."
     )
+
+    @field_validator("entity_df")
+    @classmethod
+    def _same_length(cls, columns: dict[str, list[Any]]) -> dict[str, list[Any]]:
+        lengths = {name: len(values) for name, values in columns.items()}
+        if len(set(lengths.values())) > 1:
+            raise ValueError(f"every column needs as many values; got {lengths}")
+        return columns
 
 
 def _repo(call: Call, project: str) -> FeatureRepo:

@@ -68,17 +68,28 @@ def validate(frame: pd.DataFrame, schema: dict[str, str], table: str) -> None:
 
 
 def user_transaction_stats(raw: RawTables) -> pd.DataFrame:
-    """Per transaction: the user's activity in the 1 h, 24 h and 7 d before it."""
+    """Per transaction: the user's activity in the 1 h, 24 h and 7 d before it.
+
+    ``created`` is when the row's values became known: the latest ingestion among the
+    transaction itself and every event its windows count. An event that arrives late (ingested
+    after a later transaction) makes that later row known only once it arrived, so a training
+    set joined with ``filter_by_created_timestamp`` never sees it earlier than serving could.
+    """
     tx = raw.transactions.merge(raw.users[["user_id", "home_country"]], on="user_id", how="left")
     tx = tx.sort_values(["user_id", "event_timestamp"], kind="stable").reset_index(drop=True)
     tx["foreign"] = (tx["country"].notna() & (tx["country"] != tx["home_country"])).astype(float)
+    # rolling windows compute in float64: microseconds since the first ingestion stay exact
+    origin = tx["ingested_at"].min()
+    tx["ingested_us"] = (tx["ingested_at"] - origin) // pd.Timedelta(microseconds=1)
     indexed = tx.set_index("event_timestamp")
     grouped = indexed.groupby("user_id", sort=False)
+    counted = grouped["ingested_us"].rolling("7D", closed="left").max().to_numpy()  # 7 d holds 1 h, 24 h
+    known = np.fmax(tx["ingested_us"].to_numpy(dtype="float64"), counted)  # fmax ignores an empty window
     out = pd.DataFrame(
         {
             "user_id": tx["user_id"].to_numpy(),
             "event_timestamp": tx["event_timestamp"].to_numpy(),
-            "created": tx["ingested_at"].to_numpy(),
+            "created": origin + pd.to_timedelta(known.astype("int64"), unit="us"),
         }
     )
     for label, window in (("1h", "1h"), ("24h", "24h"), ("7d", "7D")):
@@ -94,13 +105,17 @@ def user_transaction_stats(raw: RawTables) -> pd.DataFrame:
 
 
 def merchant_stats(raw: RawTables) -> pd.DataFrame:
-    """Daily per merchant: 30-day volume and the fraud rate from labels known that day."""
+    """Daily per merchant: 30-day volume and the fraud rate from what was known that day.
+
+    A day's row counts the events ingested by then and the labels given by then, so ``created``
+    (the day) is when its values became known; a late event counts from the next day on."""
     tx = raw.transactions
     first = tx["event_timestamp"].min().normalize() + pd.Timedelta(days=1)
     last = tx["event_timestamp"].max().normalize() + pd.Timedelta(days=1)
     frames = []
     for day in pd.date_range(first, last, freq="D"):
-        window = tx[(tx["event_timestamp"] >= day - pd.Timedelta(days=30)) & (tx["event_timestamp"] < day)]
+        in_window = (tx["event_timestamp"] >= day - pd.Timedelta(days=30)) & (tx["event_timestamp"] < day)
+        window = tx[in_window & (tx["ingested_at"] <= day)]
         known_fraud = (window["label"] == 1) & (window["label_timestamp"] <= day)
         agg = pd.DataFrame({"merchant_id": window["merchant_id"], "fraud": known_fraud.astype(int)})
         stats = (

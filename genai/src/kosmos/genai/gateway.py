@@ -247,6 +247,14 @@ class Gateway:
         from kosmos.platform.errors import InvalidInput
 
         body, counts = prepared.body, Counter[str]()
+        received = len(json.dumps(body.get("messages") or body.get("prompt"))) + sum(
+            len(str(v)) for v in options.variables.values()
+        )
+        if received > MAX_PROMPT_CHARS:  # before redaction: its cost grows with the text
+            raise GatewayError(
+                400, f"the prompt is {received} characters; the gateway takes at most {MAX_PROMPT_CHARS}",
+                code="context_length_exceeded", param="messages",
+            )  # fmt: skip
 
         def clean(text: str) -> str:
             redacted = pii.redact(text)

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from kosmos.genai.gateway import Gateway, Policy
 from kosmos.genai.models_db import LLMUsage
 from kosmos.platform.api import Call, CallDep
+from kosmos.platform.api.schemas import MAX_ROW_ID, RowId
 from kosmos.platform.db.models import Role
 from kosmos.platform.errors import InvalidInput, NotFound
 from kosmos.platform.identity.names import Name
@@ -125,7 +126,7 @@ class ThresholdIn(BaseModel):
 
 
 @router.put("/cache/namespaces/{namespace}", summary="Set a namespace's similarity threshold (maintainer)")
-def set_threshold(project: Name, namespace: int, body: ThresholdIn, call: CallDep) -> dict[str, Any]:
+def set_threshold(project: Name, namespace: RowId, body: ThresholdIn, call: CallDep) -> dict[str, Any]:
     project_id = _project(call, project, Role.maintainer)
     if not _gateway(call).cache.set_threshold(project_id, namespace, body.threshold):
         raise NotFound(f"cache namespace {namespace} does not exist in project {project!r}")
@@ -135,8 +136,8 @@ def set_threshold(project: Name, namespace: int, body: ThresholdIn, call: CallDe
 
 class InvalidateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    entry: int | None = Field(None, description="One entry.")
-    namespace: int | None = Field(None, description="One namespace.")
+    entry: RowId | None = Field(None, description="One entry.")
+    namespace: RowId | None = Field(None, description="One namespace.")
     model: str | None = Field(None, description="Every namespace of this model.")
     prompt: str | None = Field(None, description="Every namespace that used this prompt.")
     reason: str = Field("invalidated by hand", max_length=400, description="Recorded with the event.")
@@ -183,7 +184,7 @@ class FlagIn(BaseModel):
 @router.post(
     "/cache/entries/{entry}/flag", summary="Flag a cached answer as wrong: it is dropped and counted"
 )
-def flag(project: Name, entry: int, body: FlagIn, call: CallDep) -> dict[str, Any]:
+def flag(project: Name, entry: RowId, body: FlagIn, call: CallDep) -> dict[str, Any]:
     project_id = _project(call, project, Role.viewer)
     if not _gateway(call).cache.drop_entry(
         project_id, entry, call.principal.user_name, "flagged", body.reason
@@ -221,7 +222,7 @@ def report_outcome(project: Name, request_id: str, body: OutcomeIn, call: CallDe
 # -- prompts ----------------------------------------------------------------------------
 class PromptIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    name: str = Field(min_length=1, max_length=100, description="The prompt's name in the project.")
+    name: Name = Field(description="The prompt's name in the project (a Kosmos name: a lowercase slug).")
     template: str | list[dict[str, Any]] = Field(description="Text with {{variables}}, or chat messages.")
     commit_message: str = Field(min_length=1, max_length=500, description="What changed in this version.")
     tags: dict[str, str] = Field(default_factory=dict, description="Free-form tags.")
@@ -245,14 +246,18 @@ async def register_prompt(project: Name, body: PromptIn, call: CallDep) -> dict[
 
 
 @router.get("/prompts/{name}", summary="A prompt's versions, aliases and splits")
-async def show_prompt(project: Name, name: str, call: CallDep) -> dict[str, Any]:
+async def show_prompt(project: Name, name: Name, call: CallDep) -> dict[str, Any]:
     await run_in_threadpool(_project, call, project, Role.viewer)
     return await run_in_threadpool(_gateway(call).prompts.show, project, name)
 
 
 @router.get("/prompts/{name}/diff", summary="A unified diff between two versions")
 async def diff_prompt(
-    project: Name, name: str, call: CallDep, a: int = Query(..., ge=1), b: int = Query(..., ge=1)
+    project: Name,
+    name: Name,
+    call: CallDep,
+    a: int = Query(..., ge=1, le=MAX_ROW_ID),
+    b: int = Query(..., ge=1, le=MAX_ROW_ID),
 ) -> dict[str, Any]:
     await run_in_threadpool(_project, call, project, Role.viewer)
     return {
@@ -265,11 +270,11 @@ async def diff_prompt(
 
 class AliasIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1, description="The version the alias points at.")
+    version: int = Field(ge=1, le=MAX_ROW_ID, description="The version the alias points at.")
 
 
 @router.put("/prompts/{name}/aliases/{alias}", summary="Point an alias at a version (maintainer)")
-async def set_alias(project: Name, name: str, alias: str, body: AliasIn, call: CallDep) -> dict[str, Any]:
+async def set_alias(project: Name, name: Name, alias: Name, body: AliasIn, call: CallDep) -> dict[str, Any]:
     project_id = await run_in_threadpool(_project, call, project, Role.maintainer)
     gateway = _gateway(call)
     before = await run_in_threadpool(gateway.prompts.set_alias, project, name, alias, body.version)
@@ -292,12 +297,12 @@ async def set_alias(project: Name, name: str, alias: str, body: AliasIn, call: C
 
 class SplitIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1, description="The challenger version.")
+    version: int = Field(ge=1, le=MAX_ROW_ID, description="The challenger version.")
     weight: float = Field(gt=0, lt=1, description="Share of the alias's traffic the challenger gets.")
 
 
 @router.put("/prompts/{name}/splits/{alias}", summary="A/B split: send a share of alias traffic to a version")
-async def set_split(project: Name, name: str, alias: str, body: SplitIn, call: CallDep) -> dict[str, Any]:
+async def set_split(project: Name, name: Name, alias: Name, body: SplitIn, call: CallDep) -> dict[str, Any]:
     await run_in_threadpool(_project, call, project, Role.maintainer)
     await run_in_threadpool(_gateway(call).prompts.set_split, project, name, alias, body.version, body.weight)
     await run_in_threadpool(
@@ -307,7 +312,7 @@ async def set_split(project: Name, name: str, alias: str, body: SplitIn, call: C
 
 
 @router.delete("/prompts/{name}/splits/{alias}", summary="End an A/B split")
-async def end_split(project: Name, name: str, alias: str, call: CallDep) -> dict[str, Any]:
+async def end_split(project: Name, name: Name, alias: Name, call: CallDep) -> dict[str, Any]:
     await run_in_threadpool(_project, call, project, Role.maintainer)
     await run_in_threadpool(_gateway(call).prompts.set_split, project, name, alias, None, 0.0)
     await run_in_threadpool(_audit, call, project, "prompt.split", name, {"alias": alias, "ended": True})
@@ -316,7 +321,7 @@ async def end_split(project: Name, name: str, alias: str, call: CallDep) -> dict
 
 @router.get("/prompts/{name}/ab", summary="Per-version results: requests, outcomes, latency, tokens")
 def ab_results(
-    project: Name, name: str, call: CallDep, hours: float = Query(24 * 7, gt=0, le=24 * 366)
+    project: Name, name: Name, call: CallDep, hours: float = Query(24 * 7, gt=0, le=24 * 366)
 ) -> list[dict[str, Any]]:
     since = datetime.now(UTC) - timedelta(hours=hours)
     with call.tx() as ctx:
@@ -349,7 +354,9 @@ def ab_results(
 
 class RenderIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int | None = Field(None, ge=1, description="A version (default: the alias, else the latest).")
+    version: int | None = Field(
+        None, ge=1, le=MAX_ROW_ID, description="A version (default: the alias, else the latest)."
+    )
     alias: str | None = Field(None, description="An alias such as production.")
     variables: dict[str, str | int | float] = Field(
         default_factory=dict, description="The template's variables."
@@ -359,7 +366,7 @@ class RenderIn(BaseModel):
 @router.post(
     "/prompts/{name}/render", summary="Fill a version's template (a missing or extra variable is 422)"
 )
-async def render_prompt(project: Name, name: str, body: RenderIn, call: CallDep) -> dict[str, Any]:
+async def render_prompt(project: Name, name: Name, body: RenderIn, call: CallDep) -> dict[str, Any]:
     from kosmos.genai.prompts import render
 
     await run_in_threadpool(_project, call, project, Role.viewer)

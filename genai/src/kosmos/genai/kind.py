@@ -10,6 +10,10 @@ from pydantic import ValidationError
 class LLMKind:
     """A deployment whose spec has ``llm``: validated by ``LLMSpec``, served by ``serving.build_targets``."""
 
+    strategies = frozenset({"direct", "canary", "blue_green"})
+    """Rollout strategies the LLM router carries out. Shadow and A/B are not implemented for LLMs:
+    mirroring a generation doubles its cost, and the router does not hash a key to an arm."""
+
     @staticmethod
     def validate(llm: dict[str, Any]) -> dict[str, Any]:
         """The engine spec with defaults left out; ValueError naming the field otherwise."""

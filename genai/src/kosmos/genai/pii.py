@@ -1,8 +1,13 @@
 """PII redaction: what the gateway does to a prompt before it reaches a model, the cache or a log.
 
-Card numbers (13 to 19 digits that pass the Luhn check), IBANs (that pass the ISO 13616
-mod-97 check), email addresses and phone numbers become ``[CARD]``, ``[IBAN]``,
-``[EMAIL]`` and ``[PHONE]``. The checksums keep order ids and amounts intact.
+Card numbers (13 to 19 digits that pass the Luhn check, grouped by spaces, dashes or dots,
+or glued to a word such as ``VISA4111...``), IBANs (that pass the ISO 13616 mod-97 check, in
+either case), email addresses and phone numbers become ``[CARD]``, ``[IBAN]``, ``[EMAIL]``
+and ``[PHONE]``. The checksums keep order ids and amounts intact.
+
+Every pattern runs in time linear in the text: each repetition is bounded (an email's local
+part by RFC 5321's 64 characters, a domain label by 63), so no input makes one backtrack
+over the whole text (64 KiB of ``1.1.1...`` took 5.7 s with an unbounded local part).
 """
 
 from __future__ import annotations
@@ -11,9 +16,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-_IBAN = re.compile(r"\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}\b")
-_CARD = re.compile(r"(?<![\w-])\d(?:[ -]?\d){12,18}(?![\w-])")
-_EMAIL = re.compile(r"\b[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
+_IBAN = re.compile(r"\b[A-Za-z]{2}\d{2}(?: ?[A-Za-z0-9]){11,30}\b")
+_CARD = re.compile(r"(?<![\d.-])\d(?:[ .-]?\d){12,18}(?![\d-]|\.\d)")
+_EMAIL = re.compile(
+    r"(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9-]{1,63}(?:\.[A-Za-z0-9-]{1,63}){0,8}"
+    r"\.[A-Za-z]{2,24}\b"
+)
 _PHONE = re.compile(
     r"(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]\d{2,4}){1,4}(?![\w-])"
 )
@@ -32,7 +40,7 @@ def luhn_valid(digits: str) -> bool:
 
 def iban_valid(iban: str) -> bool:
     """ISO 13616: move the first four characters to the end, letters to numbers, mod 97 == 1."""
-    compact = iban.replace(" ", "")
+    compact = iban.replace(" ", "").upper()
     if not 15 <= len(compact) <= 34:
         return False
     moved = compact[4:] + compact[:4]
@@ -64,11 +72,30 @@ def redact(text: str) -> Redaction:
 
         return pattern.sub(replace, value)
 
-    out = sub("iban", _IBAN, iban_valid, text)
-    out = sub("card", _CARD, lambda s: luhn_valid(re.sub(r"\D", "", s)), out)
-    out = sub("email", _EMAIL, None, out)
+    out = _IBAN.sub(lambda m: _iban_prefix(m.group(0), counts), text)
+    out = sub("card", _CARD, _is_card, out)
+    out = sub("email", _EMAIL, None, out) if "@" in out else out
     out = sub("phone", _PHONE, _is_phone, out)
     return Redaction(out, counts)
+
+
+def _iban_prefix(candidate: str, counts: Counter[str]) -> str:
+    """``[IBAN]`` for the longest valid IBAN the candidate starts with, the rest kept as it is.
+
+    The pattern takes letters in either case, so it may run on into the next words ("DE89 ...
+    00 today"): the shorter readings, cut where a space is, are tried too."""
+    cuts = [len(candidate)] + [i for i in range(len(candidate) - 1, 0, -1) if candidate[i] == " "]
+    for cut in cuts:
+        if iban_valid(candidate[:cut]):
+            counts["iban"] += 1
+            return PLACEHOLDERS["iban"] + candidate[cut:]
+    return candidate
+
+
+def _is_card(candidate: str) -> bool:
+    if "." in candidate and min(len(g) for g in candidate.split(".")) < 3:
+        return False  # a decimal number (3.14159...), not card digits grouped by dots
+    return luhn_valid(re.sub(r"\D", "", candidate))
 
 
 def _is_phone(candidate: str) -> bool:

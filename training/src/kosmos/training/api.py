@@ -11,6 +11,7 @@ from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from kosmos.platform.api import MAX_BODY_KEY, Call, CallDep
+from kosmos.platform.api.schemas import MAX_ROW_ID
 from kosmos.platform.db.models import Role
 from kosmos.platform.errors import InvalidInput
 from kosmos.platform.identity.names import Name
@@ -38,7 +39,7 @@ def _out(version: DatasetVersion) -> dict[str, Any]:
 )
 async def register_dataset(
     project: Name,
-    name: str,
+    name: Name,
     request: Request,
     call: CallDep,
     feature_service: str | None = None,
@@ -77,17 +78,17 @@ def list_datasets(project: Name, call: CallDep) -> list[dict[str, Any]]:
 
 
 @router.get("/datasets/{name}/versions", summary="Every version of a dataset")
-def list_versions(project: Name, name: str, call: CallDep) -> list[dict[str, Any]]:
+def list_versions(project: Name, name: Name, call: CallDep) -> list[dict[str, Any]]:
     return [_out(v) for v in _datasets(call, project).versions(name)]
 
 
 @router.get("/datasets/{name}/versions/{version}", summary="One version's metadata ('latest' works)")
-def show_version(project: Name, name: str, version: str, call: CallDep) -> dict[str, Any]:
+def show_version(project: Name, name: Name, version: str, call: CallDep) -> dict[str, Any]:
     return _out(_datasets(call, project).get(name, _version_number(version)))
 
 
 @router.get("/datasets/{name}/versions/{version}/data", summary="One version's data as parquet")
-def version_data(project: Name, name: str, version: str, call: CallDep) -> Response:
+def version_data(project: Name, name: Name, version: str, call: CallDep) -> Response:
     frame = _datasets(call, project).load(name, _version_number(version))
     buffer = io.BytesIO()
     frame.to_parquet(buffer, index=False)
@@ -96,7 +97,7 @@ def version_data(project: Name, name: str, version: str, call: CallDep) -> Respo
 
 @router.get("/datasets/{name}/diff", summary="Schema and statistics changes between two versions")
 def diff_versions(
-    project: Name, name: str, call: CallDep, a: Annotated[int, Query(ge=1)], b: Annotated[int, Query(ge=1)]
+    project: Name, name: Name, call: CallDep, a: Annotated[int, Query(ge=1)], b: Annotated[int, Query(ge=1)]
 ) -> dict[str, Any]:
     return _datasets(call, project).diff(name, a, b)
 
@@ -114,7 +115,7 @@ def _version_number(version: str) -> int | None:
 def list_runs(
     project: Name,
     call: CallDep,
-    experiment: str | None = None,
+    experiment: Name | None = None,
     filter: str | None = None,  # noqa: A002 - the REST name
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[dict[str, Any]]:
@@ -159,7 +160,7 @@ class RegisterBody(BaseModel):
 
 class PromoteBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    version: int = Field(ge=1, description="The model version to point the alias at.")
+    version: int = Field(ge=1, le=MAX_ROW_ID, description="The model version to point the alias at.")
     alias: str = Field(
         default="champion",
         pattern=r"^[a-z][a-z0-9_-]{0,63}$",

@@ -191,7 +191,7 @@ def register_model(
         raise InvalidInput.field(
             "run_id", f"run {run_id} ended {run.info.status}; only finished runs can be registered"
         )
-    if TAG_COMMIT not in tags:
+    if TAG_COMMIT not in tags or TAG_REPO not in tags:  # MLflow sets the commit tag on its own too
         raise InvalidInput.field("run_id", "the run has no code version: train from a git repository")
     if TAG_DATASET not in tags and TAG_WEIGHTS_SOURCE not in tags:
         raise InvalidInput.field(

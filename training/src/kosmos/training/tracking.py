@@ -31,7 +31,7 @@ from mlflow.data.http_dataset_source import HTTPDatasetSource
 from mlflow.tracking import MlflowClient
 
 from kosmos.platform.client import KosmosClient
-from kosmos.platform.errors import Forbidden
+from kosmos.platform.errors import Forbidden, InvalidInput
 from kosmos.platform.settings import Settings, get_settings
 from kosmos.training.code_version import CodeVersion, code_version
 from kosmos.training.metric_buffer import MetricBuffer
@@ -50,6 +50,8 @@ TAG_RAY_NODES = "kosmos.ray.nodes"
 TAG_COMMIT = "mlflow.source.git.commit"
 TAG_DIRTY = "kosmos.code.dirty"
 TAG_REPO = "kosmos.code.repo"
+RESERVED_TAG_PREFIXES = ("kosmos.", "mlflow.")
+"""A caller's ``tags=`` may not set these: they say which project a run belongs to, and its lineage."""
 
 
 def experiment_name(project: str, experiment: str) -> str:
@@ -241,8 +243,13 @@ def run(
     exp_name = experiment_name(project, experiment)
     exp = tracking.get_experiment_by_name(exp_name)
     exp_id = exp.experiment_id if exp else tracking.create_experiment(exp_name, tags={TAG_PROJECT: project})
+    reserved = sorted(k for k in (tags or {}) if k.startswith(RESERVED_TAG_PREFIXES))
+    if reserved:
+        raise InvalidInput.field(
+            "tags", f"{reserved}: tags starting with 'kosmos.' or 'mlflow.' are set by Kosmos and MLflow"
+        )
     code = code_version(code_path)
-    run_tags = {TAG_PROJECT: project, TAG_TEAM: info["team"], TAG_USER: me["user"], **(tags or {})}
+    run_tags = {**(tags or {}), TAG_PROJECT: project, TAG_TEAM: info["team"], TAG_USER: me["user"]}
     if code is not None:
         run_tags |= {TAG_COMMIT: code.commit, TAG_DIRTY: str(code.dirty).lower(), TAG_REPO: code.repo_root}
     if ref is not None:

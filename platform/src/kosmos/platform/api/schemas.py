@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
+from annotated_types import Ge, Le
 from pydantic import BaseModel, ConfigDict, Field
 
 from kosmos.platform.identity.names import Name
@@ -122,3 +123,9 @@ class PluginOut(BaseModel):
     version: str
     has_api: bool
     has_cli: bool
+
+
+MAX_ROW_ID = 2**31 - 1
+RowId = Annotated[int, Ge(1), Le(MAX_ROW_ID)]
+"""An id or version number as the databases store it (a 32-bit integer): a larger one is a 422
+naming the field, not a database overflow."""
