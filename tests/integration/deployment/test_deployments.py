@@ -61,9 +61,9 @@ def _create(env: dict[str, Any], name: str, **spec: Any) -> dict:
 
 
 def _drive(env: dict[str, Any], name: str, until: Callable[[dict], bool], timeout_s: float = 240) -> tuple:
-    """Send traffic until ``until(status)``; returns (state, answers by version, failures)."""
+    """Send traffic until ``until(status)``; returns (state, answers by version, failure messages)."""
     versions: dict[int, int] = {}
-    failures = 0
+    failures: list[str] = []
     deadline = time.monotonic() + timeout_s
     with _client(env) as c:
         while True:
@@ -72,7 +72,7 @@ def _drive(env: dict[str, Any], name: str, until: Callable[[dict], bool], timeou
                     answer = sdk.predict("demo", name, _rows(env, 1), client=c)
                     versions[answer["model_version"]] = versions.get(answer["model_version"], 0) + 1
                 except Exception as exc:
-                    failures += 1
+                    failures.append(str(exc))
                     print(f"request failed: {exc}")
             state = sdk.status("demo", name, client=c)
             if until(state):
@@ -150,13 +150,19 @@ def test_canary_with_an_injected_fault_rolls_back_automatically(deploy_env) -> N
     )
     assert state["candidate_version"] is None and state["traffic"] == {"1": 100}
     assert "breached its SLO" in state["details"]["last_rollback"]["reason"]
-    assert failures >= 5  # the canary did take traffic before it was judged
+    assert len(failures) >= 5  # the canary did take traffic before it was judged
+    cause = "RuntimeError: drill: this model version fails every request"  # what failed, no traceback
+    assert any(f"model version 3 failed: {cause}" in f for f in failures), failures[:3]
+    assert not any("Traceback" in f for f in failures)
     with _client(deploy_env) as c:
         # every data-plane replica re-reads the records within dataplane.routing_refresh_seconds (1 s)
         time.sleep(2 * deploy_env["settings"].dataplane.routing_refresh_seconds + 1)
         for _ in range(40):  # after the rollback nothing reaches v3, also while Serve reconfigures the router
             assert sdk.predict("demo", "fraud-canary", _rows(deploy_env, 1), client=c)["model_version"] == 1
         events = c.get("/audit", project="demo", object="fraud-canary")
+        logged = [e for e in sdk.logs("demo", "fraud-canary", limit=1000, client=c) if "error" in e]
+    assert logged and all(cause in e["error"] and e["model_version"] == 3 for e in logged), logged[:3]
+    assert all(e["request_id"] for e in logged)  # each failure can be found by its request id
     actions = [e["action"] for e in events]
     assert "deployment.rollout" in actions and "deployment.auto_rollback" in actions
 
@@ -167,7 +173,7 @@ def test_a_healthy_canary_steps_up_to_all_traffic(deploy_env) -> None:
     with _client(deploy_env) as c:
         sdk.rollout("demo", "fraud-steps", 2, client=c)
     state, versions, failures = _drive(deploy_env, "fraud-steps", lambda d: d["stable_version"] == 2)
-    assert failures == 0 and versions.get(2, 0) > 0
+    assert failures == [] and versions.get(2, 0) > 0
     assert state["traffic"] == {"2": 100} and state["details"]["previous_version"] == 1
     with _client(deploy_env) as c:
         actions = [e["action"] for e in c.get("/audit", project="demo", object="fraud-steps")]

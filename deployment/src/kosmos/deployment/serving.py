@@ -45,14 +45,12 @@ def problem(field: str, reason: str) -> dict[str, str]:
     return {"field": field, "reason": reason}
 
 
-def check_rows(
-    rows: Any, columns: dict[str, str], model: str, optional: frozenset[str] = frozenset()
-) -> list[dict[str, str]]:
+def check_rows(rows: Any, columns: dict[str, str], model: str) -> list[dict[str, str]]:
     """Every problem with ``rows`` against the signature ``columns`` (name -> MLflow type), by field.
 
-    A null is taken only in a column the signature marks optional (``required=False``): a model
-    handed a NaN it was not trained for fails, and that failure is the caller's input. Numbers
-    must be finite (JSON's ``1e999`` parses as infinity)."""
+    A null in a number column is a missing value (NaN; a new user has no 7-day statistics yet),
+    which a model may take or refuse (see ``ModelServer.predict``). Numbers must be finite:
+    JSON's ``1e999`` parses as infinity."""
     if not isinstance(rows, list) or not rows:
         return [problem("inputs", "give a non-empty list of rows, e.g. [{'amount': 12.5, ...}]")]
     if len(rows) > MAX_ROWS:
@@ -70,7 +68,7 @@ def check_rows(
             if name not in row:
                 problems.append(problem(f"inputs[{i}].{name}", f"missing ({kind})"))
             elif value is None:
-                if name not in optional:
+                if kind not in _NUMERIC:
                     problems.append(problem(f"inputs[{i}].{name}", f"may not be null ({kind})"))
             elif kind in _NUMERIC and (isinstance(value, bool) or not isinstance(value, int | float)):
                 problems.append(problem(f"inputs[{i}].{name}", f"must be a number, got {value!r}"))
@@ -120,7 +118,6 @@ class ModelServer:
         if schema is None:
             raise ValueError(f"{self.name} v{version} has no signature; register it with one")
         self.columns = {c.name: getattr(c.type, "name", str(c.type)) for c in schema.inputs}
-        self.optional = frozenset(c.name for c in schema.inputs if not getattr(c, "required", True))
         self.info: dict[str, Any] = {
             "version": version,
             "content_hash": cached.content_hash,
@@ -144,27 +141,55 @@ class ModelServer:
     def describe(self) -> dict[str, Any]:
         return {**self.info, "inputs": self.columns}
 
-    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
-    async def _predict_batch(self, requests: list[list[dict[str, Any]]]) -> list[list[Any]]:
-        rows = [row for request in requests for row in request]
+    def _predict_rows(self, rows: list[dict[str, Any]]) -> list[Any]:
         frame = pd.DataFrame.from_records(rows, columns=list(self.columns))
         for name, kind in self.columns.items():
             if kind in _NUMERIC:
                 frame[name] = frame[name].astype("float64" if kind == "double" else "float32")
-        output = np.asarray(self.model.predict(frame))
-        values = output.tolist()
+        return np.asarray(self.model.predict(frame)).tolist()
+
+    @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
+    async def _predict_batch(self, requests: list[list[dict[str, Any]]]) -> list[list[Any] | Exception]:
+        try:
+            values = self._predict_rows([row for request in requests for row in request])
+        except Exception as exc:
+            if len(requests) == 1:
+                return [exc]
+            # one caller's bad rows (a NaN the model refuses) must not fail the others batched with it
+            return [self._alone(request) for request in requests]
         out, start = [], 0
         for request in requests:
             out.append(values[start : start + len(request)])
             start += len(request)
         return out
 
+    def _alone(self, rows: list[dict[str, Any]]) -> list[Any] | Exception:
+        try:
+            return self._predict_rows(rows)
+        except Exception as exc:
+            return exc
+
     async def predict(self, rows: list[dict[str, Any]]) -> dict[str, Any]:
-        problems = check_rows(rows, self.columns, f"{self.name} v{self.version}", self.optional)
+        model = f"{self.name} v{self.version}"
+        problems = check_rows(rows, self.columns, model)
         if problems:
             return {"error": {"type": "invalid_input", "problems": problems}}
         clean = [{k: v for k, v in row.items() if k in self.columns} for row in rows]
-        return {"predictions": await self._predict_batch(clean)}
+        result = await self._predict_batch(clean)
+        if isinstance(result, Exception):
+            missing = [
+                problem(
+                    f"inputs[{i}].{name}",
+                    f"is null, and {model} does not take missing values ({failure_cause(result)})",
+                )
+                for i, row in enumerate(clean)
+                for name, kind in self.columns.items()
+                if kind in _NUMERIC and row.get(name) is None
+            ]
+            if missing:  # the caller's input, not the model's fault: a 4xx that names the fields
+                return {"error": {"type": "invalid_input", "problems": missing[:50]}}
+            raise result
+        return {"predictions": result}
 
 
 class _Window:
