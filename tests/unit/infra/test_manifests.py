@@ -88,7 +88,7 @@ def test_ports_and_names_agree_with_the_settings_and_the_code(monkeypatch) -> No
     defaults = Settings()
     services = _docs(INFRA / "compose.yaml")[0]["services"]
     assert services["control-plane"]["ports"] == [f"{defaults.server.port}:{defaults.server.port}"]
-    assert services["mlflow"]["ports"] == [f"{defaults.mlflow.port}:{defaults.mlflow.port}"]
+    assert services["mlflow"]["expose"] == [str(defaults.mlflow.port)]
     assert services["ui"]["ports"] == [f"{defaults.ui.port}:{defaults.ui.port}"]
     assert (
         f"--port={defaults.ray.gcs_port}" in services["ray-head"]["command"] and defaults.ray.gcs_port != 6379
@@ -113,6 +113,29 @@ def test_ports_and_names_agree_with_the_settings_and_the_code(monkeypatch) -> No
             assert module == "streamlit" or importlib.util.find_spec(module), module
         for app in re.findall(r"/opt/kosmos/(\S+\.py)", text):
             assert (ROOT / app).is_file(), app
+
+
+def test_mlflow_and_the_ray_dashboard_are_never_published(monkeypatch) -> None:
+    """Neither has access rules that follow Kosmos's projects (the dashboard's Jobs API runs code)."""
+    monkeypatch.delenv("KOSMOS_RAY__SERVE_PORT", raising=False)  # the test run's own Serve port
+    services = _docs(INFRA / "compose.yaml")[0]["services"]
+    published = {p.split(":")[-1] for s in services.values() for p in s.get("ports", [])}
+    assert published.isdisjoint({"5000", "8265"}), published
+    policies = {d["metadata"]["name"]: d["spec"] for d in _k8s() if d["kind"] == "NetworkPolicy"}
+    ray, mlflow = policies["kosmos-ray-internal"], policies["kosmos-mlflow-internal"]
+    assert ray["podSelector"]["matchLabels"] == {"ray.io/cluster": "kosmos-raycluster"}
+    open_to_all = [rule for rule in ray["ingress"] if "from" not in rule]
+    assert [p["port"] for rule in open_to_all for p in rule["ports"]] == [Settings().ray.serve_port]
+    assert all("from" in rule for rule in mlflow["ingress"]), "MLflow takes no traffic from just anyone"
+    names = {d["metadata"]["name"] for d in _k8s() if d["kind"] == "Deployment"}
+    for rule in (ray["ingress"][0], mlflow["ingress"][0]):
+        allowed = {
+            v
+            for peer in rule["from"]
+            for e in peer["podSelector"].get("matchExpressions", [])
+            for v in e["values"]
+        }
+        assert allowed and allowed <= names, allowed - names  # the policies name real Deployments
 
 
 def test_kustomize_lists_files_that_exist_and_the_overlay_builds_on_the_base() -> None:
