@@ -18,7 +18,9 @@ SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: install browser run test test-fast lint bench lock lock-vllm clean
 
-install: $(STAMP) $(VLLM_STAMP)
+# The two environments install side by side (pip mostly waits on downloads and disk).
+install:
+	@$(MAKE) -s --no-print-directory -j2 $(STAMP) $(VLLM_STAMP)
 
 $(STAMP): requirements.lock requirements-dev.txt requirements-models.txt $(foreach p,$(PACKAGES),$(p)/pyproject.toml)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -44,7 +46,8 @@ browser:
 	    DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium; }
 
 ## The whole suite against the real services (PostgreSQL, Redis, Ray, MLflow) and a browser.
-test: install browser
+test:
+	@$(MAKE) -s --no-print-directory -j3 $(STAMP) $(VLLM_STAMP) browser
 	$(BIN)/python -m pytest
 
 test-fast: install
