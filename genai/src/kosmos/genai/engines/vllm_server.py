@@ -16,7 +16,6 @@ On GPUs (``num_gpus > 0``) the version is Ray Serve LLM's own deployment instead
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import math
@@ -76,49 +75,6 @@ def kv_cache_gib(spec: LLMSpec, config: dict[str, Any], context: int) -> int:
     )
     per_token = 2 * layers * heads * head_dim * (1 if spec.kv_cache_dtype != "auto" else 2)
     return max(1, math.ceil(per_token * spec.max_num_seqs * min(context, DEFAULT_CONTEXT) / 2**30))
-
-
-def content_path(model_path: Path) -> Path:
-    """The path vLLM is given for a model folder of the node's model cache (``.../blobs/<sha>/...``):
-    a link named by the hash of the folder's files, the same for every Kosmos home and every
-    registration of the same weights on the machine.
-
-    vLLM keys its compiled-graph cache (``~/.cache/vllm/torch_compile_cache``) on the model's path
-    among other things; through this link a model compiles once per machine, not once per folder
-    it was fetched into (2-3 minutes on 2 cores). Cached folders never change, so the hash is
-    computed once per folder (remembered beside the links). A folder outside a cache is used as
-    it is: its files may change under the same path.
-    """
-    folder = model_path.resolve()
-    if "blobs" not in folder.parts[:-1]:
-        return model_path
-    root = Path(os.environ.get("VLLM_CACHE_ROOT") or Path.home() / ".cache" / "vllm") / "kosmos-models"
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        memo = root / ".hashes" / hashlib.sha256(str(folder).encode()).hexdigest()[:32]
-        digest = memo.read_text().strip() if memo.exists() else None
-        if not digest:
-            from kosmos.deployment.model_cache import tree_hash
-
-            digest = tree_hash(folder)
-            _write_atomic(memo, digest)
-        link = root / digest[:32] / folder.name  # the folder's name: vLLM reads it as the model's
-        if not (link.is_symlink() and link.resolve() == folder):
-            link.parent.mkdir(exist_ok=True)
-            tmp = link.parent / f".{folder.name}.{os.getpid()}"
-            tmp.unlink(missing_ok=True)
-            tmp.symlink_to(folder, target_is_directory=True)
-            os.replace(tmp, link)  # atomic: a concurrent start sees one link or the other, same bytes
-    except OSError:
-        return model_path  # no writable cache folder: compile per folder, as vLLM does itself
-    return link
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 class VLLMEngine(InferenceEngine):
@@ -236,7 +192,7 @@ class VLLMEngine(InferenceEngine):
         python = vllm_python(self.settings)
         command = [
             str(python), "-m", "vllm.entrypoints.openai.api_server",
-            "--model", str(content_path(self.model_path)), "--served-model-name", SERVED_NAME,
+            "--model", str(self.model_path), "--served-model-name", SERVED_NAME,
             "--host", "127.0.0.1", "--port", str(port),
             "--disable-uvicorn-access-log", "--generation-config", "vllm",
             *cli_args(self.kwargs),
