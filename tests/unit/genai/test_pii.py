@@ -77,7 +77,8 @@ def test_cards_by_dots_or_glued_to_a_word_and_lowercase_ibans(text: str, expecte
 )
 def test_adversarial_text_is_redacted_in_linear_time(unit: str) -> None:
     """Four times the text takes about four times as long (a quadratic pattern: sixteen), and
-    the most the gateway lets through (200,000 characters) takes well under a second."""
+    the most the gateway lets through (200,000 characters) takes seconds at most, not minutes
+    (the old email pattern: 5.7 s for 64,000 characters). At most 0.6 s here, unloaded."""
     import time
 
     def seconds(chars: int) -> float:
@@ -87,5 +88,5 @@ def test_adversarial_text_is_redacted_in_linear_time(unit: str) -> None:
         return time.perf_counter() - started
 
     small, large = min(seconds(50_000) for _ in range(2)), min(seconds(200_000) for _ in range(2))
-    assert large < 1.0, f"{large:.2f} s for 200,000 characters"
+    assert large < 3.0, f"{large:.2f} s for 200,000 characters"
     assert large / max(small, 1e-3) < 8, (small, large)
