@@ -117,3 +117,33 @@ def test_a_feature_template_is_a_name_from_the_registry_never_a_path(platform_en
     assert error["details"][0]["field"] == "template"
     if template == "nope":
         assert "fraud" in error["details"][0]["reason"]  # the valid names are listed
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body", "field"),
+    [
+        (
+            "PUT",
+            "/api/v1/projects/demo/cache/namespaces/10000000000000000000000000",
+            {"threshold": 0.5},
+            "namespace",
+        ),
+        ("POST", "/api/v1/projects/demo/cache/entries/10000000000000000000000000/flag", {}, "entry"),
+        ("POST", "/api/v1/projects/demo/cache/invalidate", {"entry": 10**25}, "entry"),
+        ("GET", "/api/v1/projects/demo/prompts/x@y", None, "name"),
+        ("GET", "/api/v1/projects/demo/datasets/-h/versions", None, "name"),
+        ("GET", "/api/v1/projects/demo/runs?experiment=x%27", None, "experiment"),
+        (
+            "POST",
+            "/api/v1/projects/demo/features/training-set",
+            {
+                "features": ["a:b"],
+                "entity_df": {"user_id": [1, 2], "event_timestamp": ["2026-01-01T00:00:00Z"]},
+            },
+            "entity_df",
+        ),
+    ],
+)
+def test_inputs_that_reached_a_500_name_their_field(platform_env, method, path, body, field) -> None:
+    error = _error(platform_env.call(method, path, json=body), 422)
+    assert error["details"][0]["field"] == field, error

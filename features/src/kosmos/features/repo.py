@@ -32,7 +32,7 @@ TEMPLATES = Path(__file__).resolve().parent / "_templates"
 
 
 def templates() -> dict[str, Path]:
-    """The packaged feature-definition templates by name (``fraud`` -> ``_templates/fraud_features.py``)."""
+    """The packaged feature-definition templates by name (``<name>`` -> ``_templates/<name>_features.py``)."""
     return {p.name.removesuffix("_features.py"): p for p in TEMPLATES.glob("*_features.py")}
 
 

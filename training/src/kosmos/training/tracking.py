@@ -1,6 +1,6 @@
 """Training runs on MLflow that record, unasked, the code and data they came from.
 
-    with kosmos.training.run("demo", "fraud", dataset=("fraud-train", 3)) as run:
+    with kosmos.training.run("my-project", "churn", dataset=("churn-train", 3)) as run:
         run.log_params({"lr": 0.01})
         for step in ...:
             run.log_metrics({"loss": loss}, step=step)     # buffered, stored in the background

@@ -127,20 +127,23 @@ def users_list(output: Output = OutputOption) -> None:
         render(c.get("/users"), output, ["name", "email", "is_admin", "disabled", "created_at"])
 
 
+def _set_user(name: str, action: str, output: Output) -> None:
+    with KosmosClient() as c:
+        render(c.post(f"/users/{name}/{action}", {}), output, ["name", "disabled"])
+
+
 @users.command("disable")
 @handle_errors
 def users_disable(name: str, output: Output = OutputOption) -> None:
     """Disable a user: every token of theirs is refused from now on."""
-    with KosmosClient() as c:
-        render(c.post(f"/users/{name}/disable", {}), output, ["name", "disabled"])
+    _set_user(name, "disable", output)
 
 
 @users.command("enable")
 @handle_errors
 def users_enable(name: str, output: Output = OutputOption) -> None:
     """Enable a disabled user again."""
-    with KosmosClient() as c:
-        render(c.post(f"/users/{name}/enable", {}), output, ["name", "disabled"])
+    _set_user(name, "enable", output)
 
 
 @tokens.command("create")
