@@ -71,16 +71,17 @@ class AuthFirst:
         self.limit_of = limit_of
 
     def _check(self, token: str | None, project: str | None, scope: Scope) -> Principal:
-        with self.database.transaction() as session:
+        refused: KosmosError | None = None
+        with self.database.transaction() as session:  # one round trip: the token, then the project
             principal = authenticate(session, token)
-        if project is None:
-            return principal
-        try:
-            with self.database.transaction() as session:
-                require_project(session, principal, project, Role.viewer)
-        except KosmosError as exc:
-            _audit_denied(self.database, principal, scope, project, exc)
-            raise
+            if project is not None:
+                try:
+                    require_project(session, principal, project, Role.viewer)
+                except KosmosError as exc:
+                    refused = exc
+        if refused is not None:
+            _audit_denied(self.database, principal, scope, project or "", refused)
+            raise refused
         return principal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
