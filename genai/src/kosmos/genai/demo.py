@@ -20,6 +20,9 @@ log = logging.getLogger(__name__)
 PROJECT, NAME, MODEL = "demo", "assistant-llm", "smollm2-135m-instruct"
 DEMO_LLM_SPEC = {
     "engine": "auto",  # vLLM where `make install` built its environment, else transformers
+    # a demo is judged on how soon it answers: eager mode starts vLLM in about a third of the
+    # time on CPU (no graph compilation) for 10-20% slower decoding (docs/llm.md)
+    "enforce_eager": True,
     "max_num_seqs": 8,
     "max_model_len": 2048,
     "default_max_tokens": 128,
