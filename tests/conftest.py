@@ -7,6 +7,7 @@ service fails the run and names the service; elsewhere those tests skip.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -29,7 +30,7 @@ from kosmos.platform.api.app import create_app
 from kosmos.platform.api.dataplane import health
 from kosmos.platform.db.engine import Database
 from kosmos.platform.db.migrate import upgrade
-from kosmos.platform.ray_cluster import head_command, serve_env
+from kosmos.platform.ray_cluster import head_command, serve_env, use_auth
 from kosmos.platform.settings import Settings, get_settings
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
@@ -301,13 +302,15 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     temp = tmp_path_factory.mktemp("ray")
     log = (temp / "head.log").open("wb")
     ingress = Settings(dataplane={"haproxy_stats_port": _free_port(), "haproxy_metrics_port": _free_port()})
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}  # as `kosmos up` runs it
     head = subprocess.Popen(
         head_command(port, num_cpus=4, temp_dir=str(temp)),
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **serve_env(ingress)},  # the data plane's ingress, as `kosmos up` runs it
+        env={**os.environ, **serve_env(ingress), **auth},  # the data plane's ingress, as `kosmos up` runs it
         start_new_session=True,
     )
+    use_auth(auth)  # this process and what it starts join with the token
     address = f"127.0.0.1:{port}"
     deadline = time.monotonic() + 90
     while True:
@@ -324,7 +327,8 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     serve.start(http_options={"host": "127.0.0.1", "port": SERVE_PORT})
     yield address
-    os.environ.pop("RAY_ADDRESS", None)
+    for name in ("RAY_ADDRESS", *auth):
+        os.environ.pop(name, None)
     try:
         from ray import serve
 

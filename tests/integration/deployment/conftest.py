@@ -1,7 +1,8 @@
 """One live platform for the deployment tests: features online, three model versions, Ray Serve.
 
-Module-scoped because Ray Serve replicas take seconds to start: the tests of a
-module share the platform and each uses its own deployment names.
+Package-scoped because training five models and starting Ray Serve replicas takes minutes
+on 2 cores: both modules share the platform, and each test uses its own deployment names
+(``fraud-main`` is shared; it is created by whichever test needs it first).
 v1 (champion) and v2 are real fraud models; v3 fails every served request (a drill);
 v4 is the MLP and v5 the same MLP made int8-fragile (an optimization-refusal drill).
 """
@@ -55,7 +56,7 @@ def _train(c: KosmosClient, settings: Settings, frame: Any, params: dict[str, An
     return registered["version"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def deploy_env(
     ray_cluster: str, tmp_path_factory, free_port, live_platform, platform_home, reconciler_loop
 ) -> Iterator[dict[str, Any]]:
@@ -100,6 +101,7 @@ def deploy_env(
             viewer = c.post("/tokens", {"name": "viewer", "user": "viewer"})["token"]
         with reconciler_loop(settings, database) as reconciler:
             yield {
+                "fraud_main": _fraud_main,
                 "url": url,
                 "admin": admin,
                 "viewer": viewer,
@@ -116,7 +118,21 @@ def deploy_env(
     database.dispose()
 
 
-KEEP = {"fraud-main"}  # shared by the first tests of the module
+def _fraud_main(c: KosmosClient) -> dict[str, Any]:
+    """``fraud-main``, the champion with online features, created unless it is there; its healthy state."""
+    from kosmos.deployment import sdk
+
+    if "fraud-main" not in {d["name"] for d in sdk.list_deployments("demo", client=c)}:
+        sdk.create(
+            "demo", "fraud-main", MODEL, feature_service="fraud_detection_v1", num_cpus=0.25,
+            log_sample_rate=1.0, client=c,
+        )  # fmt: skip
+    state = sdk.wait("demo", "fraud-main", timeout_s=240, client=c)
+    assert state["status"] == "healthy", state
+    return state
+
+
+KEEP = {"fraud-main"}  # shared by the data plane tests and the first deployment tests
 
 
 @pytest.fixture(autouse=True)

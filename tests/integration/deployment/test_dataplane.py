@@ -28,10 +28,7 @@ def _rows(env: dict[str, Any], n: int = 1) -> list[dict[str, Any]]:
 def plane(deploy_env: dict[str, Any]) -> dict[str, Any]:
     """A healthy deployment of the demo project, and the data plane's URL."""
     with KosmosClient(url=deploy_env["url"], token=deploy_env["admin"]) as c:
-        if "fraud-main" not in {d["name"] for d in sdk.list_deployments("demo", client=c)}:
-            sdk.create("demo", "fraud-main", "fraud", feature_service=SERVICE, num_cpus=0.25, client=c)
-        state = sdk.wait("demo", "fraud-main", timeout_s=240, client=c)
-        assert state["status"] == "healthy", state
+        deploy_env["fraud_main"](c)
         url = c.dataplane_url
     assert url != deploy_env["url"]  # not the control plane
     return {**deploy_env, "dataplane": url}

@@ -22,7 +22,7 @@ import httpx
 
 from kosmos.platform.bootstrap import bootstrap
 from kosmos.platform.plugins import EmbeddedService, bootstrap_order, installed_plugins
-from kosmos.platform.ray_cluster import head_command, serve_env
+from kosmos.platform.ray_cluster import auth_env, head_command, serve_env
 from kosmos.platform.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -76,7 +76,7 @@ def core_services(settings: Settings) -> list[EmbeddedService]:
                 name="Ray",
                 command=command,
                 url=f"tcp://127.0.0.1:{settings.ray.gcs_port}",
-                env=serve_env(settings),
+                env=serve_env(settings) | auth_env(settings),
             )
         )
     return services
@@ -86,6 +86,7 @@ def _child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["KOSMOS_HOME"] = str(settings.home)
     env.setdefault("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
+    env |= auth_env(settings)  # before RAY_ADDRESS: the local instance's token, or the configured one
     if settings.ray.address is None:
         env.setdefault("RAY_ADDRESS", f"127.0.0.1:{settings.ray.gcs_port}")
     return env

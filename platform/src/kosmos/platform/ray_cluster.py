@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import os
+import secrets
 import sys
+import tempfile
 import threading
+from pathlib import Path
 from typing import Any
 
 from kosmos.platform.errors import ServiceUnavailable
@@ -51,6 +54,45 @@ def serve_env(settings: Settings) -> dict[str, str]:
     }
 
 
+def local_auth_token(home: Path) -> str:
+    """The embedded Ray instance's auth token: ``{home}/ray/auth_token``, generated once (mode 0600).
+
+    Written atomically, so two processes starting at once read one token, never half of one.
+    """
+    path = home / "ray" / "auth_token"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".auth_token-")
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        os.link(tmp, path)  # fails if another process got there first: theirs wins
+    except FileExistsError:
+        pass
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return path.read_text().strip()
+
+
+def auth_env(settings: Settings) -> dict[str, str]:
+    """Ray's token-authentication variables for a node or a client of the platform's cluster.
+
+    The configured ``ray.auth_token``; else, for the local instance `kosmos up` starts, its
+    generated token; else nothing, and Ray looks the token up itself (an external cluster).
+    """
+    if settings.ray.auth_token is not None:
+        token = settings.ray.auth_token.get_secret_value()
+    elif settings.ray.address is None and not os.environ.get("RAY_ADDRESS"):
+        token = local_auth_token(settings.home)
+    else:
+        return {}
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+
+
 def ray_address(settings: Settings) -> str:
     """The configured cluster, else ``RAY_ADDRESS``, else the embedded head node of `kosmos up`."""
     return settings.ray.address or os.environ.get("RAY_ADDRESS") or f"127.0.0.1:{settings.ray.gcs_port}"
@@ -68,6 +110,8 @@ def connect(settings: Settings) -> None:
         if ray.is_initialized():
             return
         address = ray_address(settings)
+        if auth := auth_env(settings):
+            use_auth(auth)
         try:
             ray.init(
                 address=address,
@@ -78,6 +122,19 @@ def connect(settings: Settings) -> None:
             )
         except (ConnectionError, RuntimeError) as exc:
             raise ServiceUnavailable(f"Ray cluster at {address} is unreachable: {exc}") from exc
+
+
+def use_auth(auth: dict[str, str]) -> None:
+    """Put ``auth_env``'s variables into this process, where Ray reads its token from.
+
+    Ray caches its config when it is imported; this refreshes it as Ray itself does when it
+    turns token mode on in-process, so the next ``ray.init`` sends the token.
+    """
+    from ray._raylet import AuthenticationTokenLoader, Config
+
+    os.environ.update(auth)
+    Config.initialize("")
+    AuthenticationTokenLoader.instance().reset_cache()
 
 
 def cluster_status(settings: Settings) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -115,6 +115,13 @@ class RaySettings(_Section):
     )
     num_cpus: int | None = Field(default=None, ge=1, description="CPUs given to the local instance.")
     serve_port: int = Field(default=8000, ge=1, le=65535, description="Ray Serve HTTP port: the data plane.")
+    auth_token: SecretStr | None = Field(
+        default=None,
+        description="The cluster's Ray auth token (Ray's RAY_AUTH_TOKEN; Ray's token authentication "
+        "then guards its GCS, jobs and dashboard). Unset with the local instance: generated once into "
+        "{home}/ray/auth_token (mode 0600). Unset with an external cluster: Ray's own lookup "
+        "(RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH, ~/.ray/auth_token).",
+    )
 
     @field_validator("gcs_port")
     @classmethod
