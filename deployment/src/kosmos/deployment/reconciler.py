@@ -38,15 +38,17 @@ from kosmos.deployment.model_cache import prefetch
 from kosmos.deployment.models import DeploymentRecord
 from kosmos.deployment.serving import model_app_name
 from kosmos.deployment.spec import Strategy
-from kosmos.platform import audit
+from kosmos.platform import audit, heartbeats
 from kosmos.platform.db.engine import Database
-from kosmos.platform.db.models import Project
+from kosmos.platform.db.models import AuditEvent, Project
 from kosmos.platform.errors import KosmosError
 from kosmos.platform.logs import configure_logging
-from kosmos.platform.ray_cluster import connect
+from kosmos.platform.ray_cluster import connect, ray_address
 from kosmos.platform.settings import Settings, get_settings
 
 log = logging.getLogger("kosmos.deployment.reconciler")
+NAME = "deployment reconciler"
+"""How the reconciler signs its heartbeat (what /readyz, `kosmos doctor` and `kosmos up` show)."""
 ACTOR = "kosmos-reconciler"
 _FAILED = {"DEPLOY_FAILED", "UNHEALTHY"}
 CODE_VERSION = f"kosmos-{importlib.metadata.version('kosmos-deployment')}"
@@ -445,11 +447,49 @@ class Reconciler:
             version = resolve(self.settings, project, spec.model, spec.version)
         except KosmosError:
             return
-        if version != record.stable_version:
-            rollouts.start(record, version)
-            self._audit(
-                session, project, record, "deployment.follow_alias", alias=spec.version, version=version
-            )
+        if version == record.stable_version:
+            return
+        promoted_by = promoted_through_kosmos(session, project, spec.model, spec.version, version)
+        if promoted_by is None:  # moved in MLflow directly: nobody to name, so no rollout
+            if record.details.get("alias_refused") != version:
+                record.details = {**record.details, "alias_refused": version}
+                self._audit(
+                    session, project, record, "deployment.alias_refused", alias=spec.version, version=version,
+                    reason=f"{spec.version} was moved to v{version} outside Kosmos; promote it through "
+                    "Kosmos (which records who) to roll it out",
+                )  # fmt: skip
+            return
+        record.details = {k: v for k, v in record.details.items() if k != "alias_refused"}
+        rollouts.start(record, version)
+        self._audit(
+            session, project, record, "deployment.follow_alias", alias=spec.version, version=version,
+            promoted_by=promoted_by,
+        )  # fmt: skip
+
+
+def promoted_through_kosmos(session: Any, project: str, model: str, alias: str, version: int) -> str | None:
+    """Who pointed ``alias`` of ``model`` at ``version`` through Kosmos, if its latest move did.
+
+    The audit log is the authority: an alias moved in MLflow directly has no ``model.promote``
+    event (or a later one names another version), so a deployment never rolls it out.
+    """
+    events = session.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.action == "model.promote",
+            AuditEvent.project == project,
+            AuditEvent.outcome == "success",
+            AuditEvent.object_name.like(f"{model}/v%"),
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(200)
+    )
+    for event in events:
+        if not event.object_name.startswith(f"{model}/v"):  # LIKE's _ matched another model's name
+            continue
+        if (event.details or {}).get("alias") == alias:
+            return event.actor if event.object_name == f"{model}/v{version}" else None
+    return None
 
 
 def main() -> None:
@@ -467,8 +507,11 @@ def main() -> None:
         started = time.monotonic()
         try:
             reconciler.run_once()
+            ok, detail = True, f"reconciled every deployment on Ray at {ray_address(settings)}"
         except Exception as exc:
             log.warning("reconciler pass failed (will retry): %s", exc)
+            ok, detail = False, f"{type(exc).__name__}: {exc}"
+        heartbeats.beat(database, NAME, ok=ok, detail=detail, every_s=settings.deployment.reconcile_seconds)
         for signum in (signal.SIGTERM, signal.SIGINT):  # ray.init installs its own (also below
             signal.signal(signum, on_signal)  # Python's view of it): ours must win, every pass
         stop.wait(max(0.5, settings.deployment.reconcile_seconds - (time.monotonic() - started)))

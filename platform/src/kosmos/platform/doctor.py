@@ -214,12 +214,31 @@ def _embedded_parts(settings: Settings) -> list[Check]:
     ]
 
 
+def _background_services(settings: Settings) -> list[Check]:
+    """What the platform's background services (the reconciler) said last, once they ran."""
+    from kosmos.platform import heartbeats
+    from kosmos.platform.db.engine import Database
+
+    database = Database(settings.database_url)
+    try:
+        found = heartbeats.states(database)
+    except Exception:  # not migrated or unreachable: the database check says so
+        return []
+    finally:
+        database.dispose()
+    return [
+        Check(name, "heartbeat", problem is None, str(problem) if problem else "its last pass worked",
+              warning=bool(problem and problem.stale))
+        for name, problem in found.items()
+    ]  # fmt: skip
+
+
 def run_checks(settings: Settings) -> list[Check]:
     """Every configured service, checked; the embedded default checks its local parts."""
     checks: list[Check] = []
     if settings.profile == "production":
         checks += _embedded_parts(settings)
-    checks.append(_database("metadata database", settings.database_url, migrated=True))
+    checks.append(metadata := _database("metadata database", settings.database_url, migrated=True))
     probes: list[Callable[[Settings], Check]] = [_mlflow, _artifacts, _dataset_remote]
     if settings.redis.url or settings.features.online_store == "redis" or settings.gateway.limiter == "redis":
         probes.append(_redis)
@@ -238,4 +257,6 @@ def run_checks(settings: Settings) -> list[Check]:
                 "features.registry is sql but features.registry_url is not set",
             )
         )
+    if metadata.ok:
+        checks += _background_services(settings)
     return checks

@@ -20,7 +20,9 @@ from pathlib import Path
 
 import httpx
 
+from kosmos.platform import heartbeats
 from kosmos.platform.bootstrap import bootstrap
+from kosmos.platform.db.engine import Database
 from kosmos.platform.plugins import EmbeddedService, bootstrap_order, installed_plugins
 from kosmos.platform.ray_cluster import auth_env, head_command, serve_env
 from kosmos.platform.settings import Settings
@@ -188,7 +190,9 @@ def run_embedded(settings: Settings) -> int:
                     )
         if not stop_requested:
             _print_summary(settings, running, result.token)
+        watch = _HeartbeatWatch(settings)
         while not stop_requested:
+            watch.report()
             for r in running:
                 if r.process.poll() is not None:
                     print(
@@ -206,6 +210,33 @@ def run_embedded(settings: Settings) -> int:
         return 1
     finally:
         _stop(running)
+
+
+class _HeartbeatWatch:
+    """Says on the console when a background service (the reconciler) starts or stops failing."""
+
+    EVERY_S = 5.0
+
+    def __init__(self, settings: Settings) -> None:
+        self.database = Database(settings.database_url)
+        self.shown: dict[str, str] = {}
+        self.next_at = time.monotonic() + self.EVERY_S
+
+    def report(self) -> None:
+        if time.monotonic() < self.next_at:
+            return
+        self.next_at = time.monotonic() + self.EVERY_S
+        try:
+            found = heartbeats.problems(self.database)
+        except Exception:  # the database's own trouble shows in the control plane's log
+            return
+        for name, problem in found.items():
+            if self.shown.get(name) != problem.cause:
+                print(f"warning: {name}: {problem}", file=sys.stderr, flush=True)
+                self.shown[name] = problem.cause
+        for name in [n for n in self.shown if n not in found]:
+            print(f"{name} is working again", file=sys.stderr, flush=True)
+            del self.shown[name]
 
 
 def _print_summary(settings: Settings, running: list[_Running], token: str | None) -> None:

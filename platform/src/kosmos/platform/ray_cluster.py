@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import socket
 import sys
 import tempfile
 import threading
@@ -105,6 +106,7 @@ def connect(settings: Settings) -> None:
     address, so nothing trains or serves on a cluster nobody can see.
     """
     import ray
+    from ray.exceptions import AuthenticationError
 
     with _lock:
         if ray.is_initialized():
@@ -120,8 +122,25 @@ def connect(settings: Settings) -> None:
                 ignore_reinit_error=True,
                 configure_logging=False,
             )
-        except (ConnectionError, RuntimeError) as exc:
+        except (AuthenticationError, ConnectionError, RuntimeError) as exc:
+            if isinstance(exc, AuthenticationError) or _answers(address):
+                # Ray reports a refused token only in its C++ log; the GCS answering tells it apart
+                raise ServiceUnavailable(
+                    f"Ray cluster at {address} answers but refused this process ({exc}): most often a "
+                    "wrong or missing authentication token; set ray.auth_token (KOSMOS_RAY__AUTH_TOKEN) "
+                    "to the cluster's"
+                ) from exc
             raise ServiceUnavailable(f"Ray cluster at {address} is unreachable: {exc}") from exc
+
+
+def _answers(address: str) -> bool:
+    """Whether the GCS at ``host:port`` (or ``ray://host:port``) accepts a TCP connection."""
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=2):
+            return True
+    except (OSError, ValueError):
+        return False
 
 
 def use_auth(auth: dict[str, str]) -> None:

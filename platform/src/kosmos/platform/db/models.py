@@ -179,3 +179,16 @@ class AuditEvent(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     request_id: Mapped[str | None] = mapped_column(String(64))
     details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ServiceHeartbeat(Base):
+    """The last word of a background service (the deployment reconciler): alive, and whether its
+    last pass worked; what ``/readyz``, `kosmos doctor` and `kosmos up` report."""
+
+    __tablename__ = "service_heartbeats"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    ok: Mapped[bool] = mapped_column(Boolean)
+    detail: Mapped[str] = mapped_column(String(512))
+    every_s: Mapped[int] = mapped_column(Integer)

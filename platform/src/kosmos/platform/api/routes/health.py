@@ -6,6 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
+from kosmos.platform import heartbeats
 from kosmos.platform.db.migrate import current_revisions, pending_revisions
 
 router = APIRouter(tags=["health"])
@@ -47,13 +48,28 @@ def _check_redis(request: Request) -> str | None:
     return None
 
 
+def _background_services(request: Request) -> dict[str, str]:
+    try:
+        found = heartbeats.problems(request.app.state.database)
+    except Exception:  # the database check above reports it
+        return {}
+    return {name: str(problem) for name, problem in found.items()}
+
+
 @router.get("/readyz")
 def readyz(request: Request) -> JSONResponse:
-    """Ready to serve: the database answers and is migrated; Redis answers when configured."""
+    """Ready to serve: the database answers and is migrated; Redis answers when configured.
+
+    A background service in trouble (a reconciler that cannot reach Ray) is listed under
+    ``degraded`` with its cause: the API still serves, so it is not a 503 that would take
+    this instance out of its load balancer.
+    """
     problems = {
         name: problem
         for name, check in (("database", _check_database), ("redis", _check_redis))
         if (problem := check(request))
     }
-    body = {"status": "ready" if not problems else "not_ready", "problems": problems}
+    degraded = _background_services(request) if not problems else {}
+    status = "not_ready" if problems else "degraded" if degraded else "ready"
+    body = {"status": status, "problems": problems, "degraded": degraded}
     return JSONResponse(body, status_code=503 if problems else 200)
