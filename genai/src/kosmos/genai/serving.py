@@ -10,6 +10,7 @@ OpenAI format, so the control plane only relays chunks and records usage.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -48,6 +49,10 @@ def invalid(exc: ValidationError | ValueError) -> OpenAIError:
         message = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()[:5])
         return OpenAIError(400, message, "invalid_request_error", "invalid_value", param)
     return OpenAIError(400, str(exc), "invalid_request_error", "invalid_value")
+
+
+ACCEPTED: dict[str, Any] = {"accepted": True}
+"""The first item of every ``LLMServer.generate`` stream: a replica has the request."""
 
 
 @serve.deployment(max_ongoing_requests=64, health_check_period_s=10, graceful_shutdown_timeout_s=10)
@@ -108,8 +113,10 @@ class LLMServer:
     async def generate(self, body: dict[str, Any], kind: str) -> AsyncIterator[dict[str, Any]]:
         """OpenAI chunks for a chat or completion request; the last item is ``{"usage": ...}``.
 
-        Errors come as one ``{"error": ..., "status": ...}`` item, before any chunk.
+        Errors come as one ``{"error": ..., "status": ...}`` item, before any chunk. The first item
+        of all is ``ACCEPTED``: the router knows a replica took the request (see ``LLMRouter``).
         """
+        yield ACCEPTED
         created, started = int(time.time()), time.perf_counter()
         try:
             if kind == "chat":
@@ -160,6 +167,7 @@ class LLMRouter:
 
     def __init__(self, settings: dict[str, Any], project: str, deployment: str, app: str) -> None:
         self.project, self.deployment, self.app = project, deployment, app
+        self.replica_wait_s = Settings(**settings).llm.replica_wait_seconds
         self.traffic: dict[int, float] = {}
         self.handles: dict[int, Any] = {}
         self.windows: dict[int, _Window] = {}
@@ -181,6 +189,23 @@ class LLMRouter:
         started, ok = time.perf_counter(), False
         responses = self._handle(version).generate.remote(body, kind)
         try:
+            # Serve queues a request while its version has no replica (one restarting after its
+            # engine died): a caller gets a 503 after replica_wait_s instead of waiting for the restart
+            try:
+                first = await asyncio.wait_for(anext(responses), self.replica_wait_s)
+            except TimeoutError:
+                log.warning("LLM v%s: no replica took a request in %ss", version, self.replica_wait_s)
+                yield {
+                    "error": protocol.error_body(
+                        f"model version {version} has no running replica (it is restarting); retry shortly",
+                        "server_error",
+                    ),
+                    "status": 503,
+                }
+                return
+            if first != ACCEPTED:  # a version app that does not announce itself (Ray Serve LLM's)
+                ok = ok or "usage" in first
+                yield first
             async for item in responses:
                 if "usage" in item:
                     ok = True

@@ -320,6 +320,13 @@ class LLMSettings(_Section):
     vllm_start_timeout_seconds: float = Field(
         default=900, gt=0, le=7200, description="How long a vLLM engine may take to load and compile."
     )
+    replica_wait_seconds: float = Field(
+        default=15,
+        gt=0,
+        le=600,
+        description="How long an LLM request waits for a replica of its version to take it before a 503 "
+        "(the version is restarting, e.g. after its engine died); generation itself has no such limit.",
+    )
 
 
 class AssistantSettings(_Section):
