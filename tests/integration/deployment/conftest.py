@@ -110,11 +110,18 @@ def deploy_env(
                 "rows": data.transactions.tail(50),
                 "reconciler": reconciler,
             }
+    import time
+
     from ray import serve
 
-    for app in list(serve.status().applications):
-        if app.startswith("kosmos--"):
-            serve.delete(app)
+    doomed = [app for app in serve.status().applications if app.startswith("kosmos--")]
+    for app in doomed:
+        serve.delete(app, _blocking=False)  # all at once, then wait for them together
+    deadline = time.monotonic() + 120
+    while (left := [a for a in doomed if a in serve.status().applications]) and time.monotonic() < deadline:
+        time.sleep(1)
+    if left:  # cleanup only: they go with the session's cluster; the next tests use their own names
+        print(f"deployment tests: {left} still deleting after 120 s")
     database.dispose()
 
 
