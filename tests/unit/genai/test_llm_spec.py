@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -118,9 +119,18 @@ def test_the_translation_is_what_real_vllm_parses() -> None:
 
 
 def test_the_translation_is_a_valid_ray_serve_llm_config() -> None:
-    # ray.serve.llm itself refuses to import without vLLM; its LLMConfig model does not need it
-    from ray.llm._internal.serve.core.configs.llm_config import LLMConfig
-
+    # ray.serve.llm itself refuses to import without vLLM; its LLMConfig model does not need it.
+    # A fresh interpreter: Serve's config validation pickles its autoscaling policy by value, and
+    # once failed after the whole suite had run in one process (not reproduced alone).
+    probe = (
+        "import json, sys\n"
+        "from ray.llm._internal.serve.core.configs.llm_config import LLMConfig\n"
+        "p = LLMConfig(**json.loads(sys.argv[1]))\n"
+        "m = p.model_loading_config\n"
+        "print(json.dumps({'id': m.model_id, 'source': m.model_source,"
+        " 'tp': p.engine_kwargs['tensor_parallel_size'],"
+        " 'max_replicas': p.deployment_config['autoscaling_config']['max_replicas']}))\n"
+    )
     scaling = {"autoscaling_config": {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 16}}
     config = llm_config(
         LLMSpec(**GPU_SPEC),
@@ -128,11 +138,13 @@ def test_the_translation_is_a_valid_ray_serve_llm_config() -> None:
         model_source="/cache/blobs/abc/artifacts/hf",
         scaling=scaling,
     )
-    parsed = LLMConfig(**config)
-    assert parsed.model_loading_config.model_id == "assistant"
-    assert parsed.model_loading_config.model_source == "/cache/blobs/abc/artifacts/hf"
-    assert parsed.engine_kwargs["tensor_parallel_size"] == 2
-    assert parsed.deployment_config["autoscaling_config"]["max_replicas"] == 4
+    out = subprocess.run(
+        [sys.executable, "-c", probe, json.dumps(config)], capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    parsed = json.loads(out.stdout.strip().splitlines()[-1])
+    source = "/cache/blobs/abc/artifacts/hf"
+    assert parsed == {"id": "assistant", "source": source, "tp": 2, "max_replicas": 4}
 
 
 @pytest.mark.parametrize(
