@@ -23,6 +23,7 @@ import httpx
 from kosmos.platform import heartbeats
 from kosmos.platform.bootstrap import bootstrap
 from kosmos.platform.db.engine import Database
+from kosmos.platform.mlflow_access import service_env
 from kosmos.platform.plugins import EmbeddedService, bootstrap_order, installed_plugins
 from kosmos.platform.ray_cluster import auth_env, head_command, serve_env
 from kosmos.platform.settings import Settings
@@ -67,6 +68,10 @@ def core_services(settings: Settings) -> list[EmbeddedService]:
                     settings.mlflow.host,
                     "--port",
                     str(settings.mlflow.port),
+                    "--app-name",
+                    "kosmos",  # behind Kosmos's access rules (kosmos.platform.mlflow_gate)
+                    "--workers",
+                    "2",
                 ],
                 url=settings.mlflow_tracking_uri,
             )
@@ -88,6 +93,7 @@ def _child_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env["KOSMOS_HOME"] = str(settings.home)
     env.setdefault("MLFLOW_TRACKING_URI", settings.mlflow_tracking_uri)
+    env |= service_env(settings)
     env |= auth_env(settings)  # before RAY_ADDRESS: the local instance's token, or the configured one
     if settings.ray.address is None:
         env.setdefault("RAY_ADDRESS", f"127.0.0.1:{settings.ray.gcs_port}")
@@ -142,6 +148,7 @@ def _stop(running: list[_Running]) -> None:
 
 def run_embedded(settings: Settings) -> int:
     """Start everything, print where it is, block until Ctrl-C or a child dies."""
+    os.environ.update(service_env(settings))  # this process trains and registers the demo
     result = bootstrap(settings)
     services = core_services(settings)
     plugins = [installed.plugin for installed in installed_plugins()]

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import os
-import secrets
 import socket
 import sys
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any
 
 from kosmos.platform.errors import ServiceUnavailable
+from kosmos.platform.local_secrets import local_secret
 from kosmos.platform.settings import Settings
 
 _lock = threading.Lock()
@@ -56,27 +55,8 @@ def serve_env(settings: Settings) -> dict[str, str]:
 
 
 def local_auth_token(home: Path) -> str:
-    """The embedded Ray instance's auth token: ``{home}/ray/auth_token``, generated once (mode 0600).
-
-    Written atomically, so two processes starting at once read one token, never half of one.
-    """
-    path = home / "ray" / "auth_token"
-    try:
-        return path.read_text().strip()
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".auth_token-")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(secrets.token_hex(32))
-        os.link(tmp, path)  # fails if another process got there first: theirs wins
-    except FileExistsError:
-        pass
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path.read_text().strip()
+    """The embedded Ray instance's auth token: ``{home}/ray/auth_token``, generated once (mode 0600)."""
+    return local_secret(home / "ray" / "auth_token")
 
 
 def auth_env(settings: Settings) -> dict[str, str]:

@@ -97,6 +97,12 @@ class MlflowSettings(_Section):
     )
     host: str = Field(default="127.0.0.1", description="Interface the embedded server binds.")
     port: int = Field(default=5000, ge=1, le=65535, description="Embedded MLflow server port.")
+    service_token: SecretStr | None = Field(
+        default=None,
+        description="The token Kosmos's own processes (control plane, reconciler, replicas) present to "
+        "the MLflow server, which runs behind Kosmos's access rules (`mlflow server --app-name kosmos`). "
+        "Unset: generated once into {home}/mlflow/service_token (mode 0600) for the embedded server.",
+    )
 
 
 class RaySettings(_Section):

@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 
 from kosmos.platform.client import KosmosClient
 from kosmos.platform.errors import Forbidden, InvalidInput
+from kosmos.platform.mlflow_access import use_user_token
 from kosmos.platform.settings import Settings, get_settings
 from kosmos.training.code_version import CodeVersion, code_version
 from kosmos.training.metric_buffer import MetricBuffer
@@ -238,6 +239,7 @@ def run(
         if own_client:
             kosmos.close()
 
+    use_user_token(kosmos.token)  # MLflow shows this user's projects only (kosmos.platform.mlflow_gate)
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     tracking = MlflowClient(settings.mlflow_tracking_uri)
     exp_name = experiment_name(project, experiment)

@@ -80,7 +80,7 @@ class AuthFirst:
                 except KosmosError as exc:
                     refused = exc
         if refused is not None:
-            _audit_denied(self.database, principal, scope, project or "", refused)
+            audit_denied(self.database, principal, scope, project or "", refused)
             raise refused
         return principal
 
@@ -129,7 +129,7 @@ class AuthFirst:
         return principal
 
 
-def _audit_denied(
+def audit_denied(
     database: Database, principal: Principal, scope: Scope, project: str, exc: KosmosError
 ) -> None:
     """A known user refused on a project: one audit row of its own (the refusal still goes out)."""

@@ -127,6 +127,41 @@ def project_role(session: Session, principal: Principal, project: Project) -> Ro
     return role
 
 
+def project_roles(session: Session, principal: Principal) -> dict[str, Role]:
+    """Every project the principal holds a role on, with that role (as ``project_role`` decides)."""
+    projects = session.execute(select(Project.id, Project.name, Project.team_id)).all()
+    if principal.token_project_id is not None:
+        projects = [p for p in projects if p.id == principal.token_project_id]
+    direct: dict[int, int] = {}
+    teams: dict[int, int] = {}
+    if not principal.is_admin:
+        direct = dict(
+            session.execute(
+                select(ProjectMember.project_id, ProjectMember.role).where(
+                    ProjectMember.user_id == principal.user_id
+                )
+            ).all()
+        )
+        teams = dict(
+            session.execute(
+                select(TeamMember.team_id, TeamMember.role).where(TeamMember.user_id == principal.user_id)
+            ).all()
+        )
+    roles: dict[str, Role] = {}
+    for project in projects:
+        if principal.is_admin:
+            role = Role.admin
+        else:
+            grants = [r for r in (direct.get(project.id), teams.get(project.team_id)) if r is not None]
+            if not grants:
+                continue
+            role = Role(max(grants))
+        if principal.token_max_role is not None:
+            role = min(role, principal.token_max_role)
+        roles[project.name] = role
+    return roles
+
+
 def require_project(session: Session, principal: Principal, name: str, minimum: Role) -> Project:
     """The project ``name`` if the principal holds at least ``minimum`` on it.
 

@@ -1,0 +1,183 @@
+"""The MLflow server behind Kosmos's identity (`mlflow server --app-name kosmos`), for real.
+
+A real MLflow server runs the gate over the platform's PostgreSQL metadata; users train through
+`kosmos.training.run` and call MLflow with its own client, each with their Kosmos token.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from mlflow.exceptions import MlflowException, RestException
+from mlflow.tracking import MlflowClient
+
+from kosmos.platform.client import KosmosClient
+
+HERE = Path(__file__).parent
+SERVICE_TOKEN = "test-service-token-" + "x" * 20
+
+
+@pytest.fixture
+def gate(postgres_url, tmp_path, free_port, live_platform, monkeypatch) -> Iterator[dict[str, Any]]:
+    from kosmos.platform.bootstrap import bootstrap
+    from kosmos.platform.db.engine import Database
+    from kosmos.platform.settings import Settings
+
+    port = free_port()
+    mlflow_url = f"http://127.0.0.1:{port}"
+    settings = Settings(
+        home=tmp_path / "home", database={"url": postgres_url}, mlflow={"tracking_uri": mlflow_url}
+    )
+    database = Database(postgres_url)
+    admin = bootstrap(settings, database).token
+    env = {
+        **os.environ,
+        "KOSMOS_HOME": str(settings.home),
+        "KOSMOS_DATABASE__URL": postgres_url,
+        "KOSMOS_MLFLOW__SERVICE_TOKEN": SERVICE_TOKEN,
+        "KOSMOS_SERVER__AUTH_CACHE_SECONDS": "0",  # a revocation holds at once here
+    }
+    env.pop("MLFLOW_TRACKING_TOKEN", None)
+    log = (tmp_path / "mlflow.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "mlflow", "server", "--app-name", "kosmos", "--workers", "1",
+            "--backend-store-uri", f"sqlite:///{tmp_path / 'mlflow.db'}",
+            "--artifacts-destination", str(tmp_path / "artifacts"),
+            "--host", "127.0.0.1", "--port", str(port),
+        ],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    monkeypatch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert proc.poll() is None, (tmp_path / "mlflow.log").read_text()[-3000:]
+            try:
+                if httpx.get(f"{mlflow_url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, "the gated MLflow server did not start"
+            time.sleep(0.3)
+        with live_platform(settings, database, free_port()) as api:
+            kosmos = KosmosClient(url=api, token=admin)
+            kosmos.post("/projects", {"name": "other", "team": "risk"})
+            tokens = {"admin": admin}
+            for user, project, role in [("alice", "demo", "developer"), ("bob", "demo", "viewer"),
+                                        ("carol", "other", "developer")]:  # fmt: skip
+                kosmos.post("/users", {"name": user})
+                kosmos.put(f"/projects/{project}/members/{user}", {"role": role})
+                tokens[user] = kosmos.post("/tokens", {"name": f"{user}-t", "user": user})["token"]
+            yield {"url": mlflow_url, "api": api, "settings": settings, "tokens": tokens, "kosmos": kosmos}
+            kosmos.close()
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        database.dispose()
+
+
+def as_user(token: str, monkeypatch: pytest.MonkeyPatch, url: str) -> MlflowClient:
+    """An MLflow client that sends ``token`` (the client reads the variable at each request)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", token)
+    return MlflowClient(url, registry_uri=url)
+
+
+def _status(call) -> int:
+    try:
+        call()
+    except RestException as exc:
+        return exc.get_http_status_code()
+    return 200
+
+
+def test_a_user_trains_through_kosmos_and_other_projects_see_nothing(gate, monkeypatch) -> None:
+    import mlflow
+
+    from kosmos.training.tracking import run
+
+    url, tokens = gate["url"], gate["tokens"]
+    # alice trains as a notebook would: her Kosmos token is what MLflow sees
+    with (
+        KosmosClient(url=gate["api"], token=tokens["alice"]) as alice_kosmos,
+        run("demo", "gate", settings=gate["settings"], client=alice_kosmos, code_path=HERE) as r,
+    ):
+        r.log_params({"lr": 0.1})
+        r.log_metrics({"loss": 0.5}, step=1)
+        mlflow.log_text("hello", "notes/hello.txt", run_id=r.run_id)
+    assert os.environ["MLFLOW_TRACKING_TOKEN"] == tokens["alice"]
+
+    alice = as_user(tokens["alice"], monkeypatch, url)
+    stored = alice.get_run(r.run_id)
+    assert stored.data.params == {"lr": "0.1"} and stored.data.tags["kosmos.project"] == "demo"
+    assert stored.info.user_id == "alice"
+    assert alice.download_artifacts(r.run_id, "notes/hello.txt")
+
+    carol = as_user(tokens["carol"], monkeypatch, url)
+    carol.create_experiment("other/own")
+    assert [e.name for e in carol.search_experiments()] == ["other/own"]
+    experiment = stored.info.experiment_id
+    assert _status(lambda: carol.get_run(r.run_id)) == 404
+    assert _status(lambda: carol.get_experiment(experiment)) == 404
+    assert _status(lambda: carol.get_metric_history(r.run_id, "loss")) == 404
+    assert _status(lambda: carol.list_artifacts(r.run_id)) == 404
+    assert _status(lambda: carol.create_run(experiment)) == 404
+    assert _status(lambda: carol.create_experiment("demo/intruder")) == 404
+    assert _status(lambda: carol.search_runs([experiment])) == 404
+    artifact = f"{url}/api/2.0/mlflow-artifacts/artifacts/{experiment}/{r.run_id}/artifacts/notes/hello.txt"
+    assert httpx.get(artifact, headers={"Authorization": f"Bearer {tokens['carol']}"}).status_code == 404
+    assert httpx.get(artifact, headers={"Authorization": f"Bearer {tokens['alice']}"}).text == "hello"
+
+    # nobody anonymous; a browser gets a basic-auth prompt and signs in with the token as password
+    anonymous = httpx.post(f"{url}/api/2.0/mlflow/experiments/search", json={})
+    assert anonymous.status_code == 401 and "Basic" in anonymous.headers["www-authenticate"]
+    ui = httpx.post(
+        f"{url}/ajax-api/2.0/mlflow/experiments/search", json={"max_results": 10}, auth=("c", tokens["carol"])
+    )
+    assert [e["name"] for e in ui.json().get("experiments", [])] == ["other/own"], ui.text
+
+
+def test_roles_tags_and_the_registry_follow_kosmos_rules(gate, monkeypatch) -> None:
+    url, tokens = gate["url"], gate["tokens"]
+    alice = as_user(tokens["alice"], monkeypatch, url)
+    experiment = alice.create_experiment("demo/roles")
+    created = alice.create_run(experiment, tags={"mlflow.user": "mallory", "kosmos.project": "other"})
+    assert created.info.user_id == "alice"
+    assert created.data.tags["mlflow.user"] == "alice" and created.data.tags["kosmos.project"] == "demo"
+    with pytest.raises(MlflowException, match="say whose"):
+        alice.set_tag(created.info.run_id, "kosmos.project", "other")
+    with pytest.raises(MlflowException, match="keeps its project"):
+        alice.rename_experiment(experiment, "other/moved")
+    with pytest.raises(MlflowException, match="registry writes go through Kosmos"):
+        alice.create_registered_model("demo.direct")
+
+    bob = as_user(tokens["bob"], monkeypatch, url)  # a viewer reads, never writes
+    assert bob.get_run(created.info.run_id).info.run_id == created.info.run_id
+    with pytest.raises(MlflowException, match="role developer or higher"):
+        bob.log_metric(created.info.run_id, "loss", 1.0)
+    events = gate["kosmos"].get("/audit", actor="bob")
+    assert any(e["outcome"] == "denied" and e["project"] == "demo" for e in events)
+
+    service = as_user(SERVICE_TOKEN, monkeypatch, url)  # Kosmos itself registers, for both projects
+    service.create_registered_model("demo.scorer")
+    service.create_registered_model("other.scorer")
+    carol = as_user(tokens["carol"], monkeypatch, url)
+    assert [m.name for m in carol.search_registered_models()] == ["other.scorer"]
+    assert _status(lambda: carol.get_registered_model("demo.scorer")) == 404
+    assert _status(lambda: carol.get_registered_model("other.scorer")) == 200
+    # what the table does not list (GraphQL here) is for administrators only
+    graphql = {"query": "{ test }"}
+    assert httpx.post(f"{url}/graphql", json=graphql, auth=("c", tokens["carol"])).status_code == 403
+    assert httpx.post(f"{url}/graphql", json=graphql, auth=("a", tokens["admin"])).status_code != 403
+
+    # a revoked token is refused at once (the cache is off in this test)
+    gate["kosmos"].delete("/tokens/carol-t", user="carol")
+    assert _status(lambda: carol.search_registered_models()) == 401
