@@ -277,7 +277,15 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         assert httpx.get(f"http://127.0.0.1:{api}/healthz").json() == {"status": "ok"}
         assert httpx.get(f"http://127.0.0.1:{api}/readyz").status_code == 200
         assert httpx.get(f"http://127.0.0.1:{mlflow}/health").text.strip() == "OK"
-        assert "MLflow" in httpx.get(f"http://127.0.0.1:{mlflow}/").text
+        # MLflow is behind Kosmos's identity: nothing anonymous, the UI with the token as password
+        assert httpx.get(f"http://127.0.0.1:{mlflow}/").status_code == 401
+        assert "MLflow" in httpx.get(f"http://127.0.0.1:{mlflow}/", auth=("admin", token.group(1))).text
+        found = httpx.post(
+            f"http://127.0.0.1:{mlflow}/api/2.0/mlflow/experiments/search",
+            json={"max_results": 100},
+            auth=("admin", token.group(1)),
+        )
+        assert any(e["name"].startswith("demo/") for e in found.json()["experiments"]), found.text
         assert httpx.get(f"http://127.0.0.1:{ui}/").status_code == 200
         assert _port_open(gcs)
         ray_token = tmp_path / "home" / "ray" / "auth_token"  # the platform's own, private
