@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -38,6 +39,8 @@ from kosmos.platform.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 REDIS_DB = 13  # a database of its own on the machine's Redis, flushed afterwards
+# MLflow runs behind Kosmos's gate, as in infra/: Kosmos's processes and Ray's nodes send this token
+MLFLOW_SERVICE_TOKEN = secrets.token_hex(32)
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1500)]
 
 
@@ -119,6 +122,7 @@ def cluster(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[dict[str, 
     temp = Path(tempfile.mkdtemp(prefix="kr-"))  # Ray's socket paths must stay under 107 bytes
     ports = {"haproxy_stats_port": free_port(), "haproxy_metrics_port": free_port()}
     node_env = {**os.environ, **serve_env(Settings(dataplane=ports))}  # the data plane's ingress
+    node_env["MLFLOW_TRACKING_TOKEN"] = MLFLOW_SERVICE_TOKEN  # replicas load models from MLflow
     head = _popen(
         _ray(
             "start", "--head", "--block", "--port", str(gcs), "--node-ip-address", "127.0.0.1",
@@ -218,21 +222,30 @@ def _objects(s3: dict[str, str], bucket: str, prefix: str = "") -> list[str]:
 
 
 @pytest.fixture
+def kosmos_database(empty_pg_database) -> str:
+    """The platform's metadata database (empty: the test migrates it), which MLflow's gate reads too."""
+    return empty_pg_database()
+
+
+@pytest.fixture
 def mlflow_server(
-    tmp_path: Path, free_port: Callable[[], int], empty_pg_database, s3: dict[str, str]
+    tmp_path: Path, free_port: Callable[[], int], empty_pg_database, kosmos_database: str, s3: dict[str, str]
 ) -> Iterator[str]:
-    """An MLflow tracking server on PostgreSQL with its artifacts in S3, as in production."""
+    """An MLflow tracking server on PostgreSQL with its artifacts in S3, behind Kosmos's gate, as in
+    production (infra/compose.yaml)."""
     port = free_port()
     env = {
         **os.environ,
         **{k: v for k, v in s3.items() if k != "endpoint"},
         "MLFLOW_S3_ENDPOINT_URL": s3["endpoint"],
+        "KOSMOS_DATABASE__URL": kosmos_database,
+        "KOSMOS_MLFLOW__SERVICE_TOKEN": MLFLOW_SERVICE_TOKEN,
     }
     proc = _popen(
         [
             sys.executable, "-m", "mlflow", "server", "--backend-store-uri", empty_pg_database(),
             "--artifacts-destination", "s3://kosmos-mlflow/artifacts",
-            "--host", "127.0.0.1", "--port", str(port),
+            "--host", "127.0.0.1", "--port", str(port), "--app-name", "kosmos",
         ],
         tmp_path / "mlflow.log",
         env,
@@ -266,7 +279,13 @@ TRAIN_ON_RAY = textwrap.dedent(
 
 
 def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
-    tmp_path: Path, free_port: Callable[[], int], cluster, mlflow_server: str, s3, empty_pg_database
+    tmp_path: Path,
+    free_port: Callable[[], int],
+    cluster,
+    mlflow_server: str,
+    s3,
+    empty_pg_database,
+    kosmos_database: str,
 ) -> None:
     api, ui, dataplane = free_port(), free_port(), free_port()
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -275,8 +294,10 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
     env.update(
         KOSMOS_HOME=str(tmp_path / "home"),
         KOSMOS_PROFILE="production",
-        KOSMOS_DATABASE__URL=empty_pg_database(),
+        KOSMOS_DATABASE__URL=kosmos_database,
         KOSMOS_MLFLOW__TRACKING_URI=mlflow_server,
+        KOSMOS_MLFLOW__SERVICE_TOKEN=MLFLOW_SERVICE_TOKEN,
+        MLFLOW_TRACKING_TOKEN=MLFLOW_SERVICE_TOKEN,
         KOSMOS_REDIS__URL=redis_url,
         KOSMOS_FEATURES__ONLINE_STORE="redis",
         KOSMOS_FEATURES__REGISTRY="sql",
@@ -321,6 +342,10 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
         token = re.search(r"^\s+(kos_\S+)$", output, re.M)
         assert token, output[-3000:]
         env["KOSMOS_CLIENT__TOKEN"] = token[1]
+        search = f"{mlflow_server}/api/2.0/mlflow/experiments/search"
+        assert httpx.get(search, params={"max_results": 10}).status_code == 401  # no way around Kosmos
+        seen = httpx.get(search, params={"max_results": 100}, headers={"Authorization": f"Bearer {token[1]}"})
+        assert seen.status_code == 200 and "demo/" in seen.text, seen.text[:500]
         env["KOSMOS_CLIENT__URL"] = f"http://127.0.0.1:{api}"
         _check_the_demo(env, api, token[1], redis_url)
         # the demo's datasets went to the DVC remote in S3, its models to MLflow's S3 artifacts
@@ -403,7 +428,9 @@ def _check_training_and_replicas_span_both_nodes(
     result = json.loads(trained.stdout.strip().splitlines()[-1])
     assert result["roc_auc"] > 0.6, result
     run = httpx.get(
-        f"{env['KOSMOS_MLFLOW__TRACKING_URI']}/api/2.0/mlflow/runs/get", params={"run_id": result["run_id"]}
+        f"{env['KOSMOS_MLFLOW__TRACKING_URI']}/api/2.0/mlflow/runs/get",
+        params={"run_id": result["run_id"]},
+        headers={"Authorization": f"Bearer {token}"},
     ).json()["run"]
     tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
     assert set(tags["kosmos.ray.nodes"].split(",")) == node_ids, "one Ray Train worker on each node"

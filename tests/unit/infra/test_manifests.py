@@ -173,3 +173,39 @@ def test_ray_runs_with_token_authentication_and_its_token_is_a_secret() -> None:
                 sources = group["template"]["spec"]["containers"][0]["envFrom"]
                 assert {"configMapRef": {"name": "kosmos-settings"}} in sources
                 assert {"secretRef": {"name": "kosmos-secrets"}} in sources
+
+
+def test_mlflow_runs_behind_kosmos_s_gate_and_kosmos_s_processes_carry_its_service_token() -> None:
+    """The production MLflow is the gated app (`--app-name kosmos`, a registered mlflow.app), with
+    the Kosmos database it checks tokens against; every Kosmos and Ray process sends the token
+    the gate expects from Kosmos itself, from one secret."""
+    from importlib.metadata import entry_points
+
+    assert "kosmos" in {e.name for e in entry_points(group="mlflow.app")}
+    compose = _docs(INFRA / "compose.yaml")[0]
+    env = compose["x-kosmos-env"]
+    assert "--app-name kosmos" in compose["services"]["mlflow"]["command"]
+    assert compose["services"]["mlflow"]["environment"] is env and env["KOSMOS_DATABASE__URL"]
+    assert env["MLFLOW_TRACKING_TOKEN"] == env["KOSMOS_MLFLOW__SERVICE_TOKEN"]
+    assert env["MLFLOW_TRACKING_TOKEN"].startswith("${MLFLOW_SERVICE_TOKEN:?")  # required, no default
+    kosmos_services = [s for s in compose["services"].values() if "build" in s]
+    assert len(kosmos_services) >= 6 and all(s["environment"] is env for s in kosmos_services)
+    k8s = {(d["kind"], d["metadata"]["name"]): d for d in _k8s()}
+    args = " ".join(k8s[("Deployment", "kosmos-mlflow")]["spec"]["template"]["spec"]["containers"][0]["args"])
+    assert "--app-name kosmos" in args
+    secret_doc = (INFRA / "k8s" / "base" / "settings.yaml").read_text()
+    for name in ("KOSMOS_MLFLOW__SERVICE_TOKEN", "MLFLOW_TRACKING_TOKEN", "KOSMOS_DATABASE__URL"):
+        assert f"--from-literal={name}=" in secret_doc, name
+    pods = [
+        d["spec"]["template"]["spec"]
+        for d in _k8s()
+        if d["kind"] == "Deployment" and d["metadata"]["name"] != "kosmos-ui"
+    ]
+    head = k8s[("RayCluster", "kosmos-raycluster")]["spec"]
+    pods += [head["headGroupSpec"]["template"]["spec"]]
+    pods += [g["template"]["spec"] for g in head.get("workerGroupSpecs", [])]
+    for spec in pods:
+        sources = [
+            s.get("secretRef", {}).get("name") for c in spec["containers"] for s in c.get("envFrom", [])
+        ]
+        assert "kosmos-secrets" in sources, spec["containers"][0]["name"]
