@@ -122,3 +122,54 @@ def test_check_rows_names_every_bad_field() -> None:
         {"field": "inputs", "reason": "give a non-empty list of rows, e.g. [{'amount': 12.5, ...}]"}
     ]
     assert "at most 1000 rows" in check_rows([{}] * 1001, columns, "m")[0]["reason"]
+
+
+def _following(monkeypatch, alias_at: list[int]):
+    """A reconciler whose registry says the alias points at ``alias_at[0]``, moved through Kosmos by
+    alice (the registry and the audit log are the seams faked here; the integration suite runs both)."""
+    from kosmos.deployment import reconciler, service
+
+    monkeypatch.setattr(service, "resolve", lambda settings, project, model, version: alias_at[0])
+    monkeypatch.setattr(reconciler, "promoted_through_kosmos", lambda *args: "alice")
+    r = reconciler.Reconciler(settings=None, database=None)  # type: ignore[arg-type]
+    audited: list[str] = []
+    monkeypatch.setattr(r, "_audit", lambda session, project, record, action, **kw: audited.append(action))
+    return r, audited
+
+
+def test_an_explicit_rollout_and_promote_stand_until_the_alias_really_moves(monkeypatch) -> None:
+    alias_at = [2]
+    reconciler, audited = _following(monkeypatch, alias_at)
+    r = _record()
+    r.stable_version, r.traffic = 2, {"2": 100}
+    rollouts.settle_alias(r, 2)  # created following champion at v2
+    rollouts.start(r, 3)  # a person rolls out v3 while champion stays at v2 ...
+    rollouts.settle_alias(r, alias_at[0])
+    rollouts.promote(r)  # ... and promotes it
+    for _ in range(3):
+        reconciler._follow_alias(None, "p", r)
+    assert (r.stable_version, r.candidate_version, audited) == (3, None, [])  # not undone to v2
+    alias_at[0] = 4  # the alias really moves: that is rolled out
+    reconciler._follow_alias(None, "p", r)
+    assert r.candidate_version == 4 and audited == ["deployment.follow_alias"]
+
+
+def test_a_canary_that_failed_is_not_rolled_out_again_until_the_alias_moves(monkeypatch) -> None:
+    alias_at = [3]
+    reconciler, audited = _following(monkeypatch, alias_at)
+    r = _record()
+    rollouts.settle_alias(r, 1)
+    reconciler._follow_alias(None, "p", r)  # champion moved to v3: its canary starts
+    assert r.candidate_version == 3
+    rollouts.rollback(r, "canary v3 breached its SLO")
+    for _ in range(5):
+        reconciler._follow_alias(None, "p", r)
+    assert (r.stable_version, r.candidate_version) == (1, None)
+    assert audited == ["deployment.follow_alias"]  # once, not a loop
+    from kosmos.deployment.reconciler import _held_back
+
+    note = _held_back(r)
+    assert "champion points at v3, rolled back" in note and "kosmos deploy rollout" in note
+    rollouts.start(r, 3)  # a person retries: allowed
+    rollouts.settle_alias(r, 3)
+    assert r.candidate_version == 3 and _held_back(r) == ""

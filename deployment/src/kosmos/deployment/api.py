@@ -70,13 +70,13 @@ def rollout(project: Name, name: Name, body: RolloutBody, call: CallDep) -> dict
 @router.post("/{name}/promote", summary="Give the rolled-out version all traffic now")
 def promote(project: Name, name: Name, body: ReasonBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
-        return service.promote(ctx, project, name, body.reason)
+        return service.promote(ctx, call.settings, project, name, body.reason)
 
 
 @router.post("/{name}/rollback", summary="Drop the rolled-out version, or return to the previous one")
 def rollback(project: Name, name: Name, body: ReasonBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
-        return service.rollback(ctx, project, name, body.reason)
+        return service.rollback(ctx, call.settings, project, name, body.reason)
 
 
 @router.post("/{name}/scale", summary="Change replicas or autoscaling bounds")

@@ -362,6 +362,7 @@ class Reconciler:
             record.status = "healthy"
             record.details = {**record.details, "ever_healthy": True}
             record.reason = "serving " + ", ".join(f"v{v} {w}%" for v, w in record.traffic.items() if w)
+            record.reason += _held_back(record)
         else:
             record.status, record.reason = "deploying", "Ray Serve is starting the replicas"
         self._describe_versions(app, record, status)
@@ -447,8 +448,8 @@ class Reconciler:
             version = resolve(self.settings, project, spec.model, spec.version)
         except KosmosError:
             return
-        if version == record.stable_version:
-            return
+        if not rollouts.alias_moved(record, version):
+            return  # an explicit rollout, promote or rollback, or a failed canary, stands until it moves
         promoted_by = promoted_through_kosmos(session, project, spec.model, spec.version, version)
         if promoted_by is None:  # moved in MLflow directly: nobody to name, so no rollout
             if record.details.get("alias_refused") != version:
@@ -460,11 +461,33 @@ class Reconciler:
                 )  # fmt: skip
             return
         record.details = {k: v for k, v in record.details.items() if k != "alias_refused"}
+        rollouts.settle_alias(record, version)
+        if version == record.stable_version:
+            return  # the alias came to the version already served: nothing to roll out
         rollouts.start(record, version)
         self._audit(
             session, project, record, "deployment.follow_alias", alias=spec.version, version=version,
             promoted_by=promoted_by,
         )  # fmt: skip
+
+
+def _held_back(record: DeploymentRecord) -> str:
+    """Why the deployment does not serve where its alias points, when a rollback keeps it off."""
+    spec = rollouts.spec_of(record)
+    details = record.details or {}
+    rolled = details.get("last_rollback") or {}
+    if (
+        not spec.follow_alias
+        or spec.version.isdigit()
+        or rollouts.in_rollout(record)
+        or rolled.get("version") != details.get("alias_version")
+        or rolled.get("version") == record.stable_version
+    ):
+        return ""
+    return (
+        f"; {spec.version} points at v{rolled['version']}, rolled back ({rolled.get('reason', '')[:120]}): "
+        f"not rolled out again until {spec.version} moves or someone runs `kosmos deploy rollout`"
+    )
 
 
 def promoted_through_kosmos(session: Any, project: str, model: str, alias: str, version: int) -> str | None:

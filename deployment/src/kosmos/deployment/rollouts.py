@@ -35,6 +35,19 @@ def _retire(record: DeploymentRecord, version: int) -> list[int]:
     return sorted({*(record.details or {}).get("retiring", []), version} - live)
 
 
+def settle_alias(record: DeploymentRecord, version: int | None) -> None:
+    """Record that ``record`` has acted on its alias pointing at ``version`` (followed it, or a person
+    chose otherwise): following the alias rolls out only a later move of it, never this one again."""
+    if version is not None:
+        record.details = {**(record.details or {}), "alias_version": version}
+
+
+def alias_moved(record: DeploymentRecord, version: int) -> bool:
+    """Whether the alias now points elsewhere than when ``record`` last acted on it. Records from
+    before this was kept count their stable version as the one they followed."""
+    return version != (record.details or {}).get("alias_version", record.stable_version)
+
+
 def in_rollout(record: DeploymentRecord) -> bool:
     return record.candidate_version is not None
 

@@ -33,6 +33,13 @@ def status(project: str, name: str, *, client: KosmosClient | None = None) -> di
         return c.get(f"{_base(project)}/{name}")
 
 
+def _settled(d: dict[str, Any]) -> bool:
+    """Healthy, no rollout under way, and the reconciler has applied the latest change (a state
+    read before it did would still say healthy)."""
+    applied = d.get("applied_generation", d.get("generation", 0)) >= d.get("generation", 0)
+    return d["status"] == "healthy" and d["candidate_version"] is None and applied
+
+
 def wait(
     project: str,
     name: str,
@@ -42,12 +49,13 @@ def wait(
     on_change: Callable[[dict[str, Any]], None] | None = None,
     client: KosmosClient | None = None,
 ) -> dict[str, Any]:
-    """Poll until ``until(deployment)`` holds (default: healthy, no rollout) or it has failed.
+    """Poll until ``until(deployment)`` holds (default: healthy, no rollout, the latest change
+    applied) or it has failed.
 
     Returns the last state (check its ``status``); raises TimeoutError naming the
     last status. ``on_change`` sees each new status and reason.
     """
-    until = until or (lambda d: d["status"] == "healthy" and d["candidate_version"] is None)
+    until = until or _settled
     deadline = time.monotonic() + timeout_s
     last: tuple[str, str] | None = None
     with client_or_default(client) as c:

@@ -12,7 +12,7 @@ from kosmos.deployment.models import DeploymentRecord
 from kosmos.deployment.spec import Autoscaling, DeploymentSpec, Strategy
 from kosmos.platform.context import CallContext
 from kosmos.platform.db.models import Project, Role
-from kosmos.platform.errors import InvalidInput, NotFound
+from kosmos.platform.errors import InvalidInput, KosmosError, NotFound
 from kosmos.platform.settings import Settings
 from kosmos.training import registry
 
@@ -21,6 +21,17 @@ def resolve(settings: Settings, project: str, model: str, version: str) -> int:
     """A version number or alias of ``model`` as a version number; NotFound names what is missing."""
     client = MlflowClient(settings.mlflow_tracking_uri)
     return int(registry.mlflow_errors(registry.resolve_version)(client, project, model, version).version)
+
+
+def _alias_version(settings: Settings, project: str, record: DeploymentRecord) -> int | None:
+    """Where the deployment's alias points now (None for a pinned version or a missing alias)."""
+    spec = rollouts.spec_of(record)
+    if spec.version.isdigit():
+        return None
+    try:
+        return resolve(settings, project, spec.model, spec.version)
+    except KosmosError:
+        return None
 
 
 def out(record: DeploymentRecord, project: str) -> dict[str, Any]:
@@ -75,6 +86,8 @@ def create(
         applied_generation=0,
         created_by=ctx.principal.user_name,
     )
+    if not spec.version.isdigit():
+        rollouts.settle_alias(record, version)
     ctx.insert(record, f"deployment {name!r} in project {project!r}")
     ctx.audit(
         "deployment.create",
@@ -114,6 +127,7 @@ def rollout(
         raise InvalidInput.field("strategy", problem)
     number = resolve(settings, project, record.spec["model"], version)
     rollouts.start(record, number, strategy)
+    rollouts.settle_alias(record, _alias_version(settings, project, record))  # a person chose this
     record.status, record.reason = "deploying", f"rolling out v{number} ({record.strategy})"
     ctx.audit(
         "deployment.rollout",
@@ -128,11 +142,13 @@ def rollout(
     return out(record, project)
 
 
-def promote(ctx: CallContext, project: str, name: str, reason: str) -> dict[str, Any]:
+def promote(ctx: CallContext, settings: Settings, project: str, name: str, reason: str) -> dict[str, Any]:
     proj = ctx.project(project, Role.developer)
     record = _get(ctx, proj, name, lock=True)
     previous = record.stable_version
     version = rollouts.promote(record)
+    record.status, record.reason = "deploying", f"promoted v{version}: moving all traffic to it"
+    rollouts.settle_alias(record, _alias_version(settings, project, record))  # final until the alias moves
     ctx.audit(
         "deployment.promote",
         "deployment",
@@ -143,11 +159,13 @@ def promote(ctx: CallContext, project: str, name: str, reason: str) -> dict[str,
     return out(record, project)
 
 
-def rollback(ctx: CallContext, project: str, name: str, reason: str) -> dict[str, Any]:
+def rollback(ctx: CallContext, settings: Settings, project: str, name: str, reason: str) -> dict[str, Any]:
     proj = ctx.project(project, Role.developer)
     record = _get(ctx, proj, name, lock=True)
     dropped = record.candidate_version or record.stable_version
     serving = rollouts.rollback(record, reason or "manual rollback")
+    record.status, record.reason = "deploying", f"rolled back: moving all traffic to v{serving}"
+    rollouts.settle_alias(record, _alias_version(settings, project, record))  # final until the alias moves
     ctx.audit(
         "deployment.rollback",
         "deployment",
