@@ -9,6 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 from kosmos.platform.client import KosmosClient, client_or_default
+from kosmos.platform.errors import (
+    Conflict,
+    ConnectionFailed,
+    Forbidden,
+    InvalidInput,
+    KosmosError,
+    NotFound,
+    ServiceUnavailable,
+    Unauthenticated,
+)
 
 
 def openai_base_url(project: str, *, client: KosmosClient | None = None) -> str:
@@ -16,6 +26,29 @@ def openai_base_url(project: str, *, client: KosmosClient | None = None) -> str:
     the data plane's, so no LLM token passes through the control plane."""
     with client_or_default(client) as c:
         return f"{c.dataplane_url}/{project}/openai/v1"
+
+
+def kosmos_error(exc: Exception, project: str, model: str) -> KosmosError:
+    """The gateway's OpenAI-shaped error as the Kosmos error the rest of the SDK raises, with a hint."""
+    import openai
+
+    body = getattr(exc, "body", None)
+    message = (body.get("message") if isinstance(body, dict) else None) or str(exc)
+    request_id = getattr(getattr(exc, "response", None), "headers", {}).get("x-request-id")
+    if isinstance(exc, openai.NotFoundError):
+        return NotFound(
+            f"{message}. Project {project!r} has no LLM deployment or route {model!r}: deploy one with "
+            f"`kosmos deploy create {model} -p {project} --model <registered LLM> --llm --wait`, or route "
+            f"{model!r} to an existing one (kosmos.llm.set_policy)",
+            request_id=request_id,
+        )
+    if isinstance(exc, openai.APIConnectionError):
+        return ConnectionFailed(f"the gateway could not be reached: {message}")
+    status = getattr(exc, "status_code", None)
+    kind = {400: InvalidInput, 401: Unauthenticated, 403: Forbidden, 409: Conflict, 422: InvalidInput}.get(
+        status or 0, ServiceUnavailable if (status or 500) >= 500 or status == 429 else KosmosError
+    )
+    return kind(message, request_id=request_id)
 
 
 # -- prompts ----------------------------------------------------------------------------
@@ -42,10 +75,15 @@ def chat(
 ) -> dict[str, Any]:
     """One gateway call: the text, and what the gateway did (cache outcome, prompt version,
     cache entry, request id, usage)."""
+    import openai
+
     extra = {"kosmos": {"prompt": prompt, "variables": variables or {}}} if prompt else None
-    raw = openai_client(project, client=client).chat.completions.with_raw_response.create(
-        model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, extra_body=extra
-    )
+    try:
+        raw = openai_client(project, client=client).chat.completions.with_raw_response.create(
+            model=model, messages=messages, max_tokens=max_tokens, temperature=temperature, extra_body=extra
+        )
+    except openai.APIError as exc:
+        raise kosmos_error(exc, project, model) from None
     answer = raw.parse()
     return {
         "text": answer.choices[0].message.content,
