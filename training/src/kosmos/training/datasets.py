@@ -137,7 +137,8 @@ class DatasetRepo:
         feature_service: str | None = None,
         description: str = "",
     ) -> DatasetVersion:
-        """Version ``frame`` as the next version of ``name``; the same content twice is a no-op."""
+        """Version ``frame`` as the next version of ``name``; content that a version already has
+        returns that version."""
         problem = name_problem(name)
         if problem:
             raise InvalidInput.field("name", problem)
@@ -153,8 +154,9 @@ class DatasetRepo:
                 + ",".join(map(str, frame.columns)).encode()
             ).hexdigest()
             existing = self.versions(name)
-            if existing and existing[-1].content_hash == digest:
-                return existing[-1]
+            same = [v for v in existing if v.content_hash == digest]
+            if same:  # any earlier version, not only the latest: one version per content
+                return same[-1]
             time_range = None
             if "event_timestamp" in frame.columns and len(frame):
                 ts = pd.to_datetime(frame["event_timestamp"], utc=True)
