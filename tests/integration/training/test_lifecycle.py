@@ -288,3 +288,34 @@ def test_the_mlp_trains_data_parallel_on_ray_with_two_workers(
     losses = MlflowClient(settings.mlflow_tracking_uri).get_metric_history(r.run_id, "validation_loss")
     assert len(losses) == metrics["epochs"]
     assert version["version"] == 1
+
+
+def test_a_tree_model_logs_registers_and_loads_back(training_server) -> None:
+    """scikit-learn's tree types are trusted for MLflow's skops format; a type from elsewhere is
+    named in a 422 before anything is logged."""
+    import mlflow
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import FunctionTransformer
+
+    settings = training_server["settings"]
+    frame = load_breast_cancer(as_frame=True).frame
+    inputs, y = frame.drop(columns="target"), frame["target"]
+    with KosmosClient(url=training_server["url"], token=training_server["dev"]) as c:
+        sdk.register_dataset("demo", "cancer", frame, client=c)
+        with run("demo", "forest", dataset="cancer", settings=settings, client=c, code_path=HERE) as r:
+            forest = RandomForestClassifier(n_estimators=10, random_state=0).fit(inputs, y)
+            uri = r.log_model(forest, input_example=inputs.head(5))
+        version = sdk.register_model("demo", "forest", r.run_id, client=c)["version"]
+        loaded = mlflow.pyfunc.load_model(uri)
+        assert (loaded.predict(inputs.head(20)) == forest.predict_proba(inputs.head(20))).all()
+        with run("demo", "custom", dataset="cancer", settings=settings, client=c, code_path=HERE) as r:
+            odd = Pipeline([("double", FunctionTransformer(_double)), ("forest", forest)]).fit(inputs, y)
+            with pytest.raises(InvalidInput, match="skops_trusted_types") as refused:
+                r.log_model(odd, input_example=inputs.head(5))
+        assert __name__.split(".")[-1] in str(refused.value) and version >= 1
+
+
+def _double(x):
+    return x * 2

@@ -36,6 +36,7 @@ from kosmos.platform.mlflow_access import use_user_token
 from kosmos.platform.settings import Settings, get_settings
 from kosmos.training.code_version import CodeVersion, code_version
 from kosmos.training.metric_buffer import MetricBuffer
+from kosmos.training.skops_types import trusted_types
 
 log = logging.getLogger(__name__)
 
@@ -122,7 +123,9 @@ class TrainingRun:
     ) -> str:
         """Log ``model`` with a signature inferred from ``input_example``; returns its model URI.
 
-        ``flavor_kwargs`` go to ``mlflow.<flavor>.log_model`` (e.g. ``skops_trusted_types``).
+        ``flavor_kwargs`` go to ``mlflow.<flavor>.log_model``. A scikit-learn model's types from
+        scikit-learn, NumPy and SciPy are trusted for loading (``skops_types``); name any other in
+        ``skops_trusted_types``.
         """
         from mlflow.models import infer_signature
 
@@ -136,6 +139,9 @@ class TrainingRun:
             if flavor == "sklearn" and hasattr(model, "predict_proba")
             else {}
         )
+        skops = flavor_kwargs.get("serialization_format", "skops") == "skops"
+        if flavor == "sklearn" and skops and "skops_trusted_types" not in flavor_kwargs:
+            extra["skops_trusted_types"] = trusted_types(model)
         info = module.log_model(
             model, name=name, signature=signature, input_example=input_example, **extra, **flavor_kwargs
         )
