@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+import pandas as pd
 import pytest
 
 from kosmos.deployment import sdk
@@ -95,6 +96,15 @@ def test_deploy_and_predict_with_online_features(deploy_env) -> None:
         batch = sdk.predict_batch("demo", "fraud-main", _rows(deploy_env, 1) * 1200, client=c)
         assert batch["rows"] == 1200 and batch["model_versions"] == [1]
         assert batch["predictions"][0] == batch["predictions"][-1]  # same row, same features, same score
+        # a DataFrame in, a DataFrame out: one row per input on its index, a column per class label
+        scored = sdk.predict(
+            "demo", "fraud-main", pd.DataFrame(_rows(deploy_env, 3), index=[7, 8, 9]), client=c
+        )
+        assert list(scored.columns) == ["0", "1"] and list(scored.index) == [7, 8, 9]
+        assert scored["1"].tolist() == pytest.approx(scores) and scored.attrs["model_version"] == 1
+        many = pd.DataFrame(_rows(deploy_env, 1) * 2500)
+        big = sdk.predict_batch("demo", "fraud-main", many, chunk_rows=1000, progress=False, client=c)
+        assert len(big) == 2500 and big.attrs["model_versions"] == [1] and big["1"].nunique() == 1
         deadline = time.monotonic() + 10  # the data plane hands its log lines over once a second
         while not (logged := sdk.logs("demo", "fraud-main", client=c)):
             assert time.monotonic() < deadline, "no inference log line was written"

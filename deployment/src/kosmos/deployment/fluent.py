@@ -22,11 +22,11 @@ def wait(
     waiting only: the rollout goes on, and ``kosmos.deployments.status(name)`` shows it."""
     from tqdm.auto import tqdm
 
-    bar = tqdm(total=None, desc=name, bar_format="{desc}: {postfix} [{elapsed}]")
+    bar = tqdm(total=None, desc=f"{name}: waiting", bar_format="{desc} [{elapsed}]")
 
     def show(d: dict[str, Any]) -> None:
         traffic = ", ".join(f"v{v} {w}%" for v, w in d["traffic"].items())
-        bar.set_postfix_str(f"{d['status']} [{traffic}] {d['reason']}"[:160])
+        bar.set_description_str(f"{name}: {d['status']} [{traffic}] {d['reason']}"[:160])
 
     try:
         result = sdk.wait(

@@ -48,7 +48,9 @@ async def predict_batch(
             return answer(result)
     predictions = [p for r in results for p in r["predictions"]]
     versions = sorted({r["model_version"] for r in results})
-    return JSONResponse({"predictions": predictions, "model_versions": versions, "rows": len(predictions)})
+    classes = next((r["classes"] for r in results if r.get("classes")), None)
+    body = {"predictions": predictions, "model_versions": versions, "rows": len(predictions)}
+    return JSONResponse({**body, **({"classes": classes} if classes else {})})
 
 
 def _shift(problem: dict[str, str], offset: int) -> dict[str, str]:

@@ -135,18 +135,95 @@ def logs(
         return c.get(f"{_base(project)}/{name}/logs", limit=limit)
 
 
+Rows = list[dict[str, Any]] | Any
+"""Rows of field: value, or a pandas DataFrame (one row per input)."""
+
+
+def _rows(inputs: Rows) -> list[dict[str, Any]]:
+    """JSON rows: a DataFrame's NaN become null, its timestamps ISO strings."""
+    if hasattr(inputs, "to_json") and hasattr(inputs, "columns"):
+        import json
+
+        return json.loads(inputs.to_json(orient="records", date_format="iso"))
+    return list(inputs)
+
+
+def _frame(answer: dict[str, Any], inputs: Any) -> Any:
+    """A DataFrame answer for a DataFrame question: one row per input, on the input's index; one
+    column per class when the model gives probabilities (named by its labels when it has them)."""
+    import pandas as pd
+
+    predictions = answer["predictions"]
+    first = predictions[0] if predictions else None
+    if isinstance(first, list):
+        columns = answer.get("classes") or [f"class_{i}" for i in range(len(first))]
+        return pd.DataFrame(predictions, columns=[str(c) for c in columns], index=inputs.index)
+    if isinstance(first, dict):
+        return pd.DataFrame(predictions, index=inputs.index)
+    return pd.DataFrame({"prediction": predictions}, index=inputs.index)
+
+
 def predict(
-    project: str, name: str, inputs: list[dict[str, Any]], *, client: KosmosClient | None = None, **extra: Any
-) -> dict[str, Any]:
-    """Predictions for ``inputs`` (rows of field: value; entity keys fetch online features),
-    from the data plane (Ray Serve's ingress), never through the control plane."""
+    project: str, name: str, inputs: Rows, *, client: KosmosClient | None = None, **extra: Any
+) -> Any:
+    """Predictions for ``inputs`` (rows of field: value, or a DataFrame; entity keys fetch online
+    features), from the data plane (Ray Serve's ingress), never through the control plane.
+
+    Rows give the data plane's answer (``predictions``, ``classes`` when the model has labels,
+    ``model_version``, ``request_id``); a DataFrame gives a DataFrame, one row per input, with
+    ``attrs`` holding the model version and request id.
+    """
     with client_or_default(client) as c:
-        return c.dataplane(f"/{project}/{name}/predict", {"inputs": inputs, **extra})
+        answer = c.dataplane(f"/{project}/{name}/predict", {"inputs": _rows(inputs), **extra})
+    if not hasattr(inputs, "columns"):
+        return answer
+    frame = _frame(answer, inputs)
+    frame.attrs = {k: answer[k] for k in ("model_version", "request_id") if k in answer}
+    return frame
 
 
 def predict_batch(
-    project: str, name: str, inputs: list[dict[str, Any]], *, client: KosmosClient | None = None
-) -> dict[str, Any]:
-    """Predictions for many rows at once (one call, no per-row overhead), from the data plane."""
-    with client_or_default(client) as c:
-        return c.dataplane(f"/{project}/{name}/predict/batch", {"inputs": inputs})
+    project: str,
+    name: str,
+    inputs: Rows,
+    *,
+    chunk_rows: int = 10_000,
+    progress: bool = True,
+    client: KosmosClient | None = None,
+) -> Any:
+    """Predictions for any number of rows, sent in chunks of ``chunk_rows`` (the data plane takes
+    up to 20,000 a call), with a progress bar. Rows give ``{predictions, classes, model_versions,
+    rows}``; a DataFrame gives a DataFrame, as :func:`predict` does."""
+    rows = _rows(inputs)
+    if not 1 <= chunk_rows <= 20_000:
+        raise ValueError("chunk_rows must be between 1 and 20,000")
+    predictions: list[Any] = []
+    versions: set[int] = set()
+    classes = None
+    bar = None
+    if progress and len(rows) > chunk_rows:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(rows), desc=f"{name}: predict", unit="rows")
+    try:
+        with client_or_default(client) as c:
+            for start in range(0, max(len(rows), 1), chunk_rows):
+                part = c.dataplane(
+                    f"/{project}/{name}/predict/batch", {"inputs": rows[start : start + chunk_rows]}
+                )
+                predictions += part["predictions"]
+                versions |= set(part.get("model_versions", []))
+                classes = classes or part.get("classes")
+                if bar is not None:
+                    bar.update(len(part["predictions"]))
+    finally:
+        if bar is not None:
+            bar.close()
+    answer = {"predictions": predictions, "model_versions": sorted(versions), "rows": len(predictions)}
+    if classes:
+        answer["classes"] = classes
+    if not hasattr(inputs, "columns"):
+        return answer
+    frame = _frame(answer, inputs)
+    frame.attrs = {"model_versions": answer["model_versions"]}
+    return frame

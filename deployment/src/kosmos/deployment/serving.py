@@ -118,6 +118,8 @@ class ModelServer:
         if schema is None:
             raise ValueError(f"{self.name} v{version} has no signature; register it with one")
         self.columns = {c.name: getattr(c.type, "name", str(c.type)) for c in schema.inputs}
+        classes = (self.model.metadata.metadata or {}).get("kosmos.classes")
+        self.classes = list(classes) if isinstance(classes, list) else None  # predict_proba's columns
         self.info: dict[str, Any] = {
             "version": version,
             "content_hash": cached.content_hash,
@@ -189,7 +191,7 @@ class ModelServer:
             if missing:  # the caller's input, not the model's fault: a 4xx that names the fields
                 return {"error": {"type": "invalid_input", "problems": missing[:50]}}
             raise result
-        return {"predictions": result}
+        return {"predictions": result, **({"classes": self.classes} if self.classes else {})}
 
 
 class _Window:
@@ -390,7 +392,12 @@ async def call_version(
     if "error" in result:
         return {**result, "model_version": version, "request_id": request_id}, ms, None
     return (
-        {"predictions": result["predictions"], "model_version": version, "request_id": request_id},
+        {
+            "predictions": result["predictions"],
+            **({"classes": result["classes"]} if result.get("classes") else {}),
+            "model_version": version,
+            "request_id": request_id,
+        },
         ms,
         True,
     )

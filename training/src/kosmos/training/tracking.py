@@ -139,6 +139,9 @@ class TrainingRun:
             if flavor == "sklearn" and hasattr(model, "predict_proba")
             else {}
         )
+        classes = getattr(model, "classes_", None)
+        if extra and classes is not None:  # predict_proba's columns, for the callers of a deployment
+            extra["metadata"] = {**flavor_kwargs.pop("metadata", {}), "kosmos.classes": _plain(classes)}
         skops = flavor_kwargs.get("serialization_format", "skops") == "skops"
         if flavor == "sklearn" and skops and "skops_trusted_types" not in flavor_kwargs:
             extra["skops_trusted_types"] = trusted_types(model)
@@ -216,6 +219,11 @@ def _resolve_dataset(client: KosmosClient, project: str, dataset: Any) -> Datase
         meta=meta,
         frame=frame,
     )
+
+
+def _plain(values: Any) -> list[Any]:
+    """Class labels as JSON values (numpy scalars become Python ones)."""
+    return [v.item() if hasattr(v, "item") else v for v in values]
 
 
 @contextmanager
