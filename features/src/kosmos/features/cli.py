@@ -15,6 +15,15 @@ app = typer.Typer(help="Feature views, pipelines and online features (Feast).", 
 ProjectOption = typer.Option(..., "--project", "-p", help="The project.")
 
 
+KINDS = {
+    "entities": "entity",
+    "feature_views": "feature view",
+    "on_demand_feature_views": "on-demand view",
+    "feature_services": "feature service",
+}
+"""The kinds of definition ``features list`` shows, as the registry names them and as people do."""
+
+
 @app.command("list")
 @handle_errors
 def list_(project: str = ProjectOption, output: Output = OutputOption) -> None:
@@ -23,11 +32,7 @@ def list_(project: str = ProjectOption, output: Output = OutputOption) -> None:
     if output is Output.json:
         render(described, output)
         return
-    rows = [
-        {"kind": kind.removesuffix("s").replace("_", " "), "name": name}
-        for kind in ("entities", "feature_views", "on_demand_feature_views", "feature_services")
-        for name in described[kind]
-    ]
+    rows = [{"kind": kind, "name": name} for key, kind in KINDS.items() for name in described[key]]
     render(rows, output)
 
 

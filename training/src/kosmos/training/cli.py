@@ -73,10 +73,11 @@ def runs_list(
         [
             {
                 "run_id": r["run_id"],
+                "run_name": r.get("run_name"),
                 "experiment": r["experiment"],
                 "status": r["status"],
                 "start_time": r["start_time"],
-                "roc_auc": r["metrics"].get("roc_auc"),
+                "metrics": ", ".join(f"{k}={v:.4g}" for k, v in sorted(r["metrics"].items())[:4]),
             }
             for r in rows
         ],
