@@ -17,9 +17,13 @@ from kosmos.platform.bootstrap import bootstrap
 from kosmos.platform.db.engine import Database
 
 LLM = "chat"
-# the real vLLM engine, shared by every test here; enforce_eager starts it in ~30 s instead of ~90 s
+# the real vLLM engine, shared by every test here; enforce_eager starts it in ~30 s instead of ~90 s.
+# float32, not the bfloat16 default: the tests read greedy answers word for word, and in bfloat16 this
+# 135M model's first tokens are close enough that a full CI run (2 busy cores) once answered the
+# capital question "L'Étoile, la Marseillaise, ..." where every run alone says Paris
 SPEC = {
     "engine": "vllm",
+    "dtype": "float32",
     "enforce_eager": True,
     "max_num_seqs": 8,
     "max_model_len": 1024,
