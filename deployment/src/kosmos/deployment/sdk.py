@@ -7,6 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from kosmos.platform.client import KosmosClient, client_or_default
+from kosmos.platform.errors import InvalidInput
 
 
 def _base(project: str) -> str:
@@ -36,7 +37,7 @@ def status(project: str, name: str, *, client: KosmosClient | None = None) -> di
 def _settled(d: dict[str, Any]) -> bool:
     """Healthy, no rollout under way, and the reconciler has applied the latest change (a state
     read before it did would still say healthy)."""
-    applied = d.get("applied_generation", d.get("generation", 0)) >= d.get("generation", 0)
+    applied = d["applied_generation"] >= d["generation"]
     return d["status"] == "healthy" and d["candidate_version"] is None and applied
 
 
@@ -196,7 +197,7 @@ def predict_batch(
     rows}``; a DataFrame gives a DataFrame, as :func:`predict` does."""
     rows = _rows(inputs)
     if not 1 <= chunk_rows <= 20_000:
-        raise ValueError("chunk_rows must be between 1 and 20,000")
+        raise InvalidInput.field("chunk_rows", f"must be between 1 and 20,000, got {chunk_rows}")
     predictions: list[Any] = []
     versions: set[int] = set()
     classes = None
