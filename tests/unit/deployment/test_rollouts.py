@@ -173,3 +173,17 @@ def test_a_canary_that_failed_is_not_rolled_out_again_until_the_alias_moves(monk
     rollouts.start(r, 3)  # a person retries: allowed
     rollouts.settle_alias(r, 3)
     assert r.candidate_version == 3 and _held_back(r) == ""
+
+
+def test_an_alias_that_moves_during_a_canary_is_rolled_out_after_it(monkeypatch) -> None:
+    alias_at = [3]
+    reconciler, audited = _following(monkeypatch, alias_at)
+    r = _record()
+    rollouts.settle_alias(r, 1)
+    reconciler._follow_alias(None, "p", r)
+    alias_at[0] = 4  # moved while v3's canary runs: nothing happens yet
+    reconciler._follow_alias(None, "p", r)
+    assert r.candidate_version == 3
+    rollouts.promote(r)
+    reconciler._follow_alias(None, "p", r)
+    assert (r.stable_version, r.candidate_version) == (3, 4) and audited == ["deployment.follow_alias"] * 2

@@ -34,6 +34,13 @@ def _alias_version(settings: Settings, project: str, record: DeploymentRecord) -
         return None
 
 
+def _settle_unrecorded(settings: Settings, project: str, record: DeploymentRecord) -> None:
+    """Promote and rollback keep the alias version the rollout started from (a move during the
+    canary must still roll out afterwards); only a record from before it was kept gets today's."""
+    if "alias_version" not in (record.details or {}):
+        rollouts.settle_alias(record, _alias_version(settings, project, record))
+
+
 def out(record: DeploymentRecord, project: str) -> dict[str, Any]:
     return {
         "name": record.name,
@@ -148,7 +155,7 @@ def promote(ctx: CallContext, settings: Settings, project: str, name: str, reaso
     previous = record.stable_version
     version = rollouts.promote(record)
     record.status, record.reason = "deploying", f"promoted v{version}: moving all traffic to it"
-    rollouts.settle_alias(record, _alias_version(settings, project, record))  # final until the alias moves
+    _settle_unrecorded(settings, project, record)
     ctx.audit(
         "deployment.promote",
         "deployment",
@@ -165,7 +172,7 @@ def rollback(ctx: CallContext, settings: Settings, project: str, name: str, reas
     dropped = record.candidate_version or record.stable_version
     serving = rollouts.rollback(record, reason or "manual rollback")
     record.status, record.reason = "deploying", f"rolled back: moving all traffic to v{serving}"
-    rollouts.settle_alias(record, _alias_version(settings, project, record))  # final until the alias moves
+    _settle_unrecorded(settings, project, record)
     ctx.audit(
         "deployment.rollback",
         "deployment",
