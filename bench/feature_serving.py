@@ -263,7 +263,7 @@ def main() -> None:
 
     repo = FeatureRepo(settings, project)
     repo.init(template="fraud")
-    write(generate(rows=100_000), repo.raw_dir)
+    write(generate(rows=100_000), repo.tables_dir)
     repo.apply()
     compute_offline(repo)
     repo.store().materialize_incremental(end_date=datetime.now(UTC))
@@ -323,7 +323,7 @@ def main() -> None:
     big = FeatureRepo(settings, f"{project}-1m")
     big.init(template="fraud")
     started = time.perf_counter()
-    write(generate(rows=args.rows), big.raw_dir)
+    write(generate(rows=args.rows), big.tables_dir)
     generated = time.perf_counter() - started
     big.apply()
     started = time.perf_counter()

@@ -76,7 +76,7 @@ def deploy_env(
         data = generate(rows=8_000, seed=3, end=default_end())
         with KosmosClient(url=url, token=admin) as c:
             c.post("/projects/demo/features/init", {"template": "fraud"})
-            write(data, feature_repo(settings, "demo").raw_dir)
+            write(data, feature_repo(settings, "demo").tables_dir)
             c.post("/projects/demo/features/pipelines/run", {"materialize": True})
             entities = data.transactions[
                 ["transaction_id", "user_id", "merchant_id", "amount", "event_timestamp", "label"]

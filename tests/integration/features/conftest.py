@@ -42,7 +42,7 @@ def fraud_repo(feature_settings: Settings, fraud_data: FraudData) -> Iterator[Fe
     project = f"fraud-{uuid.uuid4().hex[:10]}"
     repo = FeatureRepo(feature_settings, project)
     repo.init(template="fraud")
-    write(fraud_data, repo.raw_dir)
+    write(fraud_data, repo.tables_dir)
     repo.apply()
     run_pipelines(repo)
     yield repo

@@ -37,7 +37,7 @@ def features_server(
             c.post("/projects", {"name": "fraud", "team": "risk"})
             c.post("/projects", {"name": "other", "team": "risk"})
             c.post("/projects/fraud/features/init", {"template": "fraud"})
-            write(fraud_data, feature_repo(settings, "fraud").raw_dir)
+            write(fraud_data, feature_repo(settings, "fraud").tables_dir)
             run = c.post("/projects/fraud/features/pipelines/run", {"materialize": True})
             assert run["status"] == "succeeded"
             c.post("/users", {"name": "vic"})

@@ -86,7 +86,7 @@ def test_bad_lookups_are_named(fraud_repo, kwargs: dict, message: str) -> None:
 
 
 def test_schema_change_in_raw_data_is_named_and_changes_nothing(fraud_repo) -> None:
-    path = fraud_repo.raw_dir / "transactions.parquet"
+    path = fraud_repo.tables_dir / "transactions.parquet"
     tx = pd.read_parquet(path)
     before = (fraud_repo.offline_dir / "merchant_stats.parquet").read_bytes()
     tx.drop(columns="merchant_id").assign(amount=tx["amount"].astype(str)).to_parquet(path)
@@ -119,8 +119,8 @@ def test_failed_materialization_says_so_and_rerunning_repairs_it(fraud_repo) -> 
 
 
 def test_missing_raw_data_is_named(fraud_repo) -> None:
-    (fraud_repo.raw_dir / "users.parquet").unlink()
-    with pytest.raises(NotFound, match=r"users\.parquet"):
+    (fraud_repo.tables_dir / "users.parquet").unlink()
+    with pytest.raises(InvalidInput, match=r"no table .users."):
         run_pipelines(fraud_repo)
 
 

@@ -15,13 +15,13 @@ def test_run_once_covers_every_repository(tmp_path, fraud_data) -> None:
     for repo in (healthy, broken):
         repo.init(template="fraud")
         repo.apply()
-    write(fraud_data, healthy.raw_dir)  # beta has no raw data: its run fails
+    write(fraud_data, healthy.tables_dir)  # beta has no tables: its run fails
     (settings.projects_dir / "not-a-repo").mkdir()
 
     outcomes = run_once(settings)
 
     assert outcomes["alpha"] == "succeeded"
-    assert outcomes["beta"].startswith("failed") and "raw data missing" in outcomes["beta"]
+    assert outcomes["beta"].startswith("failed") and "no table 'transactions'" in outcomes["beta"]
     assert "not-a-repo" not in outcomes
     assert last_run(healthy)["status"] == "succeeded"
     assert last_run(broken)["status"] == "failed"

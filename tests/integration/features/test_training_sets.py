@@ -13,7 +13,7 @@ from kosmos.platform.errors import InvalidInput
 
 
 def _entities(repo, n: int = 400) -> pd.DataFrame:
-    tx = pd.read_parquet(repo.raw_dir / "transactions.parquet")
+    tx = pd.read_parquet(repo.tables_dir / "transactions.parquet")
     return tx.sample(n, random_state=1)[
         ["transaction_id", "user_id", "merchant_id", "amount", "event_timestamp", "label"]
     ]

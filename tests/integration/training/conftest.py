@@ -48,7 +48,7 @@ def training_server(
         monkeypatch.setenv("KOSMOS_MLFLOW__TRACKING_URI", mlflow_uri)
         with KosmosClient(url=url, token=admin) as c:
             c.post("/projects/demo/features/init", {"template": "fraud"})
-            write(training_data, feature_repo(settings, "demo").raw_dir)
+            write(training_data, feature_repo(settings, "demo").tables_dir)
             c.post("/projects/demo/features/pipelines/run", {"materialize": False})
             c.post("/projects", {"name": "other", "team": "risk"})
             for user, project, role in (

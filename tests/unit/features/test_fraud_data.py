@@ -10,7 +10,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import roc_auc_score
 
 from kosmos.features.demo import generate
-from kosmos.features.pipelines import RawTables, merchant_stats, user_transaction_stats
+from kosmos.features.demo.fraud_repo.pipelines import merchant_stats, user_transaction_stats
 
 END = datetime(2026, 11, 1, tzinfo=UTC)
 
@@ -38,11 +38,10 @@ def test_looks_like_card_fraud(data) -> None:
 
 
 def test_label_is_learnable_from_the_features(data) -> None:
-    raw = RawTables(data.transactions, data.users)
-    users = user_transaction_stats(raw).drop(columns=["created"])
+    users = user_transaction_stats(data.transactions, data.users).drop(columns=["created"])
     frame = data.transactions.sort_values("event_timestamp")
     frame = frame.merge(users, on=["user_id", "event_timestamp"], how="left")
-    merchants = merchant_stats(raw).drop(columns=["created"]).sort_values("event_timestamp")
+    merchants = merchant_stats(data.transactions).drop(columns=["created"]).sort_values("event_timestamp")
     frame = frame.sort_values("event_timestamp")
     frame = pd.merge_asof(frame, merchants, on="event_timestamp", by="merchant_id")
     columns = [
@@ -67,7 +66,7 @@ def test_no_feature_row_is_known_before_the_events_it_counts(data) -> None:
     """Late events (ingested after later transactions): a row's ``created`` must not come before
     the ingestion of any event its windows count, or a training set sees what serving could not."""
     tx = data.transactions
-    users = user_transaction_stats(RawTables(tx, data.users))
+    users = user_transaction_stats(tx, data.users)
     by_user = {u: g.sort_values("event_timestamp") for u, g in tx.groupby("user_id")}
     early = 0
     for row in users.sample(5000, random_state=0).itertuples():  # about 450 late-stamped today
@@ -79,7 +78,7 @@ def test_no_feature_row_is_known_before_the_events_it_counts(data) -> None:
         early += int((counted["ingested_at"] > row.created).any())
     assert early == 0, f"{early} of 5000 rows are stamped before an event they count arrived"
 
-    merchants = merchant_stats(RawTables(tx, data.users))
+    merchants = merchant_stats(tx)
     sample = merchants.sample(300, random_state=0)
     for row in sample.itertuples():
         seen = tx[

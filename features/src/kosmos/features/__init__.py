@@ -1,14 +1,26 @@
 """Kosmos features: feature views, point-in-time training sets and online features on Feast.
 
-In a notebook, ``kosmos.features.list()``, ``.online(...)``, ``.training_set(...)``,
-``.run_pipelines()``, ``.statistics(view)`` and ``.drift(view)`` work on the session's project.
+In a notebook, ``kosmos.features.upload_table(name, frame)``, ``.apply("./my_repo")``,
+``.run_pipelines()``, ``.list()``, ``.online(...)``, ``.training_set(...)``, ``.statistics(view)``,
+``.drift(view)``, ``.tables()`` and ``.versions()`` work on the session's project.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["drift", "list", "online", "run_pipelines", "statistics", "training_set"]
+__all__ = [
+    "apply",
+    "drift",
+    "list",
+    "online",
+    "run_pipelines",
+    "statistics",
+    "tables",
+    "training_set",
+    "upload_table",
+    "versions",
+]
 
 
 def __getattr__(name: str) -> Any:

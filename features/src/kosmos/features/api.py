@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Any
 
 import pandas as pd
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kosmos.features import runs, serving, stats
+from kosmos.features import runs, serving, stats, tables
 from kosmos.features.repo import FeatureRepo, feature_repo
-from kosmos.platform.api import Call, CallDep
+from kosmos.platform.api import MAX_BODY_KEY, Call, CallDep
 from kosmos.platform.db.models import Role
 from kosmos.platform.errors import InvalidInput
 from kosmos.platform.identity.names import Name
@@ -33,6 +34,14 @@ class InitBody(_Body):
         max_length=64,
         pattern=r"^[a-z][a-z0-9_]*$",
         description="A packaged template by name (an unknown name gets the list).",
+    )
+
+
+class ApplyBody(_Body):
+    files: dict[str, str] | None = Field(
+        default=None,
+        description="The repository's Python files, name to source ({'features.py': '...'}): Feast "
+        "definitions and pipeline functions. Left out: apply the files already there again.",
     )
 
 
@@ -90,13 +99,74 @@ def init(project: Name, body: InitBody, call: CallDep) -> dict[str, Any]:
     return described
 
 
-@router.post("/apply", summary="Register the repository's definitions (feast apply)")
-def apply(project: Name, call: CallDep) -> dict[str, Any]:
+@router.post("/apply", summary="Apply the project's feature repository as a new version")
+def apply(project: Name, body: ApplyBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         ctx.project(project, Role.developer)
-        described = _repo(call, project).apply()
-        ctx.audit("features.apply", "feature_repo", project, project=project)
+        repo = _repo(call, project)
+        if not repo.exists():
+            repo.init()
+        if body.files is None:
+            described = repo.apply()
+        else:
+            described = repo.apply_files(body.files, applied_by=call.principal.user_name)
+        ctx.audit(
+            "features.apply",
+            "feature_repo",
+            project,
+            project=project,
+            details={"version": described["version"], "changed": described["changed"]},
+        )
     return described
+
+
+@router.get("/versions", summary="Every applied version of the repository")
+def versions(project: Name, call: CallDep) -> list[dict[str, Any]]:
+    return _repo(call, project).versions()
+
+
+@router.get("/versions/{version}/files", summary="The files of one applied version")
+def version_files(project: Name, version: int, call: CallDep) -> dict[str, str]:
+    return _repo(call, project).version_files(version)
+
+
+@router.put(
+    "/tables/{table}",
+    summary="Upload a table (parquet body) that pipelines read and sources may name",
+    openapi_extra={MAX_BODY_KEY: tables.MAX_TABLE_BYTES},  # above server.max_body_bytes: an upload
+)
+async def put_table(project: Name, table: str, request: Request, call: CallDep) -> dict[str, Any]:
+    tables.check_name(table)
+    with call.tx() as ctx:  # the role is checked before the body is read
+        ctx.project(project, Role.developer)
+    body = await request.body()
+    repo = _repo(call, project)
+    if not repo.exists():
+        await run_in_threadpool(repo.init)
+    written = await run_in_threadpool(tables.write_table, repo, table, body)
+    with call.tx() as ctx:
+        ctx.audit(
+            "features.table.put",
+            "feature_table",
+            f"{project}/{table}",
+            project=project,
+            details={"rows": written["rows"], "sha256": written["sha256"]},
+        )
+    return written
+
+
+@router.get("/tables", summary="The project's tables: rows, columns, size")
+def list_tables(project: Name, call: CallDep) -> list[dict[str, Any]]:
+    return tables.list_tables(_repo(call, project))
+
+
+@router.delete("/tables/{table}", summary="Delete a table", status_code=204)
+def delete_table(project: Name, table: str, call: CallDep) -> None:
+    tables.check_name(table)
+    with call.tx() as ctx:
+        ctx.project(project, Role.developer)
+        tables.delete_table(_repo(call, project), table)
+        ctx.audit("features.table.delete", "feature_table", f"{project}/{table}", project=project)
 
 
 @router.post("/pipelines/run", summary="Run the feature pipelines and materialize")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import typer
 
@@ -52,10 +53,60 @@ def init(
 
 @app.command("apply")
 @handle_errors
-def apply(project: str = ProjectOption, output: Output = OutputOption) -> None:
-    """Register the repository's definitions with Feast."""
-    with KosmosClient() as client:
-        render(client.post(f"/projects/{project}/features/apply", {}), output)
+def apply(
+    path: Path | None = typer.Argument(
+        None, help="Your feature repository: a folder of Feast definitions and pipelines (*.py)."
+    ),
+    project: str = ProjectOption,
+    output: Output = OutputOption,
+) -> None:
+    """Apply a folder's feature repository as the project's next version (no PATH: apply it again)."""
+    if path is None:
+        with KosmosClient() as client:
+            described = client.post(f"/projects/{project}/features/apply", {})
+    else:
+        described = sdk.apply_repository(project, path)
+    if output is Output.json:
+        render(described, output)
+        return
+    state = "applied as" if described["changed"] else "unchanged, still"
+    typer.echo(f"{project}: {state} version {described['version']}")
+    rows = [{"kind": kind, "name": name} for key, kind in KINDS.items() for name in described[key]]
+    render(rows, output)
+
+
+@app.command("upload")
+@handle_errors
+def upload(
+    table: str = typer.Argument(..., help="The table's name: pipelines take it as a parameter of this name."),
+    file: Path = typer.Argument(..., help="A parquet or CSV file.", exists=True, dir_okay=False),
+    project: str = ProjectOption,
+    output: Output = OutputOption,
+) -> None:
+    """Upload a table (replacing one of the same name) for pipelines and sources to read."""
+    render(sdk.upload_table(project, table, file), output)
+
+
+@app.command("tables")
+@handle_errors
+def tables(project: str = ProjectOption, output: Output = OutputOption) -> None:
+    """The project's tables: rows, columns and size."""
+    found = sdk.list_tables(project)
+    if output is Output.json:
+        render(found, output)
+        return
+    render([{**t, "columns": ", ".join(t["columns"])} for t in found], output)
+
+
+@app.command("versions")
+@handle_errors
+def versions(project: str = ProjectOption, output: Output = OutputOption) -> None:
+    """Every applied version of the project's feature repository."""
+    found = sdk.list_versions(project)
+    if output is Output.json:
+        render(found, output)
+        return
+    render([{**v, "sha256": v["sha256"][:12], "files": ", ".join(v["files"])} for v in found], output)
 
 
 @app.command("run")

@@ -7,8 +7,13 @@ from kosmos.platform.fluent import Namespace
 
 features = Namespace(
     "features",
-    "Feature views, online features and point-in-time training sets (Feast).",
+    "Your feature repository (apply, versions), tables, online features and point-in-time training "
+    "sets (Feast).",
     list=sdk.list_features,
+    apply=sdk.apply_repository,
+    upload_table=sdk.upload_table,
+    tables=sdk.list_tables,
+    versions=sdk.list_versions,
     online=sdk.get_online,
     training_set=sdk.get_training_set,
     run_pipelines=sdk.run_pipelines,

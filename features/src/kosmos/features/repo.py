@@ -2,46 +2,93 @@
 
 The folder is ``$KOSMOS_HOME/projects/<project>/feature_repo``: a
 ``feature_store.yaml`` generated from the Kosmos settings (stores are Feast's
-own: SQLite or Redis online, file or SQL registry, parquet offline) and one or
-more Python files of Feast definitions. It stays a valid Feast repository, so
-``feast apply`` and ``feast materialize`` work on it from the command line.
+own: SQLite or Redis online, file or SQL registry, parquet offline), the Python
+files of the project's Feast definitions and pipelines (applied from the client,
+each apply a numbered version kept in ``feature_versions/``) and ``data/``: the
+project's uploaded tables (``data/tables``) and what its pipelines write. It
+stays a valid Feast repository, so ``feast apply`` and ``feast materialize``
+work on it from the command line.
 """
 
 from __future__ import annotations
 
-import importlib.util
+import fcntl
+import hashlib
+import json
 import os
 import shutil
-import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from feast import Entity, FeatureService, FeatureStore, FeatureView, OnDemandFeatureView
-from feast.data_source import DataSource
 from sqlalchemy.engine import make_url
 
 from kosmos.platform.errors import InvalidInput, NotFound
 from kosmos.platform.settings import Settings
 
-TEMPLATES = Path(__file__).resolve().parent / "_templates"
+TEMPLATE_GROUP = "kosmos.features.templates"
+"""Entry point group of feature-repository templates: name -> a package whose ``*.py`` files are one."""
 
 
 def templates() -> dict[str, Path]:
-    """The packaged feature-definition templates by name (``<name>`` -> ``_templates/<name>_features.py``)."""
-    return {p.name.removesuffix("_features.py"): p for p in TEMPLATES.glob("*_features.py")}
+    """The installed templates by name (each a folder of Feast definitions and pipelines)."""
+    from importlib.metadata import entry_points
+    from importlib.util import find_spec
+
+    found = {}
+    for point in entry_points(group=TEMPLATE_GROUP):
+        spec = find_spec(point.value)
+        if spec is not None and spec.submodule_search_locations:
+            found[point.name] = Path(next(iter(spec.submodule_search_locations)))
+    return found
 
 
-_FEAST_KINDS = (Entity, DataSource, FeatureView, OnDemandFeatureView, FeatureService)
+def template_files(name: str) -> dict[str, str]:
+    """A template's files (its package's ``*.py`` but ``__init__.py``)."""
+    known = templates()
+    if name not in known:  # a key of a registry fed by entry points, never a path
+        raise InvalidInput.field("template", f"unknown template {name!r}; valid: {sorted(known)}")
+    return {p.name: p.read_text() for p in sorted(known[name].glob("*.py")) if p.name != "__init__.py"}
 
 
 def feast_project_name(project: str) -> str:
     """Feast project names allow letters, digits and underscores only."""
     return project.replace("-", "_")
+
+
+def _kind(obj: Any) -> str:
+    for cls, kind in (
+        (FeatureService, "feature_service"),
+        (OnDemandFeatureView, "on_demand_feature_view"),
+        (FeatureView, "feature_view"),
+        (Entity, "entity"),
+    ):
+        if isinstance(obj, cls):
+            return kind
+    return "data_source"
+
+
+def _sources_of(view: Any) -> list[Any]:
+    if isinstance(view, OnDemandFeatureView):
+        return list(view.source_request_sources.values())
+    if isinstance(view, FeatureView):
+        return [s for s in (view.batch_source, view.stream_source) if s is not None]
+    return []
+
+
+def _digest(files: dict[str, str]) -> str:
+    h = hashlib.sha256()
+    for name, source in sorted(files.items()):
+        h.update(name.encode() + b"\0" + source.encode() + b"\0")
+    return h.hexdigest()
 
 
 def _write_atomic(path: Path, text: str) -> None:
@@ -125,29 +172,42 @@ class FeatureRepo:
         return self.path / "data" / "offline"
 
     @property
-    def raw_dir(self) -> Path:
-        """Raw data of the project (versioned with DVC by the training package)."""
-        return self.root / "data" / "raw"
+    def tables_dir(self) -> Path:
+        """The project's tables (``<name>.parquet``): what pipelines read and sources may name."""
+        return self.path / "data" / "tables"
+
+    @property
+    def versions_dir(self) -> Path:
+        """Every applied version's files (``<n>/``) and ``versions.json``, outside the Feast repo."""
+        return self.root / "feature_versions"
 
     def exists(self) -> bool:
         return (self.path / "feature_store.yaml").is_file()
 
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """One apply or pipeline run at a time per project, across processes (a file lock)."""
+        path = self.path / "data" / ".repo.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
     def init(self, template: str | None = None) -> None:
-        """Write ``feature_store.yaml`` and, once, the definitions of ``template``."""
+        """Write ``feature_store.yaml`` and, when nothing was applied yet, apply ``template``."""
+        files = template_files(template) if template is not None else None
         _write_atomic(
             self.path / "feature_store.yaml",
             yaml.safe_dump(feast_config(self.settings, self.project), sort_keys=False),
         )
-        (self.path / "data").mkdir(parents=True, exist_ok=True)
-        if template is not None:
-            known = templates()
-            if template not in known:  # a key of a fixed registry, never a path
-                raise InvalidInput.field("template", f"unknown template {template!r}; valid: {sorted(known)}")
-            source = known[template]
-            target = self.path / "features.py"
-            if not target.exists():
-                shutil.copyfile(source, target)
+        for folder in (self.path / "data", self.tables_dir):
+            folder.mkdir(parents=True, exist_ok=True)
         self._store, self._catalog = None, None
+        if files is not None and self.current_version() is None:
+            self.apply_files(files, applied_by=f"template {template}")
 
     def require(self) -> None:
         if not self.exists():
@@ -166,35 +226,108 @@ class FeatureRepo:
                 self._store = FeatureStore(repo_path=str(self.path))
             return self._store
 
-    def definitions(self) -> list[Any]:
-        """Every Feast object the repository's Python files define."""
-        found: list[Any] = []
-        for file in sorted(self.path.glob("*.py")):
-            name = f"_kosmos_feature_repo_{uuid.uuid4().hex}"
-            spec = importlib.util.spec_from_file_location(name, file)
-            assert spec and spec.loader
-            module = importlib.util.module_from_spec(spec)
-            sys.modules[name] = module
-            try:
-                spec.loader.exec_module(module)
-            except Exception as exc:
-                raise InvalidInput.field(file.name, f"cannot load feature definitions: {exc}") from exc
-            finally:
-                sys.modules.pop(name, None)
-            for value in vars(module).values():
-                if isinstance(value, _FEAST_KINDS) and not any(value is f for f in found):
-                    found.append(value)
-        return found
+    def files(self) -> dict[str, str]:
+        """The live definition files (what the current version applied)."""
+        return {p.name: p.read_text() for p in sorted(self.path.glob("*.py"))}
 
-    def apply(self) -> dict[str, list[str]]:
-        """Register the definitions with Feast (what `feast apply` does); returns what is there."""
+    def versions(self) -> list[dict[str, Any]]:
+        """Every applied version, oldest first: number, sha256, files, who and when."""
+        try:
+            return json.loads((self.versions_dir / "versions.json").read_text())
+        except FileNotFoundError:
+            return []
+
+    def version_files(self, version: int) -> dict[str, str]:
+        """The files version ``version`` applied."""
+        folder = self.versions_dir / str(version)
+        if version < 1 or not any(v["version"] == version for v in self.versions()):
+            known = [v["version"] for v in self.versions()]
+            raise NotFound(f"project {self.project!r} has no feature version {version}; versions: {known}")
+        return {p.name: p.read_text() for p in sorted(folder.glob("*.py"))}
+
+    def current_version(self) -> dict[str, Any] | None:
+        found = self.versions()
+        return found[-1] if found else None
+
+    def apply(self) -> dict[str, Any]:
+        """Apply the live files again (what `feast apply` in the folder does)."""
         self.require()
-        objects = self.definitions()
+        files = self.files()
+        if not files:
+            raise NotFound(f"project {self.project!r} has no feature definitions; `kosmos features apply`")
+        return self.apply_files(files, applied_by="kosmos")
+
+    def apply_files(self, files: dict[str, str], *, applied_by: str) -> dict[str, Any]:
+        """Check ``files`` and make them the project's definitions, as a new version.
+
+        Nothing changes unless the files load in a child process, pass :func:`definitions.check`
+        and apply to a scratch registry; definitions the new files no longer hold are removed, as
+        `feast apply` does. The same content as the current version returns that version.
+        """
+        from kosmos.features import definitions
+
+        self.require()
+        files = definitions.check_files(files)
+        digest = _digest(files)
+        with self.lock():
+            current = self.current_version()
+            if current is not None and current["sha256"] == digest and self.files() == files:
+                return {**self.describe(), "version": current["version"], "changed": False}
+            found = definitions.load(self, files)
+            definitions.check(self, found)
+            definitions.trial_apply(self, found, feast_config(self.settings, self.project))
+            number = (current["version"] if current else 0) + 1
+            archive = self.versions_dir / str(number)
+            shutil.rmtree(archive, ignore_errors=True)  # a crashed attempt at this number
+            for name, source in files.items():
+                _write_atomic(archive / name, source)
+            previous = self.files()
+            try:
+                self._write_live(files)
+                self._apply_to_feast(found.objects)
+            except Exception:
+                self._write_live(previous)
+                raise
+            record = {
+                "version": number,
+                "sha256": digest,
+                "files": sorted(files),
+                "pipelines": sorted(
+                    v.tags[definitions.PIPELINE_TAG]
+                    for v in found.objects
+                    if isinstance(v, FeatureView) and definitions.PIPELINE_TAG in v.tags
+                ),
+                "applied_by": applied_by,
+                "applied_at": datetime.now(UTC).isoformat(),
+            }
+            log = json.dumps([*self.versions(), record], indent=2)
+            _write_atomic(self.versions_dir / "versions.json", log)
+        return {**self.describe(), "version": number, "changed": True}
+
+    def _write_live(self, files: dict[str, str]) -> None:
+        for stale in self.path.glob("*.py"):
+            if stale.name not in files:
+                stale.unlink()
+        for name, source in files.items():
+            _write_atomic(self.path / name, source)
+
+    def _apply_to_feast(self, objects: list[Any]) -> None:
         store = self.store()
-        store.apply(objects)
+        kept = {(_kind(o), o.name) for o in objects}
+        for view in objects:  # sources defined inside a view are registered with it
+            for source in _sources_of(view):
+                kept.add(("data_source", source.name))
+        listed = (
+            store.list_feature_services()
+            + store.list_on_demand_feature_views()
+            + store.list_feature_views()
+            + store.list_entities()
+            + store.list_data_sources()
+        )
+        stale = [o for o in listed if (_kind(o), o.name) not in kept]
+        store.apply(objects, objects_to_delete=stale, partial=False)
         store.refresh_registry()
         self._catalog = None
-        return self.describe()
 
     def catalog(self) -> Catalog:
         """The views' features and the entities' join keys that lookups are checked against.
@@ -215,9 +348,12 @@ class FeatureRepo:
             )
         return found
 
-    def describe(self) -> dict[str, list[str]]:
+    def describe(self) -> dict[str, Any]:
+        """The names of every definition, by kind, and the current version."""
         store = self.store()
+        current = self.current_version()
         return {
+            "version": current["version"] if current else None,
             "entities": sorted(e.name for e in store.list_entities()),
             "feature_views": sorted(v.name for v in store.list_feature_views()),
             "on_demand_feature_views": sorted(v.name for v in store.list_on_demand_feature_views()),

@@ -1,30 +1,26 @@
 """Running the feature pipelines and materializing into the online store.
 
-One run at a time per project (a file lock, so the scheduler and a REST call
-cannot interleave). Each run's outcome is written to ``pipeline_status.json``:
-a failed materialization says so there, and the next run repairs it, because
-Feast only advances a view's materialization watermark when that view succeeded.
+A pipeline is the project's own function over its tables (see
+:mod:`kosmos.features.user_code`). One run or apply at a time per project (a file
+lock, so the scheduler and a REST call cannot interleave). Each run's outcome is
+written to ``pipeline_status.json``: a failed materialization says so there, and
+the next run repairs it, because Feast only advances a view's materialization
+watermark when that view succeeded.
 """
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-
-from kosmos.features.pipelines import TRANSACTIONS_SCHEMA, USERS_SCHEMA, RawTables, get_pipeline, validate
+from kosmos.features.definitions import PIPELINE_TAG, run_child, source_path
 from kosmos.features.repo import FeatureRepo
-from kosmos.platform.errors import NotFound
 
 log = logging.getLogger(__name__)
 
@@ -61,49 +57,47 @@ def _save(repo: FeatureRepo, run: PipelineRun) -> None:
     os.replace(tmp, path)
 
 
-@contextmanager
-def _exclusive(repo: FeatureRepo) -> Iterator[None]:
-    lock = repo.path / "data" / ".pipeline.lock"
-    lock.parent.mkdir(parents=True, exist_ok=True)
-    with lock.open("w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+PIPELINE_TIMEOUT_S = 3600.0
 
 
-def load_raw(repo: FeatureRepo) -> RawTables:
-    """The project's raw tables, checked against their schema."""
-    paths = {name: repo.raw_dir / f"{name}.parquet" for name in ("transactions", "users")}
-    missing = [str(p) for p in paths.values() if not p.is_file()]
-    if missing:
-        raise NotFound(f"raw data missing for project {repo.project!r}: {', '.join(missing)}")
-    tx = pd.read_parquet(paths["transactions"])
-    users = pd.read_parquet(paths["users"])
-    validate(tx, TRANSACTIONS_SCHEMA, "transactions")
-    validate(users, USERS_SCHEMA, "users")
-    return RawTables(transactions=tx, users=users)
-
-
-def _write_parquet(frame: pd.DataFrame, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+def pipeline_jobs(repo: FeatureRepo) -> list[dict[str, Any]]:
+    """What the child process runs: per pipeline-backed view, its function and output columns."""
+    jobs = []
+    for view in repo.store().list_feature_views():
+        pipeline = view.tags.get(PIPELINE_TAG)
+        if not pipeline:
+            continue
+        source = view.batch_source
+        timestamps = [c for c in (source.timestamp_field, source.created_timestamp_column) if c]
+        columns = [*view.join_keys, *timestamps, *(f.name for f in view.features)]
+        jobs.append(
+            {
+                "view": view.name,
+                "pipeline": pipeline,
+                "output": str(source_path(repo, source)),
+                "columns": list(dict.fromkeys(columns)),
+                "timestamps": timestamps,
+            }
+        )
+    return jobs
 
 
 def compute_offline(repo: FeatureRepo) -> dict[str, int]:
-    """Recompute every pipeline-backed view's offline source from the raw data; rows per view."""
-    raw = load_raw(repo)
-    rows = {}
-    for view in repo.store().list_feature_views():
-        pipeline = view.tags.get("kosmos.pipeline")
-        if pipeline:
-            frame = get_pipeline(pipeline)(raw)
-            _write_parquet(frame, Path(view.batch_source.path))
-            rows[view.name] = len(frame)
-    return rows
+    """Run every pipeline-backed view's function over the project's tables; rows per view.
+
+    The user's code runs in a child process (:mod:`kosmos.features.user_code`), never here.
+    """
+    jobs = pipeline_jobs(repo)
+    if not jobs:
+        return {}
+    request = {
+        "command": "run",
+        "repo": str(repo.path),
+        "files": repo.files(),
+        "tables": str(repo.tables_dir),
+        "jobs": jobs,
+    }
+    return run_child(request, timeout_s=PIPELINE_TIMEOUT_S)["rows"]
 
 
 def run_pipelines(
@@ -115,7 +109,7 @@ def run_pipelines(
     ``pipeline_status.json``; running again repairs what a failed run left behind.
     """
     repo.require()
-    with _exclusive(repo):
+    with repo.lock():
         run = PipelineRun(project=repo.project)
         started = time.perf_counter()
         _save(repo, run)

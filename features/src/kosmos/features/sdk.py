@@ -2,19 +2,77 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from kosmos.platform.client import KosmosClient, client_or_default
+from kosmos.platform.errors import InvalidInput
 
 
 def list_features(project: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
     """Entities, feature views, on-demand views, feature services and the last pipeline run."""
     with client_or_default(client) as c:
         return c.get(f"/projects/{project}/features")
+
+
+def apply_repository(
+    project: str, path: str | Path = ".", *, client: KosmosClient | None = None
+) -> dict[str, Any]:
+    """Apply the feature repository in folder ``path`` (its ``*.py`` files) as the project's next version.
+
+    The server loads the files in a child process, checks every definition and applies them to
+    Feast only if all of them pass; the same files as the current version change nothing.
+    Returns the definitions by kind, ``version`` and ``changed``.
+    """
+    folder = Path(path)
+    if not folder.is_dir():
+        raise InvalidInput.field("path", f"{folder} is not a folder")
+    files = {p.name: p.read_text() for p in sorted(folder.glob("*.py")) if p.name != "__init__.py"}
+    if not files:
+        raise InvalidInput.field("path", f"{folder} holds no .py files of Feast definitions")
+    with client_or_default(client) as c:
+        return c.post(f"/projects/{project}/features/apply", {"files": files})
+
+
+def upload_table(
+    project: str, name: str, data: pd.DataFrame | str | Path, *, client: KosmosClient | None = None
+) -> dict[str, Any]:
+    """Make a frame (or a parquet/CSV file) the project's table ``name`` (``data/tables/<name>.parquet``).
+
+    A pipeline function reads it by naming a parameter ``name``; a Feast ``FileSource`` reads it
+    at ``data/tables/<name>.parquet``. Uploading again replaces it.
+    """
+    if isinstance(data, pd.DataFrame):
+        buffer = io.BytesIO()
+        data.to_parquet(buffer, index=False)
+        content = buffer.getvalue()
+    else:
+        file = Path(data)
+        if file.suffix == ".parquet":
+            content = file.read_bytes()
+        else:
+            buffer = io.BytesIO()
+            pd.read_csv(file).to_parquet(buffer, index=False)
+            content = buffer.getvalue()
+    with client_or_default(client) as c:
+        return c.request("PUT", f"/projects/{project}/features/tables/{name}", content=content)
+
+
+def list_tables(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
+    """The project's tables: name, rows, columns and size."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/features/tables")
+
+
+def list_versions(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
+    """Every applied version of the project's feature repository, oldest first."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/features/versions")
 
 
 def get_online(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from feast import FileSource
 
+from kosmos.features.definitions import source_path
 from kosmos.features.repo import FeatureRepo
 from kosmos.platform.errors import InvalidInput, NotFound
 
@@ -16,15 +17,22 @@ _EPS = 1e-4
 
 
 def _view_frame(repo: FeatureRepo, view_name: str) -> tuple[pd.DataFrame, list[str]]:
+    """The view's offline rows (its event time as ``event_timestamp``) and its feature names."""
     store = repo.store()
     views = {v.name: v for v in store.list_feature_views(allow_cache=True)}
     if view_name not in views:
         raise InvalidInput.field("view", f"unknown feature view {view_name!r}; valid: {sorted(views)}")
     view = views[view_name]
-    path = Path(view.batch_source.path)
+    source = view.batch_source
+    if not isinstance(source, FileSource):
+        raise InvalidInput.field(
+            "view", f"statistics read parquet sources; {view_name!r} has a {type(source).__name__}"
+        )
+    path = source_path(repo, source)
     if not path.is_file():
         raise NotFound(f"feature view {view_name!r} has no offline data yet; run the pipelines")
-    return pd.read_parquet(path), [f.name for f in view.features]
+    frame = pd.read_parquet(path).rename(columns={source.timestamp_field: "event_timestamp"})
+    return frame, [f.name for f in view.features]
 
 
 def feature_stats(repo: FeatureRepo, view_name: str) -> dict[str, Any]:

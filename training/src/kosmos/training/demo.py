@@ -27,7 +27,7 @@ def train_demo_model(settings: Settings) -> str | None:
         existing = {m["name"]: m for m in sdk.list_models(PROJECT, client=client)}
         if "champion" in existing.get(MODEL, {}).get("aliases", {}):
             return None
-        raw = pd.read_parquet(feature_repo(settings, PROJECT).raw_dir / "transactions.parquet")
+        raw = pd.read_parquet(feature_repo(settings, PROJECT).tables_dir / "transactions.parquet")
         entities = raw[["transaction_id", "user_id", "merchant_id", "amount", "event_timestamp", "label"]]
         frame = features.get_training_set(
             PROJECT, entities, feature_service="fraud_detection_v1", client=client

@@ -17,6 +17,16 @@ def _call(method: str, path: str, body: Any = None, client: KosmosClient | None 
     return present((client or current().client).request(method, path, json=body, params=params))
 
 
+def create_project(name: str, team: str, *, description: str = "", client: KosmosClient | None = None) -> Any:
+    """Create project ``name`` owned by ``team`` (needs team role maintainer, or platform admin)."""
+    return _call("POST", "/projects", {"name": name, "team": team, "description": description}, client=client)
+
+
+def create_team(name: str, *, description: str = "", client: KosmosClient | None = None) -> Any:
+    """Create a team, e.g. a business unit such as risk (platform admins only)."""
+    return _call("POST", "/teams", {"name": name, "description": description}, client=client)
+
+
 def list_projects(*, client: KosmosClient | None = None) -> Any:
     """The projects your token can see, with your role on each."""
     return _call("GET", "/projects", client=client)
@@ -83,6 +93,7 @@ def revoke_token(name: str, *, client: KosmosClient | None = None) -> Any:
 projects = Namespace(
     "projects",
     "Projects and who may use them.",
+    create=create_project,
     list=list_projects,
     members=list_members,
     set_member=set_member,
@@ -91,6 +102,7 @@ projects = Namespace(
 teams = Namespace(
     "teams",
     "Teams (business units) that own projects.",
+    create=create_team,
     set_member=set_team_member,
     remove_member=remove_team_member,
 )

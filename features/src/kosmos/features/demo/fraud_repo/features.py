@@ -1,19 +1,17 @@
-"""Feast definitions of the fraud-detection demo project, written by Kosmos.
+"""Feast definitions of the fraud-detection demo project.
 
-This is a plain Feast repository: `feast apply` and `feast materialize` work on
-it from this folder. Kosmos's feature pipeline writes the parquet files under
-data/offline/ from the raw transactions.
+A plain Feast repository: `feast apply` and `feast materialize` work on it from
+its folder. The two stored views name their pipelines (``pipelines.py``) with the
+tag ``kosmos.pipeline``; Kosmos runs them over the project's tables and writes
+the parquet files under data/offline/ (paths are relative to the repository).
 """
 
 from datetime import timedelta
-from pathlib import Path
 
 import pandas as pd
 from feast import Entity, FeatureService, FeatureView, Field, FileSource, RequestSource, ValueType
 from feast.on_demand_feature_view import on_demand_feature_view
 from feast.types import Float64, Int64
-
-OFFLINE = Path(__file__).resolve().parent / "data" / "offline"
 
 user = Entity(name="user", join_keys=["user_id"], value_type=ValueType.INT64, description="A card holder.")
 merchant = Entity(
@@ -25,13 +23,13 @@ merchant = Entity(
 
 user_stats_source = FileSource(
     name="user_transaction_stats_source",
-    path=str(OFFLINE / "user_transaction_stats.parquet"),
+    path="data/offline/user_transaction_stats.parquet",
     timestamp_field="event_timestamp",
     created_timestamp_column="created",
 )
 merchant_stats_source = FileSource(
     name="merchant_stats_source",
-    path=str(OFFLINE / "merchant_stats.parquet"),
+    path="data/offline/merchant_stats.parquet",
     timestamp_field="event_timestamp",
     created_timestamp_column="created",
 )
