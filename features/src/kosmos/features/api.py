@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from kosmos.features import runs, serving, stats, tables
+from kosmos.features import project_tables, runs, serving, stats
 from kosmos.features.repo import FeatureRepo, feature_repo
 from kosmos.platform.api import MAX_BODY_KEY, Call, CallDep
 from kosmos.platform.db.models import Role
@@ -133,17 +133,17 @@ def version_files(project: Name, version: int, call: CallDep) -> dict[str, str]:
 @router.put(
     "/tables/{table}",
     summary="Upload a table (parquet body) that pipelines read and sources may name",
-    openapi_extra={MAX_BODY_KEY: tables.MAX_TABLE_BYTES},  # above server.max_body_bytes: an upload
+    openapi_extra={MAX_BODY_KEY: project_tables.MAX_TABLE_BYTES},  # above server.max_body_bytes: an upload
 )
 async def put_table(project: Name, table: str, request: Request, call: CallDep) -> dict[str, Any]:
-    tables.check_name(table)
+    project_tables.check_name(table)
     with call.tx() as ctx:  # the role is checked before the body is read
         ctx.project(project, Role.developer)
     body = await request.body()
     repo = _repo(call, project)
     if not repo.exists():
         await run_in_threadpool(repo.init)
-    written = await run_in_threadpool(tables.write_table, repo, table, body)
+    written = await run_in_threadpool(project_tables.write_table, repo, table, body)
     with call.tx() as ctx:
         ctx.audit(
             "features.table.put",
@@ -157,15 +157,15 @@ async def put_table(project: Name, table: str, request: Request, call: CallDep) 
 
 @router.get("/tables", summary="The project's tables: rows, columns, size")
 def list_tables(project: Name, call: CallDep) -> list[dict[str, Any]]:
-    return tables.list_tables(_repo(call, project))
+    return project_tables.list_tables(_repo(call, project))
 
 
 @router.delete("/tables/{table}", summary="Delete a table", status_code=204)
 def delete_table(project: Name, table: str, call: CallDep) -> None:
-    tables.check_name(table)
+    project_tables.check_name(table)
     with call.tx() as ctx:
         ctx.project(project, Role.developer)
-        tables.delete_table(_repo(call, project), table)
+        project_tables.delete_table(_repo(call, project), table)
         ctx.audit("features.table.delete", "feature_table", f"{project}/{table}", project=project)
 
 
