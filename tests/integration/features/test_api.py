@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -14,7 +15,6 @@ import pytest
 from typer.testing import CliRunner
 
 from kosmos.features import sdk
-from kosmos.features.demo import write
 from kosmos.features.repo import feature_repo
 from kosmos.features.serving import get_training_set
 from kosmos.platform import Forbidden, InvalidInput, KosmosClient, NotFound
@@ -37,7 +37,8 @@ def features_server(
             c.post("/projects", {"name": "fraud", "team": "risk"})
             c.post("/projects", {"name": "other", "team": "risk"})
             c.post("/projects/fraud/features/init", {"template": "fraud"})
-            write(fraud_data, feature_repo(settings, "fraud").tables_dir)
+            for table in ("transactions", "users"):  # through the door a user has, not the folder
+                sdk.upload_table("fraud", table, getattr(fraud_data, table), client=c)
             run = c.post("/projects/fraud/features/pipelines/run", {"materialize": True})
             assert run["status"] == "succeeded"
             c.post("/users", {"name": "vic"})
@@ -63,6 +64,56 @@ def test_viewer_reads_but_cannot_run_pipelines(features_server) -> None:
             sdk.run_pipelines("fraud", client=c)
         with pytest.raises(Forbidden):
             c.post("/projects/fraud/features/init", {"template": "fraud"})
+
+
+def test_own_repository_and_tables_through_the_doors(features_server, tmp_path, monkeypatch) -> None:
+    example = Path(__file__).resolve().parents[3] / "examples" / "biopsies"
+    table = tmp_path / "biopsies.csv"
+    pd.read_csv(io.StringIO(_biopsies_csv(example))).to_csv(table, index=False)
+    url = features_server["url"]
+    with KosmosClient(url=url, token=features_server["viewer"]) as c:
+        with pytest.raises(Forbidden):
+            sdk.upload_table("fraud", "biopsies", table, client=c)
+        with pytest.raises(Forbidden):
+            sdk.apply_repository("fraud", example / "feature_repo", client=c)
+        assert {t["table"] for t in sdk.list_tables("fraud", client=c)} == {"transactions", "users"}
+    with KosmosClient(url=url, token=features_server["outsider"]) as c:
+        with pytest.raises(NotFound):
+            sdk.list_tables("fraud", client=c)
+        with pytest.raises(NotFound):
+            c.request("PUT", "/projects/fraud/features/tables/biopsies", content=b"PAR1")
+    with KosmosClient(url=url, token=features_server["admin"]) as c:
+        with pytest.raises(InvalidInput, match="not a parquet file") as info:
+            c.request("PUT", "/projects/other/features/tables/biopsies", content=b"no parquet")
+        assert info.value.details[0]["field"] == "body"
+        with pytest.raises(InvalidInput) as info:
+            c.request("PUT", "/projects/other/features/tables/Bad-Name", content=b"")
+        assert info.value.details[0]["field"] == "table"
+        uploaded = sdk.upload_table("other", "biopsies", table, client=c)  # a CSV becomes parquet
+        assert uploaded["rows"] == 569 and uploaded["columns"]["measured_at"].startswith("timestamp")
+
+    # the CLI applies a folder: the admin's default client, on project "other"
+    monkeypatch.setenv("KOSMOS_CLIENT__TOKEN", features_server["admin"])
+    get_settings.cache_clear()
+    folder = str(example / "feature_repo")
+    result = CliRunner().invoke(app, ["features", "apply", folder, "-p", "other"])
+    assert result.exit_code == 0, result.output
+    assert "other: applied as version 1" in result.output and "biopsy_shape" in result.output
+    again = CliRunner().invoke(app, ["features", "apply", folder, "-p", "other"])
+    assert "other: unchanged, still version 1" in again.output
+    with KosmosClient(url=url, token=features_server["admin"]) as c:
+        assert sdk.run_pipelines("other", client=c)["rows"] == {"biopsy_shape": 569}
+        (version,) = sdk.list_versions("other", client=c)
+        assert version["applied_by"] == "admin" and version["files"] == ["features.py", "pipelines.py"]
+        audit = c.get("/audit", project="other")
+        assert "features.apply" in {e["action"] for e in audit}
+
+
+def _biopsies_csv(example: Path) -> str:
+    sys.path.insert(0, str(example))
+    from biopsy_data import biopsies
+
+    return biopsies()[0].to_csv(index=False)
 
 
 def test_another_projects_token_sees_nothing(features_server) -> None:

@@ -44,6 +44,7 @@ def upload_table(
 ) -> dict[str, Any]:
     """Make a frame (or a parquet/CSV file) the project's table ``name`` (``data/tables/<name>.parquet``).
 
+    A CSV's columns of ISO 8601 times become UTC timestamps; a frame or parquet keeps its types.
     A pipeline function reads it by naming a parameter ``name``; a Feast ``FileSource`` reads it
     at ``data/tables/<name>.parquet``. Uploading again replaces it.
     """
@@ -57,10 +58,21 @@ def upload_table(
             content = file.read_bytes()
         else:
             buffer = io.BytesIO()
-            pd.read_csv(file).to_parquet(buffer, index=False)
+            _with_timestamps(pd.read_csv(file)).to_parquet(buffer, index=False)
             content = buffer.getvalue()
     with client_or_default(client) as c:
         return c.request("PUT", f"/projects/{project}/features/tables/{name}", content=content)
+
+
+def _with_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
+    """A CSV's text columns that are all ISO 8601 times become UTC timestamps (parquet keeps types)."""
+    for column in frame.columns:
+        if frame[column].dtype == object and frame[column].notna().any():
+            try:
+                frame[column] = pd.to_datetime(frame[column], format="ISO8601", utc=True)
+            except (ValueError, TypeError):
+                continue
+    return frame
 
 
 def list_tables(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
