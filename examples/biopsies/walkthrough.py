@@ -53,7 +53,10 @@ def walkthrough(project: str, team: str, *, deployment: str = "diagnosis-api") -
     ordered = frame.sort_values("event_timestamp")
     cut = int(len(ordered) * 0.8)  # train on the earlier 80%, test on the later 20%
     train, test = ordered.iloc[:cut], ordered.iloc[cut:]
-    with kosmos.training.start("diagnosis", dataset="diagnoses", run_name="logistic") as tracked:
+    # code_path: the code version recorded is the git commit of this file (a notebook: its folder)
+    with kosmos.training.start(
+        "diagnosis", dataset="diagnoses", run_name="logistic", code_path=HERE
+    ) as tracked:
         model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
         model.fit(train[columns], train["malignant"])
         auc = roc_auc_score(test["malignant"], model.predict_proba(test[columns])[:, 1])

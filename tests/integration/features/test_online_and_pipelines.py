@@ -13,7 +13,7 @@ import pytest
 
 from kosmos.features.runs import last_run, run_pipelines
 from kosmos.features.serving import get_online
-from kosmos.platform.errors import InvalidInput, NotFound
+from kosmos.platform.errors import InvalidInput
 
 
 def _latest_offline(repo, view: str, key: str) -> pd.DataFrame:

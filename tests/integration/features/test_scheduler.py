@@ -27,3 +27,17 @@ def test_run_once_covers_every_repository(tmp_path, fraud_data) -> None:
     assert last_run(broken)["status"] == "failed"
     for repo in (healthy, broken):
         repo.store().teardown()
+
+
+def test_each_project_runs_on_its_own_schedule(tmp_path, fraud_data) -> None:
+    settings = Settings(home=tmp_path / "home", features={"materialize_every_minutes": 0})
+    often, default = FeatureRepo(settings, "often"), FeatureRepo(settings, "default")
+    for repo in (often, default):
+        repo.init(template="fraud")
+        write(fraud_data, repo.tables_dir)
+    often.set_schedule(5)
+
+    assert run_once(settings, only_due=True) == {"often": "succeeded"}  # the default is 0: off
+    assert run_once(settings, only_due=True) == {}  # it ran a moment ago: due in 5 minutes
+    assert often.describe()["schedule_minutes"] == 5 and default.describe()["schedule_minutes"] is None
+    often.store().teardown()

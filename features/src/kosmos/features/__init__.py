@@ -15,6 +15,7 @@ __all__ = [
     "list",
     "online",
     "run_pipelines",
+    "schedule",
     "statistics",
     "tables",
     "training_set",

@@ -38,9 +38,7 @@ def _bootstrap(settings: Settings) -> None:
 
 
 def _services(settings: Settings) -> list[EmbeddedService]:
-    if settings.features.materialize_every_minutes == 0:
-        return []
-    return [
+    return [  # always: a project's own schedule applies even when the platform's default is 0
         EmbeddedService(name="feature scheduler", command=[sys.executable, "-m", "kosmos.features.scheduler"])
     ]
 

@@ -45,6 +45,15 @@ class ApplyBody(_Body):
     )
 
 
+class ScheduleBody(_Body):
+    every_minutes: int | None = Field(
+        ge=0,
+        le=7 * 24 * 60,
+        description="Run the pipelines and materialize this often (minutes); 0: only on demand; "
+        "null: the platform's default (features.materialize_every_minutes).",
+    )
+
+
 class RunBody(_Body):
     materialize: bool = Field(default=True, description="Also materialize into the online store.")
 
@@ -118,6 +127,18 @@ def apply(project: Name, body: ApplyBody, call: CallDep) -> dict[str, Any]:
             details={"version": described["version"], "changed": described["changed"]},
         )
     return described
+
+
+@router.put("/schedule", summary="How often the project's pipelines run and materialize")
+def set_schedule(project: Name, body: ScheduleBody, call: CallDep) -> dict[str, Any]:
+    with call.tx() as ctx:
+        ctx.project(project, Role.developer)
+        repo = _repo(call, project)
+        repo.require()
+        repo.set_schedule(body.every_minutes)
+        ctx.audit("features.schedule", "feature_repo", project, project=project, details=body.model_dump())
+    default = call.settings.features.materialize_every_minutes
+    return {"every_minutes": body.every_minutes, "platform_default_minutes": default}
 
 
 @router.get("/versions", summary="Every applied version of the repository")

@@ -87,6 +87,20 @@ def upload(
     render(sdk.upload_table(project, table, file), output)
 
 
+@app.command("schedule")
+@handle_errors
+def schedule(
+    every: int | None = typer.Option(None, "--every", help="Minutes between runs; 0: on demand only."),
+    default: bool = typer.Option(False, "--default", help="Follow the platform's default again."),
+    project: str = ProjectOption,
+    output: Output = OutputOption,
+) -> None:
+    """How often the project's pipelines run and materialize while the platform runs."""
+    if (every is None) == (not default):
+        raise InvalidInput.field("every", "give --every MINUTES or --default")
+    render(sdk.set_schedule(project, None if default else every), output)
+
+
 @app.command("tables")
 @handle_errors
 def tables(project: str = ProjectOption, output: Output = OutputOption) -> None:

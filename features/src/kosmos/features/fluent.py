@@ -17,6 +17,7 @@ features = Namespace(
     online=sdk.get_online,
     training_set=sdk.get_training_set,
     run_pipelines=sdk.run_pipelines,
+    schedule=sdk.set_schedule,
     statistics=sdk.feature_stats,
     drift=sdk.feature_drift,
 )

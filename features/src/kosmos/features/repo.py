@@ -230,6 +230,21 @@ class FeatureRepo:
         """The live definition files (what the current version applied)."""
         return {p.name: p.read_text() for p in sorted(self.path.glob("*.py"))}
 
+    def schedule(self) -> int | None:
+        """The project's own pipeline interval in minutes (0: never), or None: the platform's."""
+        try:
+            return json.loads((self.path / "data" / "schedule.json").read_text())["every_minutes"]
+        except FileNotFoundError:
+            return None
+
+    def set_schedule(self, every_minutes: int | None) -> None:
+        """Run the pipelines every ``every_minutes`` (0: only on demand; None: the platform's)."""
+        path = self.path / "data" / "schedule.json"
+        if every_minutes is None:
+            path.unlink(missing_ok=True)
+        else:
+            _write_atomic(path, json.dumps({"every_minutes": every_minutes}))
+
     def versions(self) -> list[dict[str, Any]]:
         """Every applied version, oldest first: number, sha256, files, who and when."""
         try:
@@ -354,6 +369,7 @@ class FeatureRepo:
         current = self.current_version()
         return {
             "version": current["version"] if current else None,
+            "schedule_minutes": self.schedule(),
             "entities": sorted(e.name for e in store.list_entities()),
             "feature_views": sorted(v.name for v in store.list_feature_views()),
             "on_demand_feature_views": sorted(v.name for v in store.list_on_demand_feature_views()),

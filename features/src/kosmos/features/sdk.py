@@ -75,6 +75,14 @@ def _with_timestamps(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
+def set_schedule(
+    project: str, every_minutes: int | None, *, client: KosmosClient | None = None
+) -> dict[str, Any]:
+    """Run the project's pipelines every ``every_minutes`` (0: on demand only; None: the platform's)."""
+    with client_or_default(client) as c:
+        return c.put(f"/projects/{project}/features/schedule", {"every_minutes": every_minutes})
+
+
 def list_tables(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
     """The project's tables: name, rows, columns and size."""
     with client_or_default(client) as c:

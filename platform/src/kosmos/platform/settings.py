@@ -245,7 +245,10 @@ class FeatureSettings(_Section):
         "(Feast's tables would clash with Kosmos's).",
     )
     materialize_every_minutes: int = Field(
-        default=15, ge=0, description="How often `kosmos up` runs the feature pipelines; 0 turns it off."
+        default=15,
+        ge=0,
+        description="How often `kosmos up` runs a project's feature pipelines unless the project set "
+        "its own schedule (`kosmos features schedule`); 0: only projects that did.",
     )
 
 

@@ -59,6 +59,7 @@ async def register_dataset(
             frame,
             created_by=call.principal.user_name,
             feature_service=feature_service,
+            feature_version=_feature_version(call, project) if feature_service else None,
             description=description,
         )
         ctx.audit(
@@ -69,6 +70,14 @@ async def register_dataset(
             details={"rows": version.rows, "hash": version.content_hash},
         )
     return _out(version)
+
+
+def _feature_version(call: Call, project: str) -> int | None:
+    """The project's current feature repository version: what a training set was just built from."""
+    from kosmos.features.repo import feature_repo
+
+    current = feature_repo(call.settings, project).current_version()
+    return current["version"] if current else None
 
 
 @router.get("/datasets", summary="Datasets and their latest versions")

@@ -47,6 +47,8 @@ class DatasetVersion:
     created_by: str
     created_at: str
     feature_service: str | None = None
+    feature_version: int | None = None
+    """The version of the project's feature repository the frame was built with."""
     time_range: list[str] | None = None
     commit: str | None = None
     description: str = ""
@@ -135,6 +137,7 @@ class DatasetRepo:
         *,
         created_by: str,
         feature_service: str | None = None,
+        feature_version: int | None = None,
         description: str = "",
     ) -> DatasetVersion:
         """Version ``frame`` as the next version of ``name``; content that a version already has
@@ -171,6 +174,7 @@ class DatasetRepo:
                 created_by=created_by,
                 created_at=datetime.now(UTC).isoformat(),
                 feature_service=feature_service,
+                feature_version=feature_version,
                 time_range=time_range,
                 description=description,
                 stats=_summary(frame),

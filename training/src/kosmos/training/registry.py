@@ -362,9 +362,13 @@ def lineage(settings: Settings, project: str, name: str, version: str) -> dict[s
             "time_range": meta.time_range,
             "commit": meta.commit,
             "feature_service": meta.feature_service,
+            "feature_version": meta.feature_version,
         }
         if meta.feature_service:
-            out["features"] = _feature_lineage(settings, project, meta.feature_service)
+            out["features"] = {
+                **_feature_lineage(settings, project, meta.feature_service),
+                "version": meta.feature_version,
+            }
     return out
 
 
