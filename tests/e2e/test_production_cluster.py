@@ -268,7 +268,7 @@ TRAIN_ON_RAY = textwrap.dedent(
     """
     import json, sys
     import kosmos
-    from kosmos.training.trainers.fraud_mlp import train_mlp
+    from kosmos.training.trainers.mlp import train_mlp
 
     kosmos.init(project="demo")
     with kosmos.training.start("cluster", dataset="fraud-training", run_name="mlp-on-two-nodes") as run:

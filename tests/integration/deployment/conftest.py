@@ -27,9 +27,10 @@ from kosmos.platform.db.engine import Database
 from kosmos.platform.settings import Settings
 from kosmos.training import sdk as training
 from kosmos.training.tracking import run
+from kosmos.training.trainers.boosting import DEFAULT_LABEL as LABEL
+from kosmos.training.trainers.boosting import feature_columns, train_baseline
 from kosmos.training.trainers.evaluation import time_split
-from kosmos.training.trainers.fraud import LABEL, feature_columns, train_baseline
-from kosmos.training.trainers.fraud_mlp import train_mlp
+from kosmos.training.trainers.mlp import train_mlp
 
 HERE = Path(__file__)
 MODEL = "fraud"

@@ -12,7 +12,7 @@ from mlflow.tracking import MlflowClient
 from kosmos.features import sdk as features
 from kosmos.platform import Forbidden, InvalidInput, KosmosClient, NotFound
 from kosmos.training import run, sdk
-from kosmos.training.trainers.fraud import train_baseline
+from kosmos.training.trainers.boosting import train_baseline
 
 HERE = Path(__file__).resolve()
 
@@ -238,7 +238,7 @@ def test_the_mlp_trains_registers_and_predicts(training_server, training_data) -
     import mlflow.artifacts
     import mlflow.pyfunc
 
-    from kosmos.training.trainers.fraud_mlp import train_mlp
+    from kosmos.training.trainers.mlp import train_mlp
 
     settings = training_server["settings"]
     with KosmosClient(url=training_server["url"], token=training_server["dev"]) as c:
@@ -271,7 +271,7 @@ def test_the_mlp_trains_registers_and_predicts(training_server, training_data) -
 def test_the_mlp_trains_data_parallel_on_ray_with_two_workers(
     training_server, training_data, ray_cluster
 ) -> None:
-    from kosmos.training.trainers.fraud_mlp import train_mlp
+    from kosmos.training.trainers.mlp import train_mlp
 
     settings = training_server["settings"]
     with KosmosClient(url=training_server["url"], token=training_server["dev"]) as c:

@@ -16,7 +16,7 @@ from kosmos.deployment.drills import int8_fragile
 from kosmos.deployment.optimize import OptimizationRefused, call_cost, optimize
 from kosmos.deployment.reconciler import failure_reason
 from kosmos.deployment.spec import DeploymentSpec, Optimization
-from kosmos.training.trainers.fraud_mlp import FraudMLPModel, _network
+from kosmos.training.trainers.mlp import TabularMLPModel, _network
 
 COLUMNS = ["a", "b", "c", "d"]
 
@@ -30,11 +30,11 @@ def _data(rows: int, seed: int) -> pd.DataFrame:
     return frame
 
 
-def _trained_model() -> FraudMLPModel:
+def _trained_model() -> TabularMLPModel:
     torch.manual_seed(0)
     train = _data(4000, seed=1)
     zeros, ones = np.zeros(len(COLUMNS)), np.ones(len(COLUMNS))
-    model = FraudMLPModel(COLUMNS, zeros, zeros, ones, _network(len(COLUMNS), 32, 2))
+    model = TabularMLPModel(COLUMNS, zeros, zeros, ones, _network(len(COLUMNS), 32, 2))
     x = model._tensor(train)
     y = torch.tensor(train["label"].to_numpy(dtype="float32")).unsqueeze(1)
     optimizer = torch.optim.Adam(model.network.parameters(), lr=1e-2)
@@ -46,7 +46,7 @@ def _trained_model() -> FraudMLPModel:
     return model
 
 
-def _saved(model: FraudMLPModel, path: Path, holdout: pd.DataFrame | None) -> mlflow.pyfunc.PyFuncModel:
+def _saved(model: TabularMLPModel, path: Path, holdout: pd.DataFrame | None) -> mlflow.pyfunc.PyFuncModel:
     """What ``TrainingRun.log_pyfunc(holdout=...)`` writes, saved locally."""
     example = holdout[COLUMNS].head(5) if holdout is not None else _data(5, seed=9)[COLUMNS]
     extra = {}
@@ -62,7 +62,7 @@ def _saved(model: FraudMLPModel, path: Path, holdout: pd.DataFrame | None) -> ml
 
 
 @pytest.fixture(scope="module")
-def trained() -> FraudMLPModel:
+def trained() -> TabularMLPModel:
     return _trained_model()
 
 
@@ -88,7 +88,7 @@ def test_int8_and_onnx_keep_the_metric_and_the_faster_one_is_served(trained, tmp
 
 
 def test_a_method_that_costs_more_than_the_tolerance_refuses_the_deploy(trained, tmp_path) -> None:
-    fragile = FraudMLPModel(
+    fragile = TabularMLPModel(
         COLUMNS, trained.medians, trained.means, trained.stds, int8_fragile(trained.network)
     )
     holdout = _data(2000, seed=2)

@@ -21,7 +21,7 @@ PROJECT, DATASET, MODEL = "demo", "fraud-training", "fraud-detector"
 
 def train_demo_model(settings: Settings) -> str | None:
     """Train the demo model unless the demo project already has a champion; returns what happened."""
-    from kosmos.training.trainers.fraud import train_baseline
+    from kosmos.training.trainers.boosting import train_baseline
 
     with KosmosClient(settings=settings) as client:
         existing = {m["name"]: m for m in sdk.list_models(PROJECT, client=client)}

@@ -20,7 +20,7 @@ import torch
 
 from kosmos.platform.ray_cluster import connect
 from kosmos.platform.settings import Settings, get_settings
-from kosmos.training.trainers.fraud_mlp import FitData, fit
+from kosmos.training.trainers.mlp import FitData, fit
 
 History = list[tuple[int, float, float]]
 

@@ -1,4 +1,7 @@
-"""The fraud demo's baseline: gradient boosting with early stopping, evaluated on later data."""
+"""A tabular baseline: gradient boosting with early stopping, evaluated on later data.
+
+Any binary-labelled frame with an ``event_timestamp`` (the demo's fraud training set is one).
+"""
 
 from __future__ import annotations
 
@@ -11,20 +14,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from kosmos.training.tracking import TrainingRun
 from kosmos.training.trainers.evaluation import close, evaluate, figures, time_split
 
-LABEL = "label"
-NOT_FEATURES = {
-    "transaction_id",
-    "user_id",
-    "merchant_id",
-    "event_timestamp",
-    LABEL,
-    "currency",
-    "country",
-    "channel",
-    "device",
-    "ingested_at",
-    "label_timestamp",
-}
+DEFAULT_LABEL = "label"
 TRUSTED_TYPES = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"]
 DEFAULT_PARAMS: dict[str, Any] = {
     "learning_rate": 0.1,
@@ -35,18 +25,34 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
-def feature_columns(frame: pd.DataFrame) -> list[str]:
-    return [c for c in frame.columns if c not in NOT_FEATURES and pd.api.types.is_numeric_dtype(frame[c])]
+def feature_columns(frame: pd.DataFrame, label: str = DEFAULT_LABEL) -> list[str]:
+    """The numeric columns but the label and identifiers (``id``, ``*_id``: keys, not features)."""
+    return [
+        c
+        for c in frame.columns
+        if c != label
+        and c != "id"
+        and not c.endswith("_id")
+        and pd.api.types.is_numeric_dtype(frame[c])
+        and not pd.api.types.is_bool_dtype(frame[c])
+    ]
 
 
 def train_baseline(
-    run: TrainingRun, frame: pd.DataFrame, params: dict[str, Any] | None = None
+    run: TrainingRun,
+    frame: pd.DataFrame,
+    params: dict[str, Any] | None = None,
+    *,
+    label: str = DEFAULT_LABEL,
+    columns: list[str] | None = None,
 ) -> dict[str, float]:
-    """Fit, evaluate on the latest 20% of time, log metrics, pictures and the model to ``run``."""
+    """Fit, evaluate on the latest 20% of time, log metrics, pictures and the model to ``run``.
+
+    ``columns``: the features (default: :func:`feature_columns`)."""
     p = {**DEFAULT_PARAMS, **(params or {})}
-    if LABEL not in frame.columns:
-        raise ValueError(f"the training frame has no {LABEL!r} column")
-    columns = feature_columns(frame)
+    if label not in frame.columns:
+        raise ValueError(f"the training frame has no {label!r} column")
+    columns = columns or feature_columns(frame, label)
     train, holdout = time_split(frame, p["holdout_fraction"])
     run.log_params({**p, "features": ",".join(columns), "train_rows": len(train)})
     model = HistGradientBoostingClassifier(
@@ -59,11 +65,11 @@ def train_baseline(
         n_iter_no_change=10,
         random_state=0,
     )
-    model.fit(train[columns].astype("float64"), train[LABEL])
+    model.fit(train[columns].astype("float64"), train[label])
     for step, loss in enumerate(-model.validation_score_):
         run.log_metrics({"validation_loss": float(loss)}, step=step)
     scores = model.predict_proba(holdout[columns].astype("float64"))[:, 1]
-    y_true = holdout[LABEL].to_numpy()
+    y_true = holdout[label].to_numpy()
     metrics = evaluate(y_true, scores) | {"iterations": float(model.n_iter_)}
     run.log_metrics(metrics)
     figs = figures(y_true, scores, threshold=float(np.quantile(scores, 0.98)))

@@ -1,4 +1,8 @@
-"""The fraud demo's neural model: a PyTorch MLP with early stopping on a later validation window."""
+"""A tabular neural model: a PyTorch MLP with early stopping on a later validation window.
+
+Any binary-labelled frame with an ``event_timestamp``; the demo trains it on fraud, and
+:mod:`kosmos.training.distributed` runs the same ``fit`` data-parallel on Ray.
+"""
 
 from __future__ import annotations
 
@@ -13,8 +17,8 @@ import pandas as pd
 import torch
 
 from kosmos.training.tracking import TAG_RAY_NODES, TrainingRun
+from kosmos.training.trainers.boosting import DEFAULT_LABEL, feature_columns
 from kosmos.training.trainers.evaluation import close, evaluate, figures, time_split
-from kosmos.training.trainers.fraud import LABEL, feature_columns
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "hidden": 64,
@@ -28,8 +32,8 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
-class FraudMLPModel(mlflow.pyfunc.PythonModel):
-    """Median-impute, standardize, MLP, sigmoid: a fraud probability per row."""
+class TabularMLPModel(mlflow.pyfunc.PythonModel):
+    """Median-impute, standardize, MLP, sigmoid: the positive class's probability per row."""
 
     def __init__(
         self,
@@ -136,14 +140,19 @@ def train_mlp(
     params: dict[str, Any] | None = None,
     *,
     workers: int | None = None,
+    label: str = DEFAULT_LABEL,
+    columns: list[str] | None = None,
 ) -> dict[str, float]:
     """Fit on the earlier 80% of time (its last 15% for early stopping), evaluate on the rest.
 
     ``workers=N`` trains data-parallel on the Ray cluster (Ray Train's TorchTrainer,
     N workers, gloo on CPU); the run, evaluation and logged model are the same.
+    ``columns``: the features (default: :func:`kosmos.training.trainers.boosting.feature_columns`).
     """
     p = {**DEFAULT_PARAMS, **(params or {})}
-    columns = feature_columns(frame)
+    if label not in frame.columns:
+        raise ValueError(f"the training frame has no {label!r} column")
+    columns = columns or feature_columns(frame, label)
     train_all, holdout = time_split(frame, p["holdout_fraction"])
     train, validation = time_split(train_all, 0.15)
     run.log_params({**p, "features": ",".join(columns), "train_rows": len(train), "workers": workers or 1})
@@ -151,12 +160,12 @@ def train_mlp(
     medians = np.nan_to_num(np.nanmedian(raw, axis=0))
     filled = np.where(np.isnan(raw), medians, raw)
     means, stds = filled.mean(axis=0), filled.std(axis=0) + 1e-6
-    model = FraudMLPModel(columns, medians, means, stds, _network(len(columns), p["hidden"], p["layers"]))
+    model = TabularMLPModel(columns, medians, means, stds, _network(len(columns), p["hidden"], p["layers"]))
     data = FitData(
         x_train=model._tensor(train),
-        y_train=torch.tensor(train[LABEL].to_numpy(dtype="float32")).unsqueeze(1),
+        y_train=torch.tensor(train[label].to_numpy(dtype="float32")).unsqueeze(1),
         x_val=model._tensor(validation),
-        y_val=torch.tensor(validation[LABEL].to_numpy(dtype="float32")).unsqueeze(1),
+        y_val=torch.tensor(validation[label].to_numpy(dtype="float32")).unsqueeze(1),
         inputs=len(columns),
         params=p,
     )
@@ -176,12 +185,12 @@ def train_mlp(
         best_state, best_loss, epochs = fit(data, on_epoch=on_epoch)
     model.network.load_state_dict(best_state)
     scores = model.predict_proba(holdout)
-    y_true = holdout[LABEL].to_numpy()
+    y_true = holdout[label].to_numpy()
     metrics = evaluate(y_true, scores) | {"epochs": float(epochs), "best_validation_loss": best_loss}
     run.log_metrics(metrics)
     figs = figures(y_true, scores, threshold=float(np.quantile(scores, 0.98)))
     for path, fig in figs.items():
         run.log_figure(fig, path)
     close(figs)
-    run.log_pyfunc(model, input_example=holdout[columns].head(5), holdout=holdout, label=LABEL)
+    run.log_pyfunc(model, input_example=holdout[columns].head(5), holdout=holdout, label=label)
     return metrics
