@@ -208,6 +208,16 @@ def test_the_features_example_runs(features_server, tmp_path) -> None:
     assert "fraud_detection_v1" in out.stdout and "amount_vs_user_mean_7d" in out.stdout
     assert "drifted features" in out.stdout
 
+    # the fraud demo into a new project, the way any project's features go (examples/fraud)
+    script = root / "examples" / "fraud" / "into_project.py"
+    args = [sys.executable, str(script), "--project", "fraud-copy", "--rows", "3000"]
+    out = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "fraud-copy: feature repository v1, pipelines succeeded" in out.stdout
+    with KosmosClient(url=features_server["url"], token=features_server["admin"]) as c:
+        copied = sdk.list_features("fraud-copy", client=c)
+    assert copied["feature_services"] == ["fraud_detection_v1", "fraud_online_v1"]
+
 
 def test_the_generator_example_writes_parquet(tmp_path) -> None:
     root = Path(__file__).resolve().parents[3]
