@@ -22,6 +22,7 @@ from kosmos.platform.bootstrap import bootstrap
 from kosmos.platform.cli.main import app
 from kosmos.platform.db.engine import Database
 from kosmos.platform.settings import Settings, get_settings
+from kosmos.training import sdk as training
 
 
 @pytest.fixture
@@ -91,6 +92,13 @@ def test_own_repository_and_tables_through_the_doors(features_server, tmp_path, 
         assert info.value.details[0]["field"] == "table"
         uploaded = sdk.upload_table("other", "biopsies", table, client=c)  # a CSV becomes parquet
         assert uploaded["rows"] == 569 and uploaded["columns"]["measured_at"].startswith("timestamp")
+        # a DVC-versioned dataset as a table: it names its version as the table's origin
+        frame = pd.read_csv(table).head(100)
+        training.register_dataset("other", "lab-export", frame, client=c)
+        published = training.dataset_as_feature_table("other", "lab-export", 1, client=c)
+        assert published["table"] == "lab_export" and published["rows"] == 100
+        origins = {t["table"]: t["origin"] for t in sdk.list_tables("other", client=c)}
+        assert origins == {"biopsies": None, "lab_export": "kosmos-dataset://lab-export/v1"}
 
     # the CLI applies a folder: the admin's default client, on project "other"
     monkeypatch.setenv("KOSMOS_CLIENT__TOKEN", features_server["admin"])

@@ -3,13 +3,15 @@
 A table lives at ``feature_repo/data/tables/<name>.parquet``: a pipeline function asks for it by
 naming a parameter ``<name>``; a ``FileSource(path="data/tables/<name>.parquet")`` reads it as it
 is. Uploads are checked to be parquet and replace the table atomically (a reader sees the old
-file or the new one, never half of one).
+file or the new one, never half of one). A table may also come from a Kosmos dataset version
+(``kosmos.datasets.as_feature_table``): it then shows that version as its origin.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import re
 import uuid
@@ -44,8 +46,14 @@ def _describe(name: str, data: bytes | None, path: Any) -> dict[str, Any]:
     }
 
 
-def write_table(repo: FeatureRepo, name: str, data: bytes) -> dict[str, Any]:
-    """Check ``data`` is a parquet file with columns and make it table ``name``."""
+def _origin_path(repo: FeatureRepo, name: str) -> Any:
+    return repo.tables_dir / f".{name}.origin.json"
+
+
+def write_table(repo: FeatureRepo, name: str, data: bytes, *, origin: str | None = None) -> dict[str, Any]:
+    """Check ``data`` is a parquet file with columns and make it table ``name``.
+
+    ``origin``: where the data came from (a dataset version's URI), shown with the table."""
     check_name(name)
     if len(data) > MAX_TABLE_BYTES:
         raise InvalidInput.field("body", f"at most {MAX_TABLE_BYTES} bytes of parquet")
@@ -60,7 +68,22 @@ def write_table(repo: FeatureRepo, name: str, data: bytes) -> dict[str, Any]:
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-    return {**described, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest()}
+    digest = hashlib.sha256(data).hexdigest()
+    marker = _origin_path(repo, name)
+    if origin is None:
+        marker.unlink(missing_ok=True)
+    else:
+        marker.write_text(json.dumps({"origin": origin, "sha256": digest}))
+    return {**described, "bytes": len(data), "sha256": digest, "origin": origin}
+
+
+def _origin(repo: FeatureRepo, name: str, path: Any) -> str | None:
+    """The recorded origin, if the table is still the data it came with (same sha256)."""
+    try:
+        marker = json.loads(_origin_path(repo, name).read_text())
+    except FileNotFoundError:
+        return None
+    return marker["origin"] if marker["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() else None
 
 
 def list_tables(repo: FeatureRepo) -> list[dict[str, Any]]:
@@ -68,7 +91,8 @@ def list_tables(repo: FeatureRepo) -> list[dict[str, Any]]:
     out = []
     for path in sorted(repo.tables_dir.glob("*.parquet")):
         if TABLE_NAME.match(path.stem):
-            out.append({**_describe(path.stem, None, path), "bytes": path.stat().st_size})
+            described = _describe(path.stem, None, path)
+            out.append({**described, "bytes": path.stat().st_size, "origin": _origin(repo, path.stem, path)})
     return out
 
 
@@ -77,3 +101,4 @@ def delete_table(repo: FeatureRepo, name: str) -> None:
     if not path.is_file():
         raise NotFound(f"project {repo.project!r} has no table {name!r}")
     path.unlink()
+    _origin_path(repo, name).unlink(missing_ok=True)

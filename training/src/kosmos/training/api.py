@@ -104,6 +104,37 @@ def version_data(project: Name, name: Name, version: str, call: CallDep) -> Resp
     return Response(buffer.getvalue(), media_type="application/vnd.apache.parquet")
 
 
+@router.post(
+    "/datasets/{name}/versions/{version}/feature-table",
+    summary="Make a dataset version one of the project's feature tables",
+)
+def as_feature_table(
+    project: Name, name: Name, version: str, call: CallDep, table: str | None = None
+) -> dict[str, Any]:
+    from kosmos.features import project_tables
+    from kosmos.features.repo import feature_repo
+
+    target = project_tables.check_name(table or name.replace("-", "_"))
+    with call.tx() as ctx:
+        ctx.project(project, Role.developer)
+        datasets = _datasets(call, project)
+        meta = datasets.get(name, _version_number(version))
+        buffer = io.BytesIO()
+        datasets.load(name, meta.version).to_parquet(buffer, index=False)
+        repo = feature_repo(call.settings, project)
+        if not repo.exists():
+            repo.init()
+        written = project_tables.write_table(repo, target, buffer.getvalue(), origin=meta.uri)
+        ctx.audit(
+            "features.table.put",
+            "feature_table",
+            f"{project}/{target}",
+            project=project,
+            details={"rows": written["rows"], "origin": meta.uri},
+        )
+    return written
+
+
 @router.get("/datasets/{name}/diff", summary="Schema and statistics changes between two versions")
 def diff_versions(
     project: Name, name: Name, call: CallDep, a: Annotated[int, Query(ge=1)], b: Annotated[int, Query(ge=1)]

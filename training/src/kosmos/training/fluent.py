@@ -7,13 +7,14 @@ from kosmos.training import sdk, tracking
 
 datasets = Namespace(
     "datasets",
-    "DVC-versioned datasets: register, list, versions, load, diff.",
+    "DVC-versioned datasets: register, list, versions, load, diff, as_feature_table.",
     register=sdk.register_dataset,
     list=sdk.list_datasets,
     versions=sdk.dataset_versions,
     version=sdk.dataset_version,
     load=sdk.load_dataset,
     diff=sdk.diff_datasets,
+    as_feature_table=sdk.dataset_as_feature_table,
 )
 training = Namespace(
     "training",

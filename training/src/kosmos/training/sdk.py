@@ -39,6 +39,26 @@ def register_dataset(
         )
 
 
+def dataset_as_feature_table(
+    project: str,
+    name: str,
+    version: int | None = None,
+    *,
+    table: str | None = None,
+    client: KosmosClient | None = None,
+) -> dict[str, Any]:
+    """Make a dataset version (default: the latest) the project's feature table ``table``.
+
+    Pipelines then read it by that name (default: the dataset's, ``-`` as ``_``), and the table
+    shows the version as its origin (``kosmos.features.tables()``)."""
+    with client_or_default(client) as c:
+        return c.request(
+            "POST",
+            f"/projects/{project}/datasets/{name}/versions/{version or 'latest'}/feature-table",
+            params={"table": table},
+        )
+
+
 def list_datasets(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
     """The project's registered datasets with their latest version."""
     with client_or_default(client) as c:

@@ -1,4 +1,4 @@
-"""Features: views, freshness, statistics and drift."""
+"""Features: the repository version, views, freshness, statistics and drift."""
 
 from __future__ import annotations
 
@@ -15,13 +15,17 @@ def render() -> None:
     with client() as c:
         described = sdk.list_features(project(), client=c)
         views = described.get("feature_views", [])
-        cols = st.columns(3)
-        cols[0].metric("Feature views", len(views))
-        cols[1].metric("Feature services", len(described.get("feature_services", [])))
+        cols = st.columns(4)
+        cols[0].metric("Repository version", described.get("version") or "none")
+        cols[1].metric("Feature views", len(views))
+        cols[2].metric("Feature services", len(described.get("feature_services", [])))
         last = described.get("last_run") or {}
-        cols[2].metric("Last pipeline run", last.get("status", "never"))
+        cols[3].metric("Last pipeline run", last.get("status", "never"))
         if not views:
-            st.info("No feature views: `kosmos features init -p PROJECT`.")
+            st.info(
+                "No feature views yet: upload your tables (`kosmos features upload TABLE FILE -p PROJECT`) "
+                "and apply your repository (`kosmos features apply ./feature_repo -p PROJECT`)."
+            )
             return
         view = st.selectbox("Feature view", views)
         stats = sdk.feature_stats(project(), view, client=c)
