@@ -25,6 +25,10 @@ KINDS = {
 """The kinds of definition ``features list`` shows, as the registry names them and as people do."""
 
 
+def _definitions(described: dict) -> list[dict[str, str]]:
+    return [{"kind": kind, "name": name} for key, kind in KINDS.items() for name in described[key]]
+
+
 @app.command("list")
 @handle_errors
 def list_(project: str = ProjectOption, output: Output = OutputOption) -> None:
@@ -33,8 +37,7 @@ def list_(project: str = ProjectOption, output: Output = OutputOption) -> None:
     if output is Output.json:
         render(described, output)
         return
-    rows = [{"kind": kind, "name": name} for key, kind in KINDS.items() for name in described[key]]
-    render(rows, output)
+    render(_definitions(described), output)
 
 
 @app.command("init")
@@ -71,8 +74,7 @@ def apply(
         return
     state = "applied as" if described["changed"] else "unchanged, still"
     typer.echo(f"{project}: {state} version {described['version']}")
-    rows = [{"kind": kind, "name": name} for key, kind in KINDS.items() for name in described[key]]
-    render(rows, output)
+    render(_definitions(described), output)
 
 
 @app.command("upload")

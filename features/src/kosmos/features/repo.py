@@ -28,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from feast import Entity, FeatureService, FeatureStore, FeatureView, OnDemandFeatureView
+from feast import FeatureService, FeatureStore, FeatureView, OnDemandFeatureView
 from sqlalchemy.engine import make_url
 
+from kosmos.features.user_code import kind_of
 from kosmos.platform.errors import InvalidInput, NotFound
 from kosmos.platform.settings import Settings
 
@@ -62,18 +63,6 @@ def template_files(name: str) -> dict[str, str]:
 def feast_project_name(project: str) -> str:
     """Feast project names allow letters, digits and underscores only."""
     return project.replace("-", "_")
-
-
-def _kind(obj: Any) -> str:
-    for cls, kind in (
-        (FeatureService, "feature_service"),
-        (OnDemandFeatureView, "on_demand_feature_view"),
-        (FeatureView, "feature_view"),
-        (Entity, "entity"),
-    ):
-        if isinstance(obj, cls):
-            return kind
-    return "data_source"
 
 
 def _sources_of(view: Any) -> list[Any]:
@@ -328,7 +317,7 @@ class FeatureRepo:
 
     def _apply_to_feast(self, objects: list[Any]) -> None:
         store = self.store()
-        kept = {(_kind(o), o.name) for o in objects}
+        kept = {(kind_of(o), o.name) for o in objects}
         for view in objects:  # sources defined inside a view are registered with it
             for source in _sources_of(view):
                 kept.add(("data_source", source.name))
@@ -339,7 +328,7 @@ class FeatureRepo:
             + store.list_entities()
             + store.list_data_sources()
         )
-        stale = [o for o in listed if (_kind(o), o.name) not in kept]
+        stale = [o for o in listed if (kind_of(o), o.name) not in kept]
         store.apply(objects, objects_to_delete=stale, partial=False)
         store.refresh_registry()
         self._catalog = None

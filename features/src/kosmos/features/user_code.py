@@ -96,7 +96,8 @@ def load_modules(files: dict[str, str], repo: Path) -> dict[str, ModuleType]:
     return modules
 
 
-def _kind(value: Any) -> str | None:
+def kind_of(value: Any) -> str | None:
+    """A Feast object's kind as Kosmos names it (``entity``, ``feature_view``, ...), else None."""
     from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
     from feast.data_source import DataSource
 
@@ -124,7 +125,7 @@ def describe(modules: dict[str, ModuleType]) -> dict[str, Any]:
     pipelines: dict[str, dict[str, Any]] = {}
     for file, module in modules.items():
         for attr, value in vars(module).items():
-            kind = _kind(value)
+            kind = kind_of(value)
             if kind is not None and not any(value is s for s in seen):
                 seen.append(value)
                 proto = value.to_proto().SerializeToString()
