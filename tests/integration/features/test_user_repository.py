@@ -100,7 +100,12 @@ BAD = {
     "pipeline-over-table": (
         _break('path="data/offline/biopsy_shape.parquet"', 'path="data/tables/biopsies.parquet"'),
         "biopsy_shape.tags.kosmos.pipeline",
-        "must not overwrite an uploaded table",
+        "never over a table or the stores",
+    ),
+    "pipeline-over-registry": (
+        _break('path="data/offline/biopsy_shape.parquet"', 'path="data/registry.db"'),
+        "biopsy_shape",
+        "data/",
     ),
     "file-name": ({**FILES, "../escape.py": "x = 1"}, "files.../escape.py", "module names"),
 }

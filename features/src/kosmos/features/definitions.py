@@ -179,15 +179,16 @@ def check(repo: FeatureRepo, found: Definitions) -> None:
         for name, count in names.items():
             if count > 1:
                 problems.append({"field": f"{cls.__name__} {name}", "reason": f"defined {count} times"})
-    data_dir = (repo.path / "data").resolve()
+    readable = (repo.tables_dir.resolve(), repo.offline_dir.resolve())
     views = [v for v in found.of_kind(FeatureView) if not isinstance(v, OnDemandFeatureView)]
     sources = found.of_kind(DataSource) + [v.batch_source for v in views if v.batch_source is not None]
     for source in sources:
         if isinstance(source, FileSource):
             if "://" in source.path:
                 problem(source, f"{source.name}.path", "a project's file sources are files of its repository")
-            elif not _inside(source_path(repo, source).resolve(), data_dir):
-                problem(source, f"{source.name}.path", f"must lie inside the repository's data/ ({data_dir})")
+            elif not any(_inside(source_path(repo, source).resolve(), d) for d in readable):
+                reason = "must lie inside the repository's data/tables/ or data/offline/"
+                problem(source, f"{source.name}.path", reason)
     entity_names = {e.name for e in found.of_kind(Entity)}
     for view in views:
         for entity in view.entities:
@@ -202,8 +203,8 @@ def check(repo: FeatureRepo, found: Definitions) -> None:
             problem(view, where, f"no function {pipeline!r} in the files; functions: {known}")
         if not isinstance(view.batch_source, FileSource):
             problem(view, where, "a pipeline writes a parquet file: the view's source must be a FileSource")
-        elif _inside(source_path(repo, view.batch_source).resolve(), repo.tables_dir.resolve()):
-            problem(view, where, "a pipeline must not overwrite an uploaded table (data/tables/)")
+        elif not _inside(source_path(repo, view.batch_source).resolve(), repo.offline_dir.resolve()):
+            problem(view, where, "a pipeline writes under data/offline/, never over a table or the stores")
     view_names = {v.name for v in found.objects if isinstance(v, FeatureView | OnDemandFeatureView)}
     for service in found.of_kind(FeatureService):
         for projection in service.feature_view_projections:
