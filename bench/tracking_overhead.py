@@ -3,9 +3,11 @@
 The loop trains a small PyTorch MLP (one forward/backward pass per step). It runs
 three times without tracking and three times inside ``kosmos.training.run`` with
 ``log_metrics`` every step (buffered, stored by a background thread), against a real control plane
-and a real `mlflow server` (SQLite backend), as `make run` runs them. Goal (issue 4): overhead <= 5%.
+and a real `mlflow server` (SQLite backend). Goal (issue 4): overhead <= 5%. ``--gated`` serves
+MLflow behind Kosmos's access rules (``--app-name kosmos``, every request's token checked), as
+`make run` runs it since issue 19.
 
-    .venv/bin/python bench/tracking_overhead.py [--steps 2000] [--metrics 20]
+    .venv/bin/python bench/tracking_overhead.py [--steps 2000] [--metrics 20] [--gated]
 """
 
 from __future__ import annotations
@@ -68,6 +70,11 @@ def main() -> None:
     parser.add_argument("--metrics", type=int, default=20)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--hidden", type=int, default=64, help="MLP width: the cost of one step")
+    parser.add_argument(
+        "--gated",
+        action="store_true",
+        help="MLflow behind Kosmos's access rules (--app-name kosmos), as `make run` serves it",
+    )
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="kosmos-bench-"))
@@ -93,7 +100,9 @@ def main() -> None:
             "127.0.0.1",
             "--port",
             str(mlflow_port),
+            *(["--app-name", "kosmos"] if args.gated else []),
         ],
+        env={**os.environ, "KOSMOS_HOME": str(home)},  # the gate reads this platform's tokens
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
