@@ -34,10 +34,7 @@ def _definitions(described: dict) -> list[dict[str, str]]:
 def list_(project: str = ProjectOption, output: Output = OutputOption) -> None:
     """Feature views, on-demand views and feature services of a project."""
     described = sdk.list_features(project)
-    if output is Output.json:
-        render(described, output)
-        return
-    render(_definitions(described), output)
+    render(described if output is Output.json else _definitions(described), output)
 
 
 @app.command("init")
@@ -108,10 +105,8 @@ def schedule(
 def tables(project: str = ProjectOption, output: Output = OutputOption) -> None:
     """The project's tables: rows, columns and size."""
     found = sdk.list_tables(project)
-    if output is Output.json:
-        render(found, output)
-        return
-    render([{**t, "columns": ", ".join(t["columns"])} for t in found], output)
+    rows = [{**t, "columns": ", ".join(t["columns"])} for t in found]
+    render(found if output is Output.json else rows, output)
 
 
 @app.command("versions")
@@ -119,10 +114,8 @@ def tables(project: str = ProjectOption, output: Output = OutputOption) -> None:
 def versions(project: str = ProjectOption, output: Output = OutputOption) -> None:
     """Every applied version of the project's feature repository."""
     found = sdk.list_versions(project)
-    if output is Output.json:
-        render(found, output)
-        return
-    render([{**v, "sha256": v["sha256"][:12], "files": ", ".join(v["files"])} for v in found], output)
+    rows = [{**v, "sha256": v["sha256"][:12], "files": ", ".join(v["files"])} for v in found]
+    render(found if output is Output.json else rows, output)
 
 
 @app.command("run")

@@ -44,7 +44,6 @@ _CHILD_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "V
 class Definitions:
     """What a repository's files define."""
 
-    files: dict[str, str]
     objects: list[Any] = field(default_factory=list)
     defined_in: dict[int, str] = field(default_factory=dict)
     """``id(object)`` -> the file that defines it (for error messages)."""
@@ -126,7 +125,7 @@ def _from_proto(kind: str, data: bytes) -> Any:
 def load(repo: FeatureRepo, files: dict[str, str]) -> Definitions:
     """Run the files in a child process; the Feast objects and pipelines they define."""
     answer = run_child({"command": "load", "repo": str(repo.path), "files": files}, timeout_s=120)
-    found = Definitions(files=files, pipelines=answer["pipelines"])
+    found = Definitions(pipelines=answer["pipelines"])
     for item in answer["objects"]:
         obj = _from_proto(item["kind"], base64.b64decode(item["proto"]))
         found.objects.append(obj)

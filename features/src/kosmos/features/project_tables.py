@@ -73,17 +73,20 @@ def write_table(repo: FeatureRepo, name: str, data: bytes, *, origin: str | None
     if origin is None:
         marker.unlink(missing_ok=True)
     else:
-        marker.write_text(json.dumps({"origin": origin, "sha256": digest}))
+        stat = path.stat()  # a later upload replaces the file: another size or mtime
+        marker.write_text(json.dumps({"origin": origin, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}))
     return {**described, "bytes": len(data), "sha256": digest, "origin": origin}
 
 
 def _origin(repo: FeatureRepo, name: str, path: Any) -> str | None:
-    """The recorded origin, if the table is still the data it came with (same sha256)."""
+    """The recorded origin, if the table is still the file it came with (no hashing per listing)."""
     try:
         marker = json.loads(_origin_path(repo, name).read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, ValueError):
         return None
-    return marker["origin"] if marker["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest() else None
+    stat = path.stat()
+    same = (marker.get("size"), marker.get("mtime_ns")) == (stat.st_size, stat.st_mtime_ns)
+    return marker["origin"] if same else None
 
 
 def list_tables(repo: FeatureRepo) -> list[dict[str, Any]]:

@@ -32,7 +32,14 @@ def apply_repository(
     folder = Path(path)
     if not folder.is_dir():
         raise InvalidInput.field("path", f"{folder} is not a folder")
-    files = {p.name: p.read_text() for p in sorted(folder.glob("*.py")) if p.name != "__init__.py"}
+    files = {}
+    for file in sorted(folder.glob("*.py")):
+        if file.name == "__init__.py":
+            continue
+        try:
+            files[file.name] = file.read_text(encoding="utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput.field(f"files.{file.name}", f"not UTF-8 text: {exc}") from None
     if not files:
         raise InvalidInput.field("path", f"{folder} holds no .py files of Feast definitions")
     with client_or_default(client) as c:

@@ -1,4 +1,8 @@
-"""First start of a platform: migrate, then create an admin, a team and the demo project."""
+"""First start of a platform: migrate, then create an admin, a first team and a starter project.
+
+The starter project is empty: what fills it (the demo's data, models and LLM) is each package's
+own demo setup, declared through its plugin (``bootstrap``), never named here.
+"""
 
 from __future__ import annotations
 
@@ -41,9 +45,9 @@ def bootstrap(settings: Settings, database: Database | None = None) -> Bootstrap
             session.flush()
             ctx = CallContext(session, Principal(user_id=admin.id, user_name=admin.name, is_admin=True))
             ctx.audit("user.create", "user", ADMIN_USER, details={"is_admin": True, "by": "bootstrap"})
-            service.create_team(ctx, DEMO_TEAM, description="Risk: fraud and credit models.")
+            service.create_team(ctx, DEMO_TEAM, description="The first team, created at bootstrap.")
             service.create_project(
-                ctx, DEMO_PROJECT, DEMO_TEAM, description="Card fraud detection, the demo project."
+                ctx, DEMO_PROJECT, DEMO_TEAM, description="The starter project, where the demo setup runs."
             )
             issued = token_service.issue_token(ctx, "bootstrap", ttl_days=settings.server.token_ttl_days)
         save_credentials(settings.credentials_path, settings.api_url, issued.secret)

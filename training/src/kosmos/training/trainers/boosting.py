@@ -1,6 +1,6 @@
 """A tabular baseline: gradient boosting with early stopping, evaluated on later data.
 
-Any binary-labelled frame with an ``event_timestamp`` (the demo's fraud training set is one).
+Any binary-labelled frame with an ``event_timestamp``: the label and feature columns are parameters.
 """
 
 from __future__ import annotations

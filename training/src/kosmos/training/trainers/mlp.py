@@ -1,6 +1,6 @@
 """A tabular neural model: a PyTorch MLP with early stopping on a later validation window.
 
-Any binary-labelled frame with an ``event_timestamp``; the demo trains it on fraud, and
+Any binary-labelled frame with an ``event_timestamp`` (label and feature columns are parameters);
 :mod:`kosmos.training.distributed` runs the same ``fit`` data-parallel on Ray.
 """
 
