@@ -15,6 +15,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import threading
@@ -34,6 +35,8 @@ from sqlalchemy.engine import make_url
 from kosmos.features.user_code import kind_of
 from kosmos.platform.errors import InvalidInput, NotFound
 from kosmos.platform.settings import Settings
+
+log = logging.getLogger(__name__)
 
 TEMPLATE_GROUP = "kosmos.features.templates"
 """Entry point group of feature-repository templates: name -> a package whose ``*.py`` files are one."""
@@ -290,7 +293,14 @@ class FeatureRepo:
                 self._write_live(files)
                 self._apply_to_feast(found.objects)
             except Exception:
+                # the trial passed, so this is the store failing (a database down): put the last
+                # good version back, files and, as far as the store lets us, its definitions
                 self._write_live(previous)
+                if previous:
+                    try:
+                        self._apply_to_feast(definitions.load(self, previous).objects)
+                    except Exception:
+                        log.exception("features of %s: last version not re-applied", self.project)
                 raise
             record = {
                 "version": number,
@@ -304,8 +314,8 @@ class FeatureRepo:
                 "applied_by": applied_by,
                 "applied_at": datetime.now(UTC).isoformat(),
             }
-            log = json.dumps([*self.versions(), record], indent=2)
-            _write_atomic(self.versions_dir / "versions.json", log)
+            history = json.dumps([*self.versions(), record], indent=2)
+            _write_atomic(self.versions_dir / "versions.json", history)
         return {**self.describe(), "version": number, "changed": True}
 
     def _write_live(self, files: dict[str, str]) -> None:
