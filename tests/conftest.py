@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -341,3 +342,35 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         head.wait(timeout=30)
     except subprocess.TimeoutExpired:
         os.killpg(head.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="session")
+def feature_jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """The feature-jobs service (`python -m kosmos.features.job_runner`), started the way compose
+    starts it: its token and nothing of the platform's. ``{"url", "token", "scratch"}``."""
+    port = _free_port()
+    scratch = tmp_path_factory.mktemp("feature-jobs-tmp")
+    token = secrets.token_hex(16)
+    env = {"PATH": os.environ["PATH"], "HOME": str(scratch), "TMPDIR": str(scratch)}
+    env["KOSMOS_FEATURES__CODE_RUNNER_TOKEN"] = token
+    log = tmp_path_factory.mktemp("feature-jobs-log") / "service.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "kosmos.features.job_runner", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert process.poll() is None and time.monotonic() < deadline, log.read_text()
+        time.sleep(0.3)
+    yield {"url": url, "token": token, "scratch": scratch}
+    process.terminate()
+    process.wait(timeout=30)

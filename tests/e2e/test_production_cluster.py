@@ -264,6 +264,34 @@ def mlflow_server(
     _stop(proc)
 
 
+FEATURE_JOBS_TOKEN = secrets.token_hex(16)
+
+
+@pytest.fixture
+def feature_jobs(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[str]:
+    """The feature-jobs service as compose starts it: its token and nothing of the platform's."""
+    port = free_port()
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(tmp_path),
+        "KOSMOS_FEATURES__CODE_RUNNER_TOKEN": FEATURE_JOBS_TOKEN,
+    }
+    command = [sys.executable, "-m", "kosmos.features.job_runner", "--host", "127.0.0.1", "--port", str(port)]
+    proc = _popen(command, tmp_path / "feature-jobs.log", env)
+    url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        assert proc.poll() is None, (tmp_path / "feature-jobs.log").read_text()[-3000:]
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    _until(healthy, "the feature-jobs service", 60)
+    yield url
+    _stop(proc)
+
+
 TRAIN_ON_RAY = textwrap.dedent(
     """
     import json, sys
@@ -286,6 +314,7 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
     s3,
     empty_pg_database,
     kosmos_database: str,
+    feature_jobs: str,
 ) -> None:
     api, ui, dataplane = free_port(), free_port(), free_port()
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -303,6 +332,8 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
         KOSMOS_FEATURES__REGISTRY="sql",
         KOSMOS_FEATURES__REGISTRY_URL=empty_pg_database(),
         KOSMOS_GATEWAY__LIMITER="redis",
+        KOSMOS_FEATURES__CODE_RUNNER_URL=feature_jobs,  # the demo's feature code runs there
+        KOSMOS_FEATURES__CODE_RUNNER_TOKEN=FEATURE_JOBS_TOKEN,
         KOSMOS_RAY__ADDRESS=cluster["address"],
         KOSMOS_SERVER__PORT=str(api),
         KOSMOS_UI__PORT=str(ui),
@@ -324,6 +355,7 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
     assert _kosmos(env, "db", "upgrade").returncode == 0
     checks = {c["service"]: c for c in _json(env, "doctor")}
     services = {"metadata database", "MLflow", "Redis", "Ray", "Feast SQL registry", "artifact store"}
+    services |= {"feature jobs"}
     assert set(checks) >= services | {"dataset remote (DVC)", "data plane"}
     assert checks.pop("data plane")["status"] == "WARN"  # not started yet: a warning, exit 0
     assert all(c["status"] == "ok" for c in checks.values()), checks

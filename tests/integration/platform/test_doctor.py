@@ -38,9 +38,11 @@ def _production(postgres_url: str, redis_url: str, ray_cluster: str, tmp_path) -
 
 
 def test_a_healthy_production_profile_passes(
-    doctor, postgres_url, redis_url, ray_cluster, dataplane, tmp_path
+    doctor, postgres_url, redis_url, ray_cluster, dataplane, feature_jobs, tmp_path
 ) -> None:
     env = _production(postgres_url, redis_url, ray_cluster, tmp_path)
+    env["KOSMOS_FEATURES__CODE_RUNNER_URL"] = feature_jobs["url"]
+    env["KOSMOS_FEATURES__CODE_RUNNER_TOKEN"] = feature_jobs["token"]
     doctor(**env)  # sets the environment the settings below are read from
     with dataplane(get_settings()):
         code, rows, output = doctor(**env)
@@ -48,6 +50,7 @@ def test_a_healthy_production_profile_passes(
     assert {"metadata database", "MLflow store", "artifact store", "Redis", "Ray", "data plane"} <= set(rows)
     assert rows["metadata database"]["detail"] == "reachable, writable, migrated"
     assert rows["data plane"]["detail"] == "ingress answers"
+    assert rows["feature jobs"]["detail"] == "the feature-jobs service answers"
 
 
 def test_each_broken_service_is_named_with_the_problem(
@@ -65,6 +68,8 @@ def test_each_broken_service_is_named_with_the_problem(
             "KOSMOS_DATASETS__REMOTE": "s3://kosmos-datasets/dvc",
             "KOSMOS_DATASETS__ENDPOINT_URL": f"http://127.0.0.1:{free_port()}",
             "KOSMOS_DATAPLANE__URL": f"http://127.0.0.1:{free_port()}",
+            "KOSMOS_FEATURES__CODE_RUNNER_URL": f"http://127.0.0.1:{free_port()}",
+            "KOSMOS_FEATURES__CODE_RUNNER_TOKEN": "x",
         }
     )
     assert code == 1
@@ -77,6 +82,8 @@ def test_each_broken_service_is_named_with_the_problem(
     assert rows["artifact store"]["status"] == "FAIL"
     assert rows["dataset remote (DVC)"]["status"] == "FAIL" and rows["dataset remote (DVC)"]["detail"]
     assert rows["data plane"]["status"] == "WARN" and "nothing answers" in rows["data plane"]["detail"]
+    jobs = rows["feature jobs"]
+    assert jobs["status"] == "FAIL" and "no feature-jobs service" in jobs["detail"]
     assert rows["MLflow store"]["status"] == "ok"  # the others are fine and say so
     assert "s3cret" not in output and "postgres:***@" in rows["metadata database"]["target"]
     _, rows, _ = doctor(**{**env, "KOSMOS_DATABASE__URL": empty_pg_database()})
@@ -88,6 +95,7 @@ def test_the_production_profile_names_what_is_still_embedded(doctor, monkeypatch
     assert code == 1
     for setting in ("database.url", "mlflow.tracking_uri", "redis.url", "ray.address"):
         assert f"{setting} is not set: the production profile needs it" in output
+    assert "set features.code_runner_url and code_runner_token" in output
 
 
 def test_the_control_plane_refuses_to_start_half_configured(postgres_url, tmp_path) -> None:

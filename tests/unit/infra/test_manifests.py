@@ -99,6 +99,7 @@ def test_ports_and_names_agree_with_the_settings_and_the_code(monkeypatch) -> No
         "kosmos-control-plane": defaults.server.port,
         "kosmos-ui": defaults.ui.port,
         "kosmos-mlflow": defaults.mlflow.port,
+        "kosmos-feature-jobs": 8090,
     }
     head = k8s[("RayCluster", "kosmos-raycluster")]["spec"]["headGroupSpec"]
     assert head["rayStartParams"]["port"] == str(defaults.ray.gcs_port)
@@ -188,8 +189,9 @@ def test_mlflow_runs_behind_kosmos_s_gate_and_kosmos_s_processes_carry_its_servi
     assert compose["services"]["mlflow"]["environment"] is env and env["KOSMOS_DATABASE__URL"]
     assert env["MLFLOW_TRACKING_TOKEN"] == env["KOSMOS_MLFLOW__SERVICE_TOKEN"]
     assert env["MLFLOW_TRACKING_TOKEN"].startswith("${MLFLOW_SERVICE_TOKEN:?")  # required, no default
-    kosmos_services = [s for s in compose["services"].values() if "build" in s]
-    assert len(kosmos_services) >= 6 and all(s["environment"] is env for s in kosmos_services)
+    own_env = ("ui", "feature-jobs")  # no secret of the platform's (the tests below)
+    kosmos_services = [s for n, s in compose["services"].items() if "build" in s and n not in own_env]
+    assert len(kosmos_services) >= 5 and all(s["environment"] is env for s in kosmos_services)
     k8s = {(d["kind"], d["metadata"]["name"]): d for d in _k8s()}
     args = " ".join(k8s[("Deployment", "kosmos-mlflow")]["spec"]["template"]["spec"]["containers"][0]["args"])
     assert "--app-name kosmos" in args
@@ -199,7 +201,7 @@ def test_mlflow_runs_behind_kosmos_s_gate_and_kosmos_s_processes_carry_its_servi
     pods = [
         d["spec"]["template"]["spec"]
         for d in _k8s()
-        if d["kind"] == "Deployment" and d["metadata"]["name"] != "kosmos-ui"
+        if d["kind"] == "Deployment" and d["metadata"]["name"] not in ("kosmos-ui", "kosmos-feature-jobs")
     ]
     head = k8s[("RayCluster", "kosmos-raycluster")]["spec"]
     pods += [head["headGroupSpec"]["template"]["spec"]]
@@ -209,3 +211,59 @@ def test_mlflow_runs_behind_kosmos_s_gate_and_kosmos_s_processes_carry_its_servi
             s.get("secretRef", {}).get("name") for c in spec["containers"] for s in c.get("envFrom", [])
         ]
         assert "kosmos-secrets" in sources, spec["containers"][0]["name"]
+
+
+SECRET_VARIABLES = re.compile(r"TOKEN|PASSWORD|SECRET|DATABASE__URL|REGISTRY_URL|REDIS__URL")
+
+
+def test_the_web_ui_holds_no_secret_and_talks_to_the_control_plane_only() -> None:
+    """The UI reads everything through the control plane with the signed-in user's token, so its
+    process gets no database URL, MLflow or Ray token, or storage key (compose and Kubernetes)."""
+    compose = _docs(INFRA / "compose.yaml")[0]
+    ui_env = compose["services"]["ui"]["environment"]
+    assert ui_env["KOSMOS_CLIENT__URL"] == "http://control-plane:8080"
+    assert not [k for k in ui_env if SECRET_VARIABLES.search(k)], ui_env
+    assert [k for k in compose["x-kosmos-env"] if SECRET_VARIABLES.search(k)]  # the pattern finds them
+    _settings_from(ui_env)
+    k8s = {(d["kind"], d["metadata"]["name"]): d for d in _k8s()}
+    ui = k8s[("Deployment", "kosmos-ui")]["spec"]["template"]["spec"]["containers"][0]
+    assert not [s for s in ui.get("envFrom", []) if "secretRef" in s]
+    assert not [e for e in ui.get("env", []) if SECRET_VARIABLES.search(e["name"])]
+
+
+def test_feature_code_runs_in_a_service_without_secrets_volumes_or_routes_to_the_platform() -> None:
+    """Projects' feature code runs in feature-jobs: it gets its own token and nothing else, no
+    volume, and can reach none of the platform's services; the platform knows where it is."""
+    from urllib.parse import urlparse
+
+    compose = _docs(INFRA / "compose.yaml")[0]
+    services, env = compose["services"], compose["x-kosmos-env"]
+    jobs = services["feature-jobs"]
+    assert set(jobs["environment"]) == {"KOSMOS_PROFILE", "KOSMOS_FEATURES__CODE_RUNNER_TOKEN"}
+    token = "KOSMOS_FEATURES__CODE_RUNNER_TOKEN"
+    assert jobs["environment"][token] == env[token]
+    assert env["KOSMOS_FEATURES__CODE_RUNNER_TOKEN"].startswith("${FEATURE_JOBS_TOKEN:?")  # required
+    assert "volumes" not in jobs and "ports" not in jobs
+    assert jobs["networks"] == ["feature-jobs"] and compose["networks"]["feature-jobs"]["internal"] is True
+    on_jobs_network = {n for n, s in services.items() if "feature-jobs" in s.get("networks", [])}
+    assert on_jobs_network == {"feature-jobs", "control-plane", "feature-scheduler"}
+    url = urlparse(env["KOSMOS_FEATURES__CODE_RUNNER_URL"])
+    assert url.hostname == "feature-jobs" and f"--port {url.port}" in jobs["command"]
+    for name in ("control-plane", "reconciler", "feature-scheduler"):  # one copy of the projects' files
+        assert "kosmos-home:/var/lib/kosmos" in services[name]["volumes"], name
+
+    k8s = {(d["kind"], d["metadata"]["name"]): d for d in _k8s()}
+    pod = k8s[("Deployment", "kosmos-feature-jobs")]["spec"]["template"]["spec"]
+    assert pod["containers"][0]["envFrom"] == [{"secretRef": {"name": "kosmos-feature-jobs"}}]
+    assert "volumes" not in pod and pod["automountServiceAccountToken"] is False
+    policy = k8s[("NetworkPolicy", "kosmos-feature-jobs-isolated")]["spec"]
+    assert "Egress" in policy["policyTypes"] and policy["egress"] == []
+    config = k8s[("ConfigMap", "kosmos-settings")]["data"]
+    url = urlparse(config["KOSMOS_FEATURES__CODE_RUNNER_URL"])
+    assert url.hostname == "kosmos-feature-jobs"
+    assert url.port == k8s[("Service", "kosmos-feature-jobs")]["spec"]["ports"][0]["port"]
+    for name in ("kosmos-control-plane", "kosmos-reconciler", "kosmos-feature-scheduler"):
+        spec = k8s[("Deployment", name)]["spec"]["template"]["spec"]
+        claims = [v["persistentVolumeClaim"]["claimName"] for v in spec.get("volumes", [])]
+        assert claims == ["kosmos-home"], name
+    assert k8s[("PersistentVolumeClaim", "kosmos-home")]["spec"]["accessModes"] == ["ReadWriteMany"]

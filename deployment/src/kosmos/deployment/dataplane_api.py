@@ -16,6 +16,7 @@ from kosmos.deployment import predictions
 from kosmos.deployment.dataplane import Route
 from kosmos.deployment.feature_join import BadRows, FeatureJoin
 from kosmos.deployment.serving import (
+    MAX_ROWS,
     call_version,
     failure_entry,
     invalid_answer,
@@ -101,13 +102,21 @@ async def _body(request: Request) -> Any:
         raise InvalidInput.field("body", f"malformed JSON: {exc}") from None
 
 
-@router.post("/{name}/predict", summary="Predict: {'inputs': [{field: value, ...}, ...]}")
+@router.post(
+    "/{name}/predict",
+    summary="Predict: {'inputs': [{field: value, ...}, ...]}",
+    openapi_extra=predictions.body_schema(MAX_ROWS),
+)
 async def predict(project: Name, name: Name, request: Request, call: CallDep) -> JSONResponse:
     route = _route(request, project, name)
     return predictions.answer(await _predict(request, route, await _body(request)))
 
 
-@router.post("/{name}/predict/batch", summary="Predict many rows: split into chunks, run concurrently")
+@router.post(
+    "/{name}/predict/batch",
+    summary="Predict many rows: split into chunks, run concurrently",
+    openapi_extra=predictions.body_schema(predictions.MAX_BATCH_ROWS),
+)
 async def predict_batch(project: Name, name: Name, request: Request, call: CallDep) -> JSONResponse:
     route = _route(request, project, name)
     body = await _body(request)

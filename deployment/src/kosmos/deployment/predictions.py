@@ -19,6 +19,30 @@ BATCH_CHUNK = 500
 MAX_BATCH_ROWS = 20_000
 
 
+def body_schema(max_rows: int) -> dict[str, Any]:
+    """The OpenAPI request body of a predict route (the data plane reads the raw JSON, for speed,
+    and checks it itself; this is what its docs and the fuzz suite see)."""
+    row = {"type": "object", "description": "one row: input field -> value", "additionalProperties": True}
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["inputs"],
+                        "properties": {
+                            "inputs": {"type": "array", "items": row, "minItems": 1, "maxItems": max_rows},
+                            "request_id": {"type": "string", "description": "echoed back; made if absent"},
+                            "key": {"description": "the A/B bucketing key (else the first row's)"},
+                        },
+                    }
+                }
+            },
+        }
+    }
+
+
 def answer(result: dict[str, Any]) -> JSONResponse:
     """The replica's answer, or the KosmosError its error stands for."""
     error = result.get("error")

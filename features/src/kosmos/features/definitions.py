@@ -1,6 +1,6 @@
 """A feature repository's files, checked before anything of the project's registry changes.
 
-:func:`load` runs the files in a child process (:mod:`kosmos.features.user_code`) and returns
+:func:`load` runs the files where the settings say (:mod:`kosmos.features.code_runner`) and returns
 their Feast objects; :func:`check` applies Kosmos's rules (names unique per kind, every file
 source inside the project's repository, every ``kosmos.pipeline`` tag naming a function of the
 files); :func:`trial_apply` lets Feast itself apply them to a scratch registry. Only then does
@@ -10,12 +10,9 @@ files); :func:`trial_apply` lets Feast itself apply them to a scratch registry. 
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import os
 import re
-import subprocess
-import sys
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import yaml
 
+from kosmos.features.code_runner import runner_for
 from kosmos.platform.errors import InvalidInput
 
 if TYPE_CHECKING:
@@ -36,8 +34,6 @@ MAX_BYTES = 1 << 20
 """At most this much source in one repository (definitions and pipelines, not data)."""
 
 PIPELINE_TAG = "kosmos.pipeline"
-_CHILD_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH", "VIRTUAL_ENV")
-"""All the child process inherits: none of the server's secrets (database URL, tokens, keys)."""
 
 
 @dataclass
@@ -69,37 +65,6 @@ def check_files(files: dict[str, str]) -> dict[str, str]:
     return dict(sorted(files.items()))
 
 
-def run_child(request: dict[str, Any], *, timeout_s: float) -> dict[str, Any]:
-    """One request to :mod:`kosmos.features.user_code` in a fresh process."""
-    env = {k: os.environ[k] for k in _CHILD_ENV if k in os.environ}
-    try:
-        done = subprocess.run(
-            [sys.executable, "-m", "kosmos.features.user_code"],
-            input=json.dumps(request),
-            capture_output=True,
-            text=True,
-            env=env,
-            cwd=request["repo"],
-            timeout=timeout_s,
-        )
-    except subprocess.TimeoutExpired:
-        reason = f"the feature code ran longer than {timeout_s:.0f} s"
-        raise InvalidInput.field("repository", reason) from None
-    if done.stderr.strip():
-        log.info("feature code said: %s", done.stderr.strip()[-4000:])
-    try:
-        answer = json.loads(done.stdout)
-    except json.JSONDecodeError:
-        reason = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
-        raise InvalidInput.field("repository", f"the feature code crashed: {reason}") from None
-    if "error" in answer:
-        error = answer["error"]
-        if error.get("details"):
-            raise InvalidInput(f"{error['field']}: {error['reason']}", details=error["details"])
-        raise InvalidInput.field(error["field"], error["reason"])
-    return answer
-
-
 def _from_proto(kind: str, data: bytes) -> Any:
     from feast import Entity, FeatureService, FeatureView, OnDemandFeatureView
     from feast.data_source import DataSource
@@ -124,7 +89,8 @@ def _from_proto(kind: str, data: bytes) -> Any:
 
 def load(repo: FeatureRepo, files: dict[str, str]) -> Definitions:
     """Run the files in a child process; the Feast objects and pipelines they define."""
-    answer = run_child({"command": "load", "repo": str(repo.path), "files": files}, timeout_s=120)
+    request = {"command": "load", "repo": str(repo.path), "files": files}
+    answer = runner_for(repo.settings).run(request, timeout_s=120)
     found = Definitions(pipelines=answer["pipelines"])
     for item in answer["objects"]:
         obj = _from_proto(item["kind"], base64.b64decode(item["proto"]))

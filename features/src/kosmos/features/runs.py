@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kosmos.features.definitions import PIPELINE_TAG, run_child, source_path
+from kosmos.features.code_runner import runner_for
+from kosmos.features.definitions import PIPELINE_TAG, source_path
 from kosmos.features.repo import FeatureRepo
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,8 @@ def pipeline_jobs(repo: FeatureRepo) -> list[dict[str, Any]]:
 def compute_offline(repo: FeatureRepo) -> dict[str, int]:
     """Run every pipeline-backed view's function over the project's tables; rows per view.
 
-    The user's code runs in a child process (:mod:`kosmos.features.user_code`), never here.
+    The user's code runs in a child process or the feature-jobs service
+    (:mod:`kosmos.features.code_runner`), never here.
     """
     jobs = pipeline_jobs(repo)
     if not jobs:
@@ -97,7 +99,7 @@ def compute_offline(repo: FeatureRepo) -> dict[str, int]:
         "tables": str(repo.tables_dir),
         "jobs": jobs,
     }
-    return run_child(request, timeout_s=PIPELINE_TIMEOUT_S)["rows"]
+    return runner_for(repo.settings).run(request, timeout_s=PIPELINE_TIMEOUT_S)["rows"]
 
 
 def run_pipelines(

@@ -106,6 +106,30 @@ def _mlflow(settings: Settings) -> Check:
         return Check("MLflow", masked(uri), False, f"{type(exc).__name__}: no tracking server there{hint}")
 
 
+def _feature_jobs(settings: Settings) -> Check:
+    """The service projects' feature code runs in (the production profile requires one)."""
+    import httpx
+
+    url = settings.features.code_runner_url
+    if url is None:
+        return Check(
+            "feature jobs",
+            "",
+            False,
+            "the production profile runs projects' feature code in the feature-jobs service "
+            "(python -m kosmos.features.job_runner): set features.code_runner_url and code_runner_token",
+        )
+    if settings.features.code_runner_token is None:
+        return Check("feature jobs", url, False, "features.code_runner_token is not set")
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/healthz", timeout=TIMEOUT_S)
+        if response.status_code == 200:
+            return Check("feature jobs", url, True, "the feature-jobs service answers")
+        return Check("feature jobs", url, False, f"/healthz answered HTTP {response.status_code}")
+    except httpx.HTTPError as exc:
+        return Check("feature jobs", url, False, f"{type(exc).__name__}: no feature-jobs service there")
+
+
 def _redis(settings: Settings) -> Check:
     import redis
 
@@ -244,6 +268,8 @@ def run_checks(settings: Settings) -> list[Check]:
         probes.append(_redis)
     if settings.ray.address:
         probes.append(_ray)
+    if settings.profile == "production" or settings.features.code_runner_url:
+        probes.append(_feature_jobs)
     checks += [probe(settings) for probe in probes]
     if settings.features.registry == "sql":
         url = settings.features.registry_url

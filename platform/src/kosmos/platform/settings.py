@@ -250,6 +250,18 @@ class FeatureSettings(_Section):
         description="How often `kosmos up` runs a project's feature pipelines unless the project set "
         "its own schedule (`kosmos features schedule`); 0: only projects that did.",
     )
+    code_runner_url: str | None = Field(
+        default=None,
+        description="Where a project's feature code (its definitions and pipelines) runs. Unset: a "
+        "child process on this host, without the server's secrets in its environment (embedded). An "
+        "http(s) URL: the feature-jobs service (`python -m kosmos.features.job_runner`), a process "
+        "that holds no platform secret and no data but what one job brings (production requires it).",
+    )
+    code_runner_token: SecretStr | None = Field(
+        default=None,
+        description="The secret the platform presents to the feature-jobs service, which refuses "
+        "every other caller. Required with code_runner_url.",
+    )
 
 
 class DeploymentSettings(_Section):
