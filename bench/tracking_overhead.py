@@ -2,7 +2,7 @@
 
 The loop trains a small PyTorch MLP (one forward/backward pass per step). It runs
 three times without tracking and three times inside ``kosmos.training.run`` with
-``log_metrics`` every step (buffered, stored by a background thread), against a real control plane
+``log_metrics`` every step (written to a pipe; a logger process stores them), against a real control plane
 and a real `mlflow server` (SQLite backend). Goal (issue 4): overhead <= 5%. ``--gated`` serves
 MLflow behind Kosmos's access rules (``--app-name kosmos``, every request's token checked), as
 `make run` runs it since issue 19.
@@ -34,7 +34,7 @@ from kosmos.platform.bootstrap import bootstrap
 from kosmos.platform.client import KosmosClient
 from kosmos.platform.settings import Settings
 from kosmos.training import run, sdk
-from kosmos.training.metric_buffer import MetricBuffer
+from kosmos.training.metric_buffer import metric_sink
 
 
 def make_step(hidden: int) -> Callable[[], float]:
@@ -136,7 +136,7 @@ def main() -> None:
             r._metrics.close()  # every metric is stored before the clock stops
             tracked.append(loop_seconds)
             flushed.append(time.perf_counter() - started)
-            r._metrics = MetricBuffer(r.client, r.run_id)  # the run's exit closes one again
+            r._metrics = metric_sink(r.client, r.run_id, tracking_uri)  # the run's exit closes one again
     server.should_exit = True
     mlflow_server.terminate()
 

@@ -3,14 +3,14 @@
     with kosmos.training.run("my-project", "churn", dataset=("churn-train", 3)) as run:
         run.log_params({"lr": 0.01})
         for step in ...:
-            run.log_metrics({"loss": loss}, step=step)     # buffered, stored in the background
+            run.log_metrics({"loss": loss}, step=step)     # microseconds: a separate process stores it
         run.log_model(model, input_example=X[:5])
 
 A run records the git commit of the training code (and the diff when the tree is
 dirty), the dataset version as an MLflow dataset input, system metrics, the
 Python environment, and tags for team, project and user. If the block raises,
-the run ends FAILED with its partial metrics kept. Metrics are batched in memory
-and stored by a background thread (see metric_buffer.py for why not MLflow's async mode).
+the run ends FAILED with its partial metrics kept. Metrics go to a separate logger process
+that batches them to MLflow (see metric_buffer.py, and why not MLflow's async mode).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from kosmos.platform.errors import Forbidden, InvalidInput
 from kosmos.platform.mlflow_access import use_user_token
 from kosmos.platform.settings import Settings, get_settings
 from kosmos.training.code_version import CodeVersion, code_version
-from kosmos.training.metric_buffer import MetricBuffer
+from kosmos.training.metric_buffer import metric_sink
 from kosmos.training.skops_types import trusted_types
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class TrainingRun:
         self.project = project
         self.dataset = dataset
         self.code = code
-        self._metrics = MetricBuffer(client, run_id)
+        self._metrics = metric_sink(client, run_id, client.tracking_uri)
 
     @property
     def data(self) -> pd.DataFrame:
@@ -102,7 +102,8 @@ class TrainingRun:
         mlflow.log_params(dict(params), run_id=self.run_id)
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None = None) -> None:
-        """Record metrics (per step if ``step`` is given); stored in the background, batched."""
+        """Record metrics (per step if ``step`` is given): a few microseconds here; a separate
+        process stores them in batches, also when this process dies right after."""
         self._metrics.add(metrics, step)
 
     def log_weights_source(self, source: str) -> None:
