@@ -168,7 +168,7 @@ def cluster(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[dict[str, 
         shutil.rmtree(temp, ignore_errors=True)
 
 
-BUCKETS = ("kosmos-mlflow", "kosmos-datasets")
+BUCKETS = ("kosmos-mlflow", "kosmos-datasets", "kosmos-training")
 
 
 @pytest.fixture
@@ -343,6 +343,8 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
         KOSMOS_MLFLOW__ARTIFACTS_DESTINATION="s3://kosmos-mlflow/artifacts",
         KOSMOS_DATASETS__REMOTE="s3://kosmos-datasets/dvc",
         KOSMOS_DATASETS__ENDPOINT_URL=s3["endpoint"],
+        KOSMOS_TRAINING__STORAGE="s3://kosmos-training/ray-train",  # Ray Train's checkpoints
+        KOSMOS_TRAINING__ENDPOINT_URL=s3["endpoint"],
         MLFLOW_S3_ENDPOINT_URL=s3["endpoint"],
         **{k: v for k, v in s3.items() if k != "endpoint"},
     )
@@ -355,7 +357,7 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
     assert _kosmos(env, "db", "upgrade").returncode == 0
     checks = {c["service"]: c for c in _json(env, "doctor")}
     services = {"metadata database", "MLflow", "Redis", "Ray", "Feast SQL registry", "artifact store"}
-    services |= {"feature jobs"}
+    services |= {"feature jobs", "training storage"}
     assert set(checks) >= services | {"dataset remote (DVC)", "data plane"}
     assert checks.pop("data plane")["status"] == "WARN"  # not started yet: a warning, exit 0
     assert all(c["status"] == "ok" for c in checks.values()), checks
@@ -383,7 +385,7 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
         # the demo's datasets went to the DVC remote in S3, its models to MLflow's S3 artifacts
         assert _objects(s3, "kosmos-datasets", "dvc/demo/"), "no dataset content in the S3 remote"
         assert any(k.endswith("MLmodel") for k in _objects(s3, "kosmos-mlflow", "artifacts/"))
-        _check_training_and_replicas_span_both_nodes(env, cluster, api, token[1], tmp_path)
+        _check_training_and_replicas_span_both_nodes(env, cluster, api, token[1], tmp_path, s3)
         _check_losing_the_worker_node(env, cluster, api, token[1])
     finally:
         _stop(up, signal.SIGINT, timeout=120)
@@ -443,14 +445,16 @@ def _check_the_demo(env: dict[str, str], api: int, token: str, redis_url: str) -
 
 
 def _check_training_and_replicas_span_both_nodes(
-    env: dict[str, str], cluster: dict, api: int, token: str, tmp_path: Path
+    env: dict[str, str], cluster: dict, api: int, token: str, tmp_path: Path, s3: dict[str, str]
 ) -> None:
     node_ids = {n["node_id"] for n in cluster["nodes"]()}
     assert len(node_ids) == 2
     (tmp_path / "train_on_ray.py").write_text(TRAIN_ON_RAY)
+    # the driver on a host of its own: its KOSMOS_HOME is not the platform's, nor the workers'
+    driver_home = tmp_path / "driver-home"
     trained = subprocess.run(
         [sys.executable, str(tmp_path / "train_on_ray.py")],
-        env=env,
+        env={**env, "KOSMOS_HOME": str(driver_home), "KOSMOS_CLIENT__TOKEN": token},
         capture_output=True,
         text=True,
         timeout=600,
@@ -466,6 +470,10 @@ def _check_training_and_replicas_span_both_nodes(
     ).json()["run"]
     tags = {t["key"]: t["value"] for t in run["data"]["tags"]}
     assert set(tags["kosmos.ray.nodes"].split(",")) == node_ids, "one Ray Train worker on each node"
+    # rank 0's checkpoint went to S3 (training.storage), and the driver read it back from there
+    stored = _objects(s3, "kosmos-training", "ray-train/")
+    assert [k for k in stored if k.endswith("/weights.pt")], stored[:20]
+    assert not (driver_home / "ray-train").exists() and not (tmp_path / "home" / "ray-train").exists()
 
     # one replica per node: losing a node loses one replica, not the service
     created = _kosmos(

@@ -34,6 +34,7 @@ def _production(postgres_url: str, redis_url: str, ray_cluster: str, tmp_path) -
         "KOSMOS_REDIS__URL": redis_url,
         "KOSMOS_RAY__ADDRESS": ray_cluster,
         "KOSMOS_FEATURES__ONLINE_STORE": "redis",
+        "KOSMOS_TRAINING__STORAGE": str(tmp_path / "shared" / "ray-train"),  # a shared folder
     }
 
 
@@ -51,6 +52,7 @@ def test_a_healthy_production_profile_passes(
     assert rows["metadata database"]["detail"] == "reachable, writable, migrated"
     assert rows["data plane"]["detail"] == "ingress answers"
     assert rows["feature jobs"]["detail"] == "the feature-jobs service answers"
+    assert rows["training storage"]["detail"] == "folder writable"
 
 
 def test_each_broken_service_is_named_with_the_problem(
@@ -96,6 +98,7 @@ def test_the_production_profile_names_what_is_still_embedded(doctor, monkeypatch
     for setting in ("database.url", "mlflow.tracking_uri", "redis.url", "ray.address"):
         assert f"{setting} is not set: the production profile needs it" in output
     assert "set features.code_runner_url and code_runner_token" in output
+    assert "training.storage is not set: Ray Train's checkpoints need storage every node reaches" in output
 
 
 def test_the_control_plane_refuses_to_start_half_configured(postgres_url, tmp_path) -> None:

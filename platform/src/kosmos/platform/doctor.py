@@ -223,6 +223,18 @@ def _dataset_remote(settings: Settings) -> Check:
     return _object_store("dataset remote (DVC)", remote, settings.datasets.endpoint_url)
 
 
+def _training_storage(settings: Settings) -> Check:
+    if settings.training.storage is None:
+        return Check(
+            "training storage",
+            "",
+            False,
+            "training.storage is not set: Ray Train's checkpoints need storage every node reaches "
+            "(s3://bucket/prefix or a shared folder)",
+        )
+    return _object_store("training storage", settings.training.storage, settings.training.endpoint_url)
+
+
 def _embedded_parts(settings: Settings) -> list[Check]:
     """The production profile may not leave a part on the embedded default."""
     missing = {
@@ -270,6 +282,8 @@ def run_checks(settings: Settings) -> list[Check]:
         probes.append(_ray)
     if settings.profile == "production" or settings.features.code_runner_url:
         probes.append(_feature_jobs)
+    if settings.profile == "production" or settings.training.storage:
+        probes.append(_training_storage)
     checks += [probe(settings) for probe in probes]
     if settings.features.registry == "sql":
         url = settings.features.registry_url

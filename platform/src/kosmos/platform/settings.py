@@ -230,6 +230,23 @@ class DatasetSettings(_Section):
     )
 
 
+class TrainingSettings(_Section):
+    """Where distributed training (Ray Train) keeps its checkpoints and results."""
+
+    storage: str | None = Field(
+        default=None,
+        description="s3://bucket/prefix or a folder every Ray node mounts (NFS, EFS). Ray Train's "
+        "workers write checkpoints there and the run's driver reads them back, from whichever "
+        "node. Unset: {home}/ray-train, which only works when every worker is on one host; the "
+        "production profile requires it.",
+    )
+    endpoint_url: str | None = Field(
+        default=None,
+        description="S3-compatible endpoint (MinIO, Ceph, ...) for an s3:// storage; unset: AWS. "
+        "Credentials come from the usual AWS variables, never from settings.",
+    )
+
+
 class FeatureSettings(_Section):
     """Feast, configured per project by Kosmos (the stores are Feast's own)."""
 
@@ -396,6 +413,7 @@ class Settings(BaseSettings):
     redis: RedisSettings = Field(default_factory=RedisSettings)
     features: FeatureSettings = Field(default_factory=FeatureSettings)
     datasets: DatasetSettings = Field(default_factory=DatasetSettings)
+    training: TrainingSettings = Field(default_factory=TrainingSettings)
     deployment: DeploymentSettings = Field(default_factory=DeploymentSettings)
     ui: UISettings = Field(default_factory=UISettings)
     gateway: GatewaySettings = Field(default_factory=GatewaySettings)

@@ -5,11 +5,13 @@ starts the workers, sets up the torch process group (gloo on CPU, NCCL on GPU)
 and ``prepare_model`` wraps the network in DistributedDataParallel. Rank 0 sends
 its best weights back as a checkpoint; the driver logs them to the MLflow run.
 Workers are spread over the cluster's nodes (each CPU node brings its own cores
-and memory bandwidth), and the run records which nodes trained it.
+and memory bandwidth), and the run records which nodes trained it. Checkpoints go to
+``training.storage`` (S3 or a shared folder), which every node and the driver reach.
 """
 
 from __future__ import annotations
 
+import os
 import tempfile
 import uuid
 from dataclasses import dataclass
@@ -64,6 +66,32 @@ def _worker_loop(config: dict[str, Any]) -> None:
         ray.train.report(metrics, checkpoint=checkpoint)
 
 
+def train_storage(settings: Settings) -> tuple[str, Any]:
+    """Ray Train's ``storage_path`` and ``storage_filesystem`` for ``training.storage``.
+
+    An s3:// URI with an endpoint (MinIO, Ceph) needs pyarrow's S3 filesystem pointed at it; the
+    credentials are the usual AWS variables, which pyarrow reads itself. Unset: a folder under
+    KOSMOS_HOME, which every worker reaches only when they all run on this host.
+    """
+    storage = settings.training.storage
+    if storage is None:
+        local = settings.home / "ray-train"
+        local.mkdir(parents=True, exist_ok=True)
+        return str(local), None
+    if storage.startswith("s3://") and settings.training.endpoint_url:
+        from pyarrow import fs
+
+        endpoint = settings.training.endpoint_url
+        scheme, _, host = endpoint.partition("://")
+        filesystem = fs.S3FileSystem(
+            endpoint_override=host or endpoint,
+            scheme=scheme if host else "https",
+            region=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
+        )
+        return storage.removeprefix("s3://"), filesystem
+    return storage, None
+
+
 def fit_on_ray(
     data: FitData,
     workers: int,
@@ -80,8 +108,7 @@ def fit_on_ray(
         raise ValueError(f"workers must be at least 1, got {workers}")
     settings = settings or get_settings()
     connect(settings)
-    storage = settings.home / "ray-train"
-    storage.mkdir(parents=True, exist_ok=True)
+    storage_path, filesystem = train_storage(settings)
     trainer = TorchTrainer(
         _worker_loop,
         train_loop_config={"data": data},
@@ -91,7 +118,11 @@ def fit_on_ray(
             resources_per_worker={"CPU": cpus_per_worker},
             placement_strategy="SPREAD",
         ),
-        run_config=RunConfig(name=f"kosmos-mlp-{uuid.uuid4().hex[:8]}", storage_path=str(storage)),
+        run_config=RunConfig(
+            name=f"kosmos-mlp-{uuid.uuid4().hex[:8]}",
+            storage_path=storage_path,
+            storage_filesystem=filesystem,
+        ),
     )
     result = trainer.fit()
     if result.checkpoint is None:
