@@ -94,3 +94,34 @@ def test_a_refused_write_reaches_the_trainer(gate, monkeypatch) -> None:
     pipe.add({"loss": 0.5}, step=1)
     with pytest.raises(RuntimeError, match=r"metrics could not be stored: .*HTTP 403"):
         pipe.close()
+
+
+def test_a_forked_child_neither_holds_the_run_open_nor_writes_into_it(gate, monkeypatch) -> None:
+    """A DataLoader worker forks the training process: the run still ends at once, complete."""
+    from kosmos.platform.client import KosmosClient
+    from kosmos.training.tracking import run
+
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", gate["tokens"]["alice"])
+    with (
+        KosmosClient(url=gate["api"], token=gate["tokens"]["alice"]) as kosmos,
+        run("demo", "forked", settings=gate["settings"], client=kosmos, code_path=HERE) as r,
+    ):
+        for i in range(50):
+            r.log_metrics({"loss": float(i)}, step=i)
+        child = os.fork()
+        if child == 0:  # the worker: it may not log into its parent's run, and it lingers
+            try:
+                r.log_metrics({"loss": -1.0}, step=99)
+                os._exit(1)
+            except RuntimeError:
+                time.sleep(60)
+                os._exit(0)
+        started = time.monotonic()
+    try:
+        assert time.monotonic() - started < 15  # the run ended without waiting for the child
+        loss = MlflowClient(gate["url"]).get_metric_history(r.run_id, "loss")
+        assert sorted(m.step for m in loss) == list(range(50))
+    finally:
+        os.kill(child, signal.SIGKILL)
+        _, status = os.waitpid(child, 0)
+    assert os.WIFSIGNALED(status)  # it was still sleeping: the refusal came, not os._exit(1)

@@ -15,6 +15,7 @@ per training step. Two sinks, chosen by :func:`metric_sink`:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import marshal
 import mmap
@@ -25,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+import weakref
 from collections.abc import Mapping
 from typing import Protocol
 
@@ -152,8 +154,13 @@ class MetricRing:
         os.close(fd)  # the mapping keeps the memory; the logger has its own descriptor
         self._written = 0
         self._closed = False
+        self._forked = False
+        _open_rings.add(self)
 
     def add(self, metrics: Mapping[str, float], step: int | None) -> None:
+        if self._closed:
+            where = "log from the process that opened it" if self._forked else "its metrics are stored"
+            raise RuntimeError(f"run {self.run_id} is not open here: {where}")
         stamp = int(time.time() * 1000)
         try:
             payload = marshal.dumps((step or 0, stamp, metrics))
@@ -196,6 +203,8 @@ class MetricRing:
         if self._closed:
             return
         self._closed = True
+        _open_rings.discard(self)
+        os.write(self._alive, b"e")  # the end, said: a forked child may still hold the pipe open
         os.close(self._alive)
         try:
             self._process.wait(timeout=CLOSE_TIMEOUT_S)
@@ -208,6 +217,23 @@ class MetricRing:
             self._ring.close()
         if self._process.returncode != 0:
             raise RuntimeError(f"metrics could not be stored: {self._failure()}")
+
+
+_open_rings: weakref.WeakSet[MetricRing] = weakref.WeakSet()
+
+
+def _forget_rings_after_fork() -> None:
+    """A forked child (a DataLoader worker, say) must neither keep the logger waiting nor write
+    into its parent's ring: it closes its copy of the pipe, and its copy of the run refuses."""
+    for ring in list(_open_rings):
+        with contextlib.suppress(OSError):
+            os.close(ring._alive)
+        ring._closed = ring._forked = True
+    _open_rings.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_rings_after_fork)
 
 
 def metric_sink(client: MlflowClient, run_id: str, tracking_uri: str) -> MetricSink:

@@ -189,8 +189,9 @@ def follow(ring: Ring, alive: Any, sender: Sender) -> None:
         if gone:
             return
         ready, _, _ = select.select([alive], [], [], POLL_S)
-        if ready and not os.read(alive.fileno(), 4096):
-            gone = True  # one last read of the ring: what it wrote before it went
+        if ready:
+            said = os.read(alive.fileno(), 4096)
+            gone = not said or b"e" in said  # closed (it died) or the end said: one last read
 
 
 def main() -> None:
