@@ -114,8 +114,10 @@ def _replica_nodes(state_api: str, app: str) -> set[str]:
 
 
 @pytest.fixture
-def cluster(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[dict[str, Any]]:
-    """A Ray head and a worker node, each its own raylet on its own loopback address."""
+def cluster(tmp_path: Path, free_port: Callable[[], int], s3: dict[str, str]) -> Iterator[dict[str, Any]]:
+    """A Ray head and a worker node, each its own raylet on its own loopback address, with the
+    object store's credentials in their environment as compose gives them (Ray Train's workers
+    write checkpoints to training.storage)."""
     gcs, dashboard = free_port(), free_port()
     while gcs == 6379:
         gcs = free_port()
@@ -123,6 +125,7 @@ def cluster(tmp_path: Path, free_port: Callable[[], int]) -> Iterator[dict[str, 
     ports = {"haproxy_stats_port": free_port(), "haproxy_metrics_port": free_port()}
     node_env = {**os.environ, **serve_env(Settings(dataplane=ports))}  # the data plane's ingress
     node_env["MLFLOW_TRACKING_TOKEN"] = MLFLOW_SERVICE_TOKEN  # replicas load models from MLflow
+    node_env |= {k: v for k, v in s3.items() if k != "endpoint"}
     head = _popen(
         _ray(
             "start", "--head", "--block", "--port", str(gcs), "--node-ip-address", "127.0.0.1",
