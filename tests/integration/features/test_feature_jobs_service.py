@@ -91,6 +91,13 @@ def test_the_service_takes_only_the_platform_s_token_and_a_service_down_changes_
     for headers in ({}, {"Authorization": "Bearer guess"}):
         refused = httpx.post(f"{feature_jobs['url']}/jobs", content=b"PK" * 10, headers=headers, timeout=10)
         assert refused.status_code == 401, refused.text
+    garbage = httpx.post(
+        f"{feature_jobs['url']}/jobs",
+        content=b"not a zip",
+        headers={"Authorization": f"Bearer {feature_jobs['token']}"},
+        timeout=10,
+    )
+    assert garbage.status_code == 422 and "zip archive" in garbage.text, garbage.text
     wrong = FeatureRepo(_with_runner(clinic.settings, feature_jobs["url"], "guess"), clinic.project)
     with pytest.raises(ServiceUnavailable, match="answered 401"):
         wrong.apply_files(FILES, applied_by="ada")

@@ -201,6 +201,8 @@ def _write_atomically(archive: zipfile.ZipFile, member: str, output: Path) -> No
 def run_unpacked(archive_path: Path, folder: Path, *, timeout_s: float) -> Path:
     """The runner's side: unpack a job into ``folder``, run it with :class:`LocalRunner`, and
     pack its answer (and the frames it wrote) into an archive; its path."""
+    if not zipfile.is_zipfile(archive_path):
+        raise InvalidInput.field("job", "the body must be a zip archive (request.json, tables/*.parquet)")
     with zipfile.ZipFile(archive_path) as archive:
         names = archive.namelist()
         bad = [n for n in names if n != REQUEST and not (n.startswith("tables/") and n.endswith(".parquet"))]

@@ -33,8 +33,9 @@ from typing import Protocol
 from mlflow.entities import Metric
 from mlflow.tracking import MlflowClient
 
+from kosmos.training.metric_logger import HEADER, MAX_BATCH  # one frame format, one limit
+
 log = logging.getLogger(__name__)
-MAX_BATCH = 1000  # MLflow's limit for metrics in one log_batch
 
 
 class MetricBuffer:
@@ -99,7 +100,6 @@ class MetricSink(Protocol):
 
 RING_BYTES = 16 << 20
 """The shared ring's size: about 30,000 calls of 20 metrics that the logger has not read yet."""
-HEADER = 64  # written (u64 at 0) and read (u64 at 8) byte counts, then the ring
 MAX_FRAME = 1 << 20
 CLOSE_TIMEOUT_S = 600.0
 

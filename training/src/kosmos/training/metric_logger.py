@@ -41,6 +41,7 @@ from typing import Any
 import httpx
 
 MAX_BATCH = 1000  # MLflow's limit for metrics in one log_batch
+HEADER = 64  # the ring's header: written (u64 at 0) and read (u64 at 8) byte counts
 INTERVAL_S = 1.0
 RETRIES = 5
 QUIET_S = 0.5
@@ -145,7 +146,6 @@ class Sender:
 
 
 POLL_S = 0.02
-HEADER = 64  # as kosmos.training.metric_buffer writes it
 
 
 class Ring:
