@@ -34,6 +34,7 @@ import pytest
 import redis
 from openai import OpenAI
 
+from kosmos.deployment.model_cache import NODE_CACHE_DIR
 from kosmos.platform.ray_cluster import serve_env
 from kosmos.platform.settings import Settings
 
@@ -133,7 +134,7 @@ def cluster(tmp_path: Path, free_port: Callable[[], int], s3: dict[str, str]) ->
             "--dashboard-port", str(dashboard), "--disable-usage-stats", "--temp-dir", str(temp),
         ),
         tmp_path / "ray-head.log",
-        node_env,
+        {**node_env, NODE_CACHE_DIR: str(tmp_path / "head-model-cache")},  # each node's own disk
     )  # fmt: skip
     address, state_api = f"127.0.0.1:{gcs}", f"http://127.0.0.1:{dashboard}"
 
@@ -154,7 +155,7 @@ def cluster(tmp_path: Path, free_port: Callable[[], int], s3: dict[str, str]) ->
                 "--num-cpus", "2", "--disable-usage-stats",
             ),
             tmp_path / "ray-worker.log",
-            node_env,
+            {**node_env, NODE_CACHE_DIR: str(tmp_path / "worker-model-cache")},
         )  # fmt: skip
         _until(lambda: sum(n["state"] == "ALIVE" for n in nodes()) == 2, "the worker node to join", 120)
         yield {"address": address, "state_api": state_api, "worker": worker, "nodes": nodes}
@@ -484,8 +485,16 @@ def _check_training_and_replicas_span_both_nodes(
         "--max-replicas-per-node", "1", "--feature-service", "fraud_detection_v1",
     )  # fmt: skip
     assert created.returncode == 0, created.stdout + created.stderr
-    _healthy(env, "fraud-ha")
+    state = _healthy(env, "fraud-ha")
     assert _replica_nodes(cluster["state_api"], "kosmos--demo--fraud-ha--v1") == node_ids
+    # the prefetch filled each node's own cache before its replica started
+    assert state["details"]["versions"]["1"]["cache"] == "warm", state["details"]
+    for node in ("head", "worker"):
+        entries = list((tmp_path / f"{node}-model-cache" / "blobs").glob("*/.complete"))
+        assert entries and all((e.parent / "MLmodel").exists() for e in entries), node
+    assert not (tmp_path / "home" / "model-cache" / "blobs").exists() or not any(
+        (tmp_path / "home" / "model-cache" / "blobs").iterdir()
+    ), "a replica used the control plane's home instead of its node's cache"
     assert _replica_nodes(cluster["state_api"], "kosmos--demo--fraud-ha") == node_ids  # its routers
     answer = _predict(api, token, "fraud-ha")
     assert answer.status_code == 200, answer.text

@@ -185,7 +185,7 @@ class Reconciler:
         self.settings = settings
         self.database = database
         self._applied: dict[str, int] = {}  # app -> generation this process applied (drift repair)
-        self._prefetched: set[tuple[str, int]] = set()
+        self._prefetch: dict[tuple[str, int], tuple[float, list[Any]]] = {}  # (app, version) -> start, refs
         self._retire_at: dict[tuple[str, int], float] = {}
         self._started = False
         self._dataplane_applied = False
@@ -298,10 +298,8 @@ class Reconciler:
             record.status = "failed"
             record.reason = f"model {record.spec['model']} has no version {record.stable_version}"
             return
-        for version in filter(None, [record.stable_version, record.candidate_version]):
-            if (app, version) not in self._prefetched:
-                prefetch(self.settings, project, record.spec["model"], version)
-                self._prefetched.add((app, version))
+        if not self._caches_filled(app, project, record):
+            return  # the next pass looks again; Ray's tasks download meanwhile
         for version in (record.details or {}).get("retiring", []):
             self._retire_at.setdefault((app, int(version)), time.time() + RETIRE_AFTER_S)
         try:
@@ -319,6 +317,41 @@ class Reconciler:
         record.applied_generation = record.generation
         if record.status in ("pending", "failed"):
             record.status, record.reason = "deploying", "Ray Serve is starting the replicas"
+
+    def _caches_filled(self, app: str, project: str, record: DeploymentRecord) -> bool:
+        """Whether every node's cache holds the versions to serve, so their replicas start warm.
+
+        Starts the prefetch on first sight of a version and never waits on it: a pass that
+        finds it still running leaves the deployment "deploying" and looks again next pass.
+        A failed or overdue prefetch no longer holds replicas back (they fetch for themselves).
+        """
+        import ray
+
+        waiting = []
+        for version in filter(None, [record.stable_version, record.candidate_version]):
+            key = (app, version)
+            if key not in self._prefetch:
+                refs = prefetch(self.settings, project, record.spec["model"], version)
+                self._prefetch[key] = (time.monotonic(), refs)
+            started, refs = self._prefetch[key]
+            if not refs:
+                continue
+            done, pending = ray.wait(refs, num_returns=len(refs), timeout=0)
+            for ref in done:
+                try:
+                    ray.get(ref)
+                except Exception as exc:  # a node that could not fetch: its replicas will try themselves
+                    log.warning("prefetch of %s v%s failed on a node: %s", app, version, exc)
+            overdue = time.monotonic() - started > self.settings.deployment.prefetch_wait_seconds
+            if pending and not overdue:
+                waiting.append(f"v{version} ({len(done)} of {len(refs)} nodes)")
+                self._prefetch[key] = (started, refs)
+            else:
+                self._prefetch[key] = (started, [])
+        if waiting and record.status in ("pending", "failed", "deploying"):  # a live one keeps serving
+            record.status = "deploying"
+            record.reason = f"fetching model {', '.join(waiting)} into the nodes' caches"
+        return not waiting
 
     def _missing_versions(self, project: str, record: DeploymentRecord) -> set[int]:
         from kosmos.deployment.service import resolve

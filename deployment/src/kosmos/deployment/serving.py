@@ -30,7 +30,7 @@ from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from kosmos.deployment.feature_join import BadRows, FeatureJoin
-from kosmos.deployment.model_cache import ModelCache
+from kosmos.deployment.model_cache import fetch_version
 from kosmos.platform.errors import KosmosError
 from kosmos.platform.settings import Settings
 
@@ -108,10 +108,7 @@ class ModelServer:
         self.settings = Settings(**settings)
         self.version = version
         self.name = f"{project}.{model}"
-        uri = f"models:/{self.name}/{version}"
-        cache = ModelCache(self.settings.home / "model-cache")
-        tracking = self.settings.mlflow_tracking_uri
-        cached = cache.fetch(uri, key=f"{tracking}|{uri}", tracking_uri=tracking)
+        cached = fetch_version(self.settings, project, model, version)
         started = time.perf_counter()
         self.model = mlflow.pyfunc.load_model(str(cached.path))
         schema = self.model.metadata.get_input_schema()
@@ -125,6 +122,7 @@ class ModelServer:
             "content_hash": cached.content_hash,
             "cache": "warm" if cached.warm else "cold",
             "fetch_seconds": round(cached.seconds, 3),
+            "verify_seconds": round(cached.verify_seconds, 3),
             "load_seconds": round(time.perf_counter() - started, 3),
         }
         if optimization:

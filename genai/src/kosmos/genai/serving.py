@@ -22,7 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 from ray import serve
 
-from kosmos.deployment.model_cache import ModelCache
+from kosmos.deployment.model_cache import fetch_version
 from kosmos.deployment.serving import _Window, model_app_name
 from kosmos.genai import engines, protocol
 from kosmos.genai.engines.base import PromptTooLong, SamplingParams
@@ -67,11 +67,7 @@ class LLMServer:
         self.settings = Settings(**settings)
         self.spec = LLMSpec(**llm)
         self.version = version
-        uri = f"models:/{project}.{model}/{version}"
-        tracking = self.settings.mlflow_tracking_uri
-        cached = ModelCache(self.settings.home / "model-cache").fetch(
-            uri, key=f"{tracking}|{uri}", tracking_uri=tracking
-        )
+        cached = fetch_version(self.settings, project, model, version)
         started = time.perf_counter()
         folder = hf_folder(cached.path)
         self.spec.check_model(json.loads((folder / "config.json").read_text()))
@@ -274,14 +270,9 @@ def _version_context(record: Any, project: str, settings: Settings, version: int
     from kosmos.genai.models import hf_folder
 
     spec = rollouts.spec_of(record)
-    uri = f"models:/{project}.{spec.model}/{version}"
-    tracking = settings.mlflow_tracking_uri
 
     def model_source() -> str:
-        cached = ModelCache(settings.home / "model-cache").fetch(
-            uri, key=f"{tracking}|{uri}", tracking_uri=tracking
-        )
-        return str(hf_folder(cached.path))
+        return str(hf_folder(fetch_version(settings, project, spec.model, version).path))
 
     return {
         "model_id": record.name,

@@ -286,6 +286,29 @@ class DeploymentSettings(_Section):
         default=2.0, gt=0, le=300, description="How often the reconciler compares deployments with Ray Serve."
     )
     demo: bool = Field(default=True, description="`kosmos up` deploys the demo model on first start.")
+    model_cache_dir: Path | None = Field(
+        default=None,
+        description="Where a node keeps its model cache. A Ray node's own environment wins "
+        "(`KOSMOS_DEPLOYMENT__MODEL_CACHE_DIR` set on that node: a local disk per node; the same "
+        "path on every GPU node for ray.serve.llm deployments). Unset: `<home>/model-cache`.",
+    )
+    model_cache_max_gb: float | None = Field(
+        default=None,
+        gt=0,
+        description="Size limit of each node's model cache; least recently used versions are evicted "
+        "past it. Unset: no limit.",
+    )
+    model_cache_verify: Literal["checksum", "size"] = Field(
+        default="checksum",
+        description="How a replica checks a cached model before loading it: `checksum` re-hashes every "
+        "file (in parallel, about 0.2 s per GB on 2 cores), `size` compares file sizes only.",
+    )
+    prefetch_wait_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="How long the reconciler lets every node's cache fill before it starts replicas "
+        "anyway (they then fetch the model themselves).",
+    )
 
 
 class UISettings(_Section):
