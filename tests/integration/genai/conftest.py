@@ -1,5 +1,6 @@
 """One live platform serving the packaged default LLM on the real vLLM engine through Ray Serve,
-shared by the OpenAI-API, gateway, assistant and failure tests (session scope: about 60 s to start).
+shared by the OpenAI-API, gateway, assistant and failure tests (package scope: about 60 s to start;
+stopped when this package's tests end, so its engine's memory and CPU are free for the rest of the run).
 Tests that change the platform (policies, extra deployments) put it back."""
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ ROLLOUT = {
 }
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def llm_env(
     ray_cluster: str, tmp_path_factory, free_port, live_platform, platform_home, reconciler_loop
 ) -> Iterator[dict[str, Any]]:

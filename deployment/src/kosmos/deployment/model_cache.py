@@ -311,7 +311,9 @@ def prefetch(settings: Settings, project: str, model: str, version: int) -> list
     from kosmos.platform.ray_cluster import connect
 
     connect(settings)
-    task = ray.remote(num_cpus=0.1, max_retries=1)(_fill)
+    # no CPU reserved: a download waits on the disk and the network, and a cluster whose CPUs are all
+    # held by replicas must still fill its caches, or the new version never starts
+    task = ray.remote(num_cpus=0, max_retries=1)(_fill)
     payload = settings.model_dump(mode="json")
     return [
         task.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node["NodeID"], soft=False)).remote(
