@@ -143,6 +143,24 @@ def empty_pg_database() -> Iterator[Callable[[], str]]:
 
 
 @pytest.fixture(scope="session")
+def session_pg_database() -> Iterator[Callable[[], str]]:
+    """Like ``empty_pg_database``, for session-scoped fixtures: dropped when the run ends."""
+    made: list[str] = []
+
+    def make() -> str:
+        name = f"kosmos_s_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+        with _pg_admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        made.append(name)
+        return pg_url(name)
+
+    yield make
+    with _pg_admin() as conn:
+        for name in made:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sqlite-template") / "kosmos.db"
     upgrade(f"sqlite:///{path}")

@@ -157,8 +157,15 @@ def _delete_deployments_after_each_test(deploy_env: dict[str, Any]) -> Iterator[
         doomed = [d["name"] for d in sdk.list_deployments("demo", client=c) if d["name"] not in KEEP]
         for name in doomed:
             sdk.delete("demo", name, client=c)
+    # until Ray Serve is deleting them all: their replicas' graceful stops (up to 20 s each) go on
+    # while the next test starts, and the CPUs they hold come free as they end
     prefixes = tuple(f"kosmos--demo--{name}" for name in doomed)
     deadline = time.monotonic() + 90
-    while prefixes and any(a.startswith(prefixes) for a in serve.status().applications):
-        assert time.monotonic() < deadline, "deleted deployments are still running in Ray Serve"
+
+    def live() -> list[str]:
+        apps = serve.status().applications
+        return [a for a, s in apps.items() if a.startswith(prefixes) and s.status != "DELETING"]
+
+    while prefixes and live():
+        assert time.monotonic() < deadline, f"deleted deployments are still running in Ray Serve: {live()}"
         time.sleep(0.5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,15 +26,19 @@ from kosmos.platform.settings import Settings, get_settings
 from kosmos.training import sdk as training
 
 
-@pytest.fixture
-def features_server(
-    sqlite_url: str, isolated_home: Path, free_port, live_platform, dataplane, fraud_data, monkeypatch
+@pytest.fixture(scope="module")
+def shared_features_server(
+    tmp_path_factory, sqlite_template: Path, free_port, live_platform, dataplane, fraud_data
 ) -> Iterator[dict]:
-    settings = Settings(home=isolated_home, database={"url": sqlite_url})
+    """One platform for the module (about 30 s to start): the tests read the fraud project, and
+    what they write goes to projects of their own ("other", "fraud-copy")."""
+    home = tmp_path_factory.mktemp("features-api")
+    sqlite_url = f"sqlite:///{home / 'kosmos.db'}"
+    shutil.copy(sqlite_template, home / "kosmos.db")
+    settings = Settings(home=home / "home", database={"url": sqlite_url})
     database = Database(sqlite_url)
     admin = bootstrap(settings, database).token
     with live_platform(settings, database, free_port()) as url, dataplane(settings):  # online features
-        monkeypatch.setenv("KOSMOS_CLIENT__URL", url)
         with KosmosClient(url=url, token=admin) as c:
             c.post("/projects", {"name": "fraud", "team": "risk"})
             c.post("/projects", {"name": "other", "team": "risk"})
@@ -50,6 +55,12 @@ def features_server(
             outsider = c.post("/tokens", {"name": "o", "user": "otto", "project": "other"})["token"]
         yield {"url": url, "admin": admin, "viewer": viewer, "outsider": outsider, "settings": settings}
     database.dispose()
+
+
+@pytest.fixture
+def features_server(shared_features_server: dict, monkeypatch) -> dict:
+    monkeypatch.setenv("KOSMOS_CLIENT__URL", shared_features_server["url"])  # for the CLI's default client
+    return shared_features_server
 
 
 def test_viewer_reads_but_cannot_run_pipelines(features_server) -> None:

@@ -21,11 +21,11 @@ def _latest_offline(repo, view: str, key: str) -> pd.DataFrame:
     return frame.sort_values(["event_timestamp", "created"]).groupby(key).tail(1).set_index(key)
 
 
-def test_online_values_are_the_latest_materialized(fraud_repo) -> None:
-    latest = _latest_offline(fraud_repo, "user_transaction_stats", "user_id")
+def test_online_values_are_the_latest_materialized(shared_fraud_repo) -> None:
+    latest = _latest_offline(shared_fraud_repo, "user_transaction_stats", "user_id")
     users = [int(u) for u in latest.index[:5]]
     values = get_online(
-        fraud_repo,
+        shared_fraud_repo,
         {"user_id": users},
         features=["user_transaction_stats:spend_7d", "user_transaction_stats:txn_count_24h"],
     )
@@ -34,12 +34,12 @@ def test_online_values_are_the_latest_materialized(fraud_repo) -> None:
     assert values["txn_count_24h"] == latest.loc[users, "txn_count_24h"].tolist()
 
 
-def test_feature_service_with_request_data(fraud_repo) -> None:
-    latest = _latest_offline(fraud_repo, "user_transaction_stats", "user_id")
+def test_feature_service_with_request_data(shared_fraud_repo) -> None:
+    latest = _latest_offline(shared_fraud_repo, "user_transaction_stats", "user_id")
     user = int(latest.index[0])
     mean = latest.loc[user, "avg_amount_7d"]
     values = get_online(
-        fraud_repo,
+        shared_fraud_repo,
         {"user_id": [user], "merchant_id": [1]},
         feature_service="fraud_detection_v1",
         request_data={"amount": [100.0]},
@@ -78,11 +78,11 @@ def test_feature_service_with_request_data(fraud_repo) -> None:
         ),
     ],
 )
-def test_bad_lookups_are_named(fraud_repo, kwargs: dict, message: str) -> None:
+def test_bad_lookups_are_named(shared_fraud_repo, kwargs: dict, message: str) -> None:
     kwargs = dict(kwargs)  # the parameter dict is shared between backends
     entities = kwargs.pop("entities")
     with pytest.raises(InvalidInput, match=message):
-        get_online(fraud_repo, entities, **kwargs)
+        get_online(shared_fraud_repo, entities, **kwargs)
 
 
 def test_schema_change_in_raw_data_is_named_and_changes_nothing(fraud_repo) -> None:

@@ -12,9 +12,9 @@ from kosmos.features.stats import feature_drift, feature_stats, psi
 from kosmos.platform.errors import InvalidInput
 
 
-def test_stats_match_the_offline_data(fraud_repo) -> None:
-    frame = pd.read_parquet(fraud_repo.offline_dir / "user_transaction_stats.parquet")
-    result = feature_stats(fraud_repo, "user_transaction_stats")
+def test_stats_match_the_offline_data(shared_fraud_repo) -> None:
+    frame = pd.read_parquet(shared_fraud_repo.offline_dir / "user_transaction_stats.parquet")
+    result = feature_stats(shared_fraud_repo, "user_transaction_stats")
     assert result["rows"] == len(frame)
     assert result["freshness_seconds"] > 0
     spend = result["features"]["spend_7d"]
@@ -25,17 +25,19 @@ def test_stats_match_the_offline_data(fraud_repo) -> None:
     )
 
 
-def test_drift_between_windows(fraud_repo) -> None:
-    result = feature_drift(fraud_repo, "user_transaction_stats")
+def test_drift_between_windows(shared_fraud_repo) -> None:
+    result = feature_drift(shared_fraud_repo, "user_transaction_stats")
     assert result["rows"]["reference"] > 0 and result["rows"]["current"] > 0
     assert set(result["psi"]) >= {"spend_7d", "txn_count_1h"}
-    latest = pd.read_parquet(fraud_repo.offline_dir / "user_transaction_stats.parquet")[
+    latest = pd.read_parquet(shared_fraud_repo.offline_dir / "user_transaction_stats.parquet")[
         "event_timestamp"
     ].max()
     with pytest.raises(InvalidInput, match="start must be before"):
-        feature_drift(fraud_repo, "user_transaction_stats", current=(latest, latest - timedelta(days=1)))
+        feature_drift(
+            shared_fraud_repo, "user_transaction_stats", current=(latest, latest - timedelta(days=1))
+        )
     with pytest.raises(InvalidInput, match="unknown feature view"):
-        feature_stats(fraud_repo, "nope")
+        feature_stats(shared_fraud_repo, "nope")
 
 
 def test_psi_is_zero_for_the_same_distribution_and_large_for_a_shift() -> None:

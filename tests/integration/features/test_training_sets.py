@@ -19,18 +19,18 @@ def _entities(repo, n: int = 400) -> pd.DataFrame:
     ]
 
 
-def test_every_entity_row_comes_back(fraud_repo) -> None:
-    entities = _entities(fraud_repo)
-    result = get_training_set(fraud_repo, entities, feature_service="fraud_detection_v1")
+def test_every_entity_row_comes_back(shared_fraud_repo) -> None:
+    entities = _entities(shared_fraud_repo)
+    result = get_training_set(shared_fraud_repo, entities, feature_service="fraud_detection_v1")
     assert sorted(result["transaction_id"]) == sorted(entities["transaction_id"])
     assert {"txn_count_1h", "merchant_fraud_rate_30d", "amount_vs_user_mean_7d"} <= set(result.columns)
 
 
-def test_values_are_the_latest_known_at_each_event(fraud_repo) -> None:
+def test_values_are_the_latest_known_at_each_event(shared_fraud_repo) -> None:
     """Brute force: each value is the offline row with the latest timestamp <= t, created <= t."""
-    entities = _entities(fraud_repo, 150)
-    result = get_training_set(fraud_repo, entities, features=["user_transaction_stats:spend_24h"])
-    offline = pd.read_parquet(fraud_repo.offline_dir / "user_transaction_stats.parquet")
+    entities = _entities(shared_fraud_repo, 150)
+    result = get_training_set(shared_fraud_repo, entities, features=["user_transaction_stats:spend_24h"])
+    offline = pd.read_parquet(shared_fraud_repo.offline_dir / "user_transaction_stats.parquet")
     for row in result.itertuples():
         t = row.event_timestamp
         known = offline[
@@ -87,17 +87,19 @@ def test_no_value_from_the_future_leaks_into_a_row(fraud_repo) -> None:
         (lambda df: df.drop(columns=["user_id", "merchant_id"]), "entity_df", "no entity key"),
     ],
 )
-def test_bad_entity_frames_are_named(fraud_repo, change, field: str, reason: str) -> None:
+def test_bad_entity_frames_are_named(shared_fraud_repo, change, field: str, reason: str) -> None:
     with pytest.raises(InvalidInput) as info:
-        get_training_set(fraud_repo, change(_entities(fraud_repo, 5)), feature_service="fraud_detection_v1")
+        get_training_set(
+            shared_fraud_repo, change(_entities(shared_fraud_repo, 5)), feature_service="fraud_detection_v1"
+        )
     assert info.value.details[0]["field"] == field
     assert reason in info.value.details[0]["reason"]
 
 
-def test_unknown_names_are_named(fraud_repo) -> None:
+def test_unknown_names_are_named(shared_fraud_repo) -> None:
     with pytest.raises(InvalidInput, match=r"unknown feature service 'nope'.*fraud_detection_v1"):
-        get_training_set(fraud_repo, _entities(fraud_repo, 5), feature_service="nope")
+        get_training_set(shared_fraud_repo, _entities(shared_fraud_repo, 5), feature_service="nope")
     with pytest.raises(InvalidInput, match="unknown feature view 'ghost'"):
-        get_training_set(fraud_repo, _entities(fraud_repo, 5), features=["ghost:x"])
+        get_training_set(shared_fraud_repo, _entities(shared_fraud_repo, 5), features=["ghost:x"])
     with pytest.raises(InvalidInput, match="has no feature 'x'"):
-        get_training_set(fraud_repo, _entities(fraud_repo, 5), features=["merchant_stats:x"])
+        get_training_set(shared_fraud_repo, _entities(shared_fraud_repo, 5), features=["merchant_stats:x"])
