@@ -267,7 +267,7 @@ def serving_dataplane(settings: Settings) -> Iterator[str]:
     """The data plane for ``settings`` on the run's Ray, deployed as the reconciler deploys it."""
     from ray import serve
 
-    from kosmos.deployment.dataplane import dataplane_target
+    from kosmos.deployment.dataplane import APP, dataplane_target
     from kosmos.deployment.reconciler import CODE_VERSION
 
     serve.run_many(
@@ -285,7 +285,19 @@ def serving_dataplane(settings: Settings) -> Iterator[str]:
             pass
         assert time.monotonic() < deadline, "the data plane did not start"
         time.sleep(0.5)
-    yield url
+    try:
+        yield url
+    finally:  # its settings name the test's database: once that is dropped, Serve would restart it forever
+        _delete_app(APP)
+
+
+def _delete_app(app: str, timeout_s: float = 60) -> None:
+    from ray import serve
+
+    serve.delete(app, _blocking=False)
+    deadline = time.monotonic() + timeout_s
+    while app in serve.status().applications and time.monotonic() < deadline:
+        time.sleep(0.5)
 
 
 @pytest.fixture(scope="session")

@@ -115,7 +115,10 @@ def deploy_env(
 
     from ray import serve
 
+    from kosmos.deployment.dataplane import APP
+
     doomed = [app for app in serve.status().applications if app.startswith("kosmos--")]
+    doomed.append(APP)  # the reconciler's data plane: its settings name this platform's database
     for app in doomed:
         serve.delete(app, _blocking=False)  # all at once, then wait for them together
     deadline = time.monotonic() + 120

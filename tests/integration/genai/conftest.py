@@ -75,7 +75,15 @@ def llm_env(
             yield {"url": url, "admin": admin, "other": other, "settings": settings, "state": state}
     from ray import serve
 
-    for app in list(serve.status().applications):
-        if app.startswith("kosmos--") or app == "kosmos-embeddings":
-            serve.delete(app)
+    from kosmos.deployment.dataplane import APP
+
+    doomed = [a for a in serve.status().applications if a.startswith("kosmos--") or a == "kosmos-embeddings"]
+    doomed.append(APP)  # its settings name this platform's database, which goes with the fixture
+    for app in doomed:
+        serve.delete(app, _blocking=False)  # all at once, then wait for them together, bounded
+    deadline = time.monotonic() + 120
+    while (left := [a for a in doomed if a in serve.status().applications]) and time.monotonic() < deadline:
+        time.sleep(1)
+    if left:  # cleanup only: they go with the session's cluster; later tests use their own names
+        print(f"LLM tests: {left} still deleting after 120 s")
     database.dispose()
