@@ -133,8 +133,12 @@ def _trial(platform: Any, api: httpx.Client, name: str, body: dict[str, Any], as
         assert time.monotonic() < deadline, state
         time.sleep(0.1)
     seconds = time.perf_counter() - started
-    state = api.get(f"/api/v1/projects/demo/deployments/{name}").json()
-    info = (state.get("details") or {}).get("versions", {}).get(str(state["stable_version"]), {})
+    info: dict[str, Any] = {}
+    described = time.monotonic() + 30  # the reconciler's next pass records how the replica loaded
+    while not info and time.monotonic() < described:
+        state = api.get(f"/api/v1/projects/demo/deployments/{name}").json()
+        info = (state.get("details") or {}).get("versions", {}).get(str(state["stable_version"]), {})
+        time.sleep(0.5)
     api.delete(f"/api/v1/projects/demo/deployments/{name}")
     _wait_gone(api, name)
     return {"seconds": seconds, "info": info, "waited_prefetch": waited_prefetch}
