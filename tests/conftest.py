@@ -124,40 +124,38 @@ def postgres_url(pg_template: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-@pytest.fixture
-def empty_pg_database() -> Iterator[Callable[[], str]]:
-    """A factory of empty PostgreSQL databases, all dropped after the test."""
+@contextmanager
+def _pg_databases(prefix: str) -> Iterator[Callable[[], str]]:
+    """A factory of empty PostgreSQL databases, all dropped when the block ends."""
     made: list[str] = []
 
     def make() -> str:
-        name = f"kosmos_e_{RUN_ID}_{uuid.uuid4().hex[:8]}"
+        name = f"kosmos_{prefix}_{RUN_ID}_{uuid.uuid4().hex[:8]}"
         with _pg_admin() as conn:
             conn.execute(f'CREATE DATABASE "{name}"')
         made.append(name)
         return pg_url(name)
 
-    yield make
-    with _pg_admin() as conn:
-        for name in made:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    try:
+        yield make
+    finally:
+        with _pg_admin() as conn:
+            for name in made:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def empty_pg_database() -> Iterator[Callable[[], str]]:
+    """A factory of empty PostgreSQL databases, all dropped after the test."""
+    with _pg_databases("e") as make:
+        yield make
 
 
 @pytest.fixture(scope="session")
 def session_pg_database() -> Iterator[Callable[[], str]]:
     """Like ``empty_pg_database``, for session-scoped fixtures: dropped when the run ends."""
-    made: list[str] = []
-
-    def make() -> str:
-        name = f"kosmos_s_{RUN_ID}_{uuid.uuid4().hex[:8]}"
-        with _pg_admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        made.append(name)
-        return pg_url(name)
-
-    yield make
-    with _pg_admin() as conn:
-        for name in made:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with _pg_databases("s") as make:
+        yield make
 
 
 @pytest.fixture(scope="session")
