@@ -67,10 +67,13 @@ def test_shadow_and_ab_policies() -> None:
     r = _record()
     rollouts.start(r, 2, Strategy.shadow)
     rollouts.candidate_ready(r)
-    assert rollouts.router_config(r) | {"log_sample_rate": 0} == {
+    assert rollouts.router_config(r) == {
         "traffic": {"1": 100, "2": 0},
         "shadow": 2,
-        "log_sample_rate": 0,
+        "stable": 1,
+        "model": "fraud",
+        "log_sample_rate": 1.0,  # every request gets a decision record unless the spec says less
+        "retention_days": 30,
     }
     ab = _record(strategy="ab", ab_key="user_id", ab_split=20)
     rollouts.start(ab, 2)

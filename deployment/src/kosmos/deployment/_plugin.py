@@ -15,8 +15,14 @@ if TYPE_CHECKING:
 
 
 def _router() -> APIRouter:  # Ray Serve is imported only when the router is built
-    from kosmos.deployment.api import router
+    from fastapi import APIRouter
 
+    from kosmos.deployment.api import router as deployments
+    from kosmos.deployment.decisions_api import router as decisions
+
+    router = APIRouter()
+    router.include_router(deployments)
+    router.include_router(decisions)
     return router
 
 
@@ -27,9 +33,9 @@ def _dataplane_router() -> APIRouter:
 
 
 def _cli() -> typer.Typer:
-    from kosmos.deployment.cli import app
+    from kosmos.deployment.cli import app, explain_app, replay_app
 
-    return {"deploy": app}
+    return {"deploy": app, "explain": explain_app, "replay": replay_app}
 
 
 def _services(settings: Settings) -> list[EmbeddedService]:
@@ -56,5 +62,8 @@ plugin = Plugin(
     bootstrap_after=("training",),
     migrations=str(Path(__file__).resolve().parent / "migrations"),
     models="kosmos.deployment.models",
-    sdk={"deployments": "kosmos.deployment.fluent:deployments"},
+    sdk={
+        "deployments": "kosmos.deployment.fluent:deployments",
+        "decisions": "kosmos.deployment.fluent:decisions",
+    },
 )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Query
@@ -10,12 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from kosmos.deployment import predictions, service
+from kosmos.deployment import decisions, predictions, service
 from kosmos.deployment.rollouts import app_name
 from kosmos.deployment.spec import Autoscaling, DeploymentSpec, Strategy
 from kosmos.platform.api import Call, CallDep
 from kosmos.platform.errors import NotFound, ServiceUnavailable
 from kosmos.platform.identity.names import Name
+from kosmos.platform.logs import request_id_var
 from kosmos.platform.ray_cluster import connect
 
 router = APIRouter(prefix="/projects/{project}/deployments", tags=["deployment"])
@@ -92,15 +92,12 @@ def delete(project: Name, name: Name, call: CallDep) -> Response:
     return Response(status_code=204)
 
 
-@router.get("/{name}/logs", summary="The sampled inference log, newest last")
+@router.get("/{name}/logs", summary="The newest decision records, one line each, newest last")
 def logs(project: Name, name: Name, call: CallDep, limit: int = Query(50, ge=1, le=1000)) -> list[dict]:
     with call.tx() as ctx:
-        service.require_viewer(ctx, project, name)
-    path = call.settings.home / "inference-logs" / project / f"{name}.jsonl"
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()[-limit:]
-    return [json.loads(line) for line in lines if line.strip()]
+        record = service.require_viewer(ctx, project, name)
+        rows = decisions.window(ctx.session, record.project_id, name, limit=limit, newest_first=True)
+        return [decisions.log_line(row) for row in reversed(rows)]
 
 
 _handles: dict[str, Any] = {}
@@ -151,9 +148,14 @@ async def stats(project: Name, name: Name, call: CallDep, since: float = 0.0) ->
 
 @router.post("/{name}/predict", summary="Predict: {'inputs': [{field: value, ...}, ...]}")
 async def predict(project: Name, name: Name, body: dict[str, Any], call: CallDep) -> JSONResponse:
-    return predictions.answer(await _call(call, project, name, "predict", body))
+    body = {**body, "request_id": body.get("request_id") or request_id_var.get()}
+    return predictions.answer(await _call(call, project, name, "predict", body, call.principal.user_name))
 
 
 @router.post("/{name}/predict/batch", summary="Predict many rows: split into chunks, run concurrently")
 async def predict_batch(project: Name, name: Name, body: dict[str, Any], call: CallDep) -> JSONResponse:
-    return await predictions.predict_batch(body, lambda chunk: _call(call, project, name, "predict", chunk))
+    body = {**body, "request_id": body.get("request_id") or request_id_var.get()}
+    caller = call.principal.user_name
+    return await predictions.predict_batch(
+        body, lambda chunk: _call(call, project, name, "predict", chunk, caller)
+    )

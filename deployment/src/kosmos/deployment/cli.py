@@ -196,3 +196,84 @@ def logs(name: str, project: str = ProjectOption, limit: int = 20, output: Outpu
         output,
         ["request_id", "model_version", "latency_ms", "rows", "predictions"],
     )
+
+
+explain_app = typer.Typer(help="Why a request was answered as it was: its decision record and lineage.")
+replay_app = typer.Typer(help="Recompute a prediction from its decision record; compare and check skew.")
+
+
+@explain_app.callback(invoke_without_command=True)
+@handle_errors
+def explain(
+    request_id: str = typer.Argument(..., help="The X-Request-Id the call answered with."),
+    project: str = ProjectOption,
+    output: Output = OutputOption,
+) -> None:
+    """The decision record of REQUEST_ID, with its model version's run, commit, dataset and features."""
+    found = sdk.explain(project, request_id)
+    if output != "table":
+        render(found, output)
+        return
+    record = found["record"]
+    facts = {
+        "request": request_id,
+        "at": record.get("at"),
+        "deployment": record.get("deployment"),
+        "caller": record.get("caller"),
+        "status": record.get("status"),
+        "model": f"{record.get('model')} v{record.get('model_version')}",
+        "traffic": (record.get("traffic") or {}).get("arm"),
+        "latency_ms": record.get("latency_ms"),
+    }
+    lineage = found.get("lineage") or {}
+    if lineage:
+        facts["run"] = lineage["run"]["run_id"]
+        facts["commit"] = (lineage.get("code") or {}).get("commit")
+        dataset = lineage.get("dataset") or {}
+        facts["dataset"] = f"{dataset.get('name')} v{dataset.get('version')}" if dataset else None
+    if found.get("missing"):
+        facts["note"] = found["missing"]
+    for key, value in facts.items():
+        typer.echo(f"{key:>11}: {value}")
+    features = record.get("features") or {}
+    if features:
+        rows = [
+            {"feature": name, "view": item.get("view"), "value": item["values"][0],
+             "event_time": (item.get("event_timestamps") or [None])[0]}
+            for name, item in features.items()
+        ]  # fmt: skip
+        render(rows, output, ["feature", "view", "value", "event_time"])
+    output_ = record.get("output") or {}
+    typer.echo(f"     output: {output_.get('predictions', record.get('error'))}")
+
+
+@replay_app.callback(invoke_without_command=True)
+@handle_errors
+def replay(
+    request_id: str = typer.Argument(..., help="The X-Request-Id the prediction answered with."),
+    project: str = ProjectOption,
+    against: str = typer.Option("champion", help="A version or alias to decide the same input too."),
+    output: Output = OutputOption,
+) -> None:
+    """Recompute REQUEST_ID's prediction from its record: same output? today's champion? skew?"""
+    found = sdk.replay(project, request_id, against=against)
+    if output != "table":
+        render(found, output)
+        return
+    typer.echo(
+        f"model v{found['model_version']}: exact={found['exact']} max_abs_diff={found.get('max_abs_diff')}"
+    )
+    other = found.get("against") or {}
+    if other:
+        typer.echo(
+            f"{other['alias']} (v{other['version']}): decides differently on rows "
+            f"{other.get('decides_differently')}"
+        )
+    skew = found.get("skew") or {}
+    if not skew.get("checked"):
+        typer.echo(f"skew: not checked ({skew.get('reason')})")
+    elif skew["skewed"]:
+        for column, rows in skew["skewed"].items():
+            typer.echo(f"skew: {column}: {rows}")
+    else:
+        typer.echo(f"skew: none in {len(skew['columns'])} features as of {skew['as_of']}")

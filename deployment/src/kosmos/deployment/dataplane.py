@@ -7,7 +7,8 @@
        |      a rollout under way  --> the deployment's TrafficRouter      (weights, shadow, A/B)
        |  /{project}/features/online, /{project}/openai/v1/...  (declared by other plugins)
        '--> outcomes of direct calls go to the router in batches, once a second (its per-version
-            statistics and inference log stay whole), never on the request's path
+            statistics stay whole), and decision records to the metadata database
+            (``decisions.DecisionRecorder``), never on the request's path
 
 The control plane is never in the path of a prediction or a token. Which deployment lives
 where is read from the deployment records by one query a second (``RoutingTable``), so a
@@ -27,6 +28,7 @@ from ray import serve
 from sqlalchemy import select
 
 from kosmos.deployment import rollouts
+from kosmos.deployment.decisions import DecisionRecorder
 from kosmos.deployment.models import DeploymentRecord
 from kosmos.deployment.serving import model_app_name
 from kosmos.platform.db.engine import Database
@@ -52,6 +54,9 @@ class Route:
     """The one version serving, called without the router; None during a rollout."""
     feature_service: str | None
     log_sample_rate: float
+    """Share of successful requests that get a decision record."""
+    model: str = ""
+    retention_days: int = 30
 
 
 def route_of(record: DeploymentRecord, project: str) -> Route:
@@ -69,7 +74,9 @@ def route_of(record: DeploymentRecord, project: str) -> Route:
         kind="llm" if spec.get("llm") is not None else "model",
         direct_version=record.stable_version if direct else None,
         feature_service=spec.get("feature_service"),
-        log_sample_rate=float(spec.get("log_sample_rate", 0.1)),
+        log_sample_rate=float(spec.get("log_sample_rate", 1.0)),
+        model=str(spec.get("model", "")),
+        retention_days=int(spec.get("decision_retention_days", 30)),
     )
 
 
@@ -123,25 +130,21 @@ class OutcomeRecorder:
     def __init__(self, flush_s: float = 1.0) -> None:
         self.flush_s = flush_s
         self._outcomes: dict[str, list[tuple[float, int, float, bool]]] = {}
-        self._logs: dict[str, list[dict[str, Any]]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="kosmos-outcomes", daemon=True)
         self._thread.start()
 
-    def add(self, app: str, version: int, ms: float, ok: bool, log_entry: dict[str, Any] | None) -> None:
+    def add(self, app: str, version: int, ms: float, ok: bool) -> None:
         with self._lock:
             self._outcomes.setdefault(app, []).append((time.time(), version, ms, ok))
-            if log_entry is not None:
-                self._logs.setdefault(app, []).append(log_entry)
 
     def flush(self, wait: bool = False) -> None:
         with self._lock:
-            outcomes, logs = self._outcomes, self._logs
-            self._outcomes, self._logs = {}, {}
-        for app in outcomes.keys() | logs.keys():
+            outcomes, self._outcomes = self._outcomes, {}
+        for app, batch in outcomes.items():
             try:
-                response = serve.get_app_handle(app).record.remote(outcomes.get(app, []), logs.get(app, []))
+                response = serve.get_app_handle(app).record.remote(batch)
                 if wait:
                     response.result(timeout_s=10)
             except Exception as exc:  # the router is gone (deleted) or restarting
@@ -172,6 +175,7 @@ class DataPlane:
         self.routes = RoutingTable(self.database, self.settings.dataplane.routing_refresh_seconds)
         self.routes.start()
         self.recorder = OutcomeRecorder()
+        self.decisions = DecisionRecorder(self.database)
 
     def __serve_build_asgi_app__(self) -> Any:
         from kosmos.platform.api.dataplane import create_dataplane_app
@@ -179,6 +183,7 @@ class DataPlane:
         app = create_dataplane_app(self.settings, self.database)
         app.state.routes = self.routes
         app.state.recorder = self.recorder
+        app.state.decisions = self.decisions
         app.state.handles = Handles()
         return app
 
@@ -189,6 +194,7 @@ class DataPlane:
     def __del__(self) -> None:  # Serve calls it on a graceful shutdown: nothing recorded is lost
         self.routes.stop()
         self.recorder.close()
+        self.decisions.close()
 
 
 class Handles:

@@ -7,6 +7,7 @@ another project or not: the lookup is by (project, name) in the routing table.
 from __future__ import annotations
 
 import random
+import time
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -14,19 +15,13 @@ from fastapi.responses import JSONResponse
 
 from kosmos.deployment import predictions
 from kosmos.deployment.dataplane import Route
-from kosmos.deployment.feature_join import BadRows, FeatureJoin
-from kosmos.deployment.serving import (
-    MAX_ROWS,
-    call_version,
-    failure_entry,
-    invalid_answer,
-    log_entry,
-    problem,
-    request_rows,
-)
-from kosmos.platform.api import CallDep
+from kosmos.deployment.decisions import model_record
+from kosmos.deployment.feature_join import BadRows, FeatureJoin, Joined
+from kosmos.deployment.serving import MAX_ROWS, call_version, invalid_answer, problem, request_rows
+from kosmos.platform.api import Call, CallDep
 from kosmos.platform.errors import InvalidInput, KosmosError, NotFound
 from kosmos.platform.identity.names import Name
+from kosmos.platform.logs import request_id_var
 
 router = APIRouter(tags=["predict"])
 _joins: dict[tuple[str, str], FeatureJoin] = {}
@@ -62,22 +57,27 @@ def _join(request: Request, route: Route) -> FeatureJoin:
     return join
 
 
-async def _predict(request: Request, route: Route, body: Any) -> dict[str, Any]:
+async def _predict(request: Request, route: Route, body: Any, call: Call) -> dict[str, Any]:
     """One version serving: straight to its replica; a rollout: through the traffic router."""
     handles = request.app.state.handles
+    caller = call.principal.user_name
     if route.direct_version is None:
+        if isinstance(body, dict) and not body.get("request_id"):
+            body = {**body, "request_id": request_id_var.get()}
         try:
-            return await handles.router(route.app).predict.remote(body)
+            return await handles.router(route.app).predict.remote(body, caller)
         except Exception:
             handles.forget(route.app)
             raise
-    request_id, rows = request_rows(body)
+    at = time.time()
+    request_id, rows = request_rows(body, request_id_var.get())
     if isinstance(rows, dict):
         return rows
-    used: list[str] = []
+    received = [dict(r) for r in rows]  # as received: the join adds features and drops entity keys
+    joined = Joined()
     if route.feature_service:
         try:
-            used = await _join(request, route)(rows)
+            joined = await _join(request, route)(rows)
         except BadRows as exc:
             return invalid_answer(request_id, exc.problems)
         except (KosmosError, ValueError, TypeError) as exc:
@@ -85,11 +85,27 @@ async def _predict(request: Request, route: Route, body: Any) -> dict[str, Any]:
     version = route.direct_version
     out, ms, ok = await call_version(lambda v: handles.model(route.app, v), version, rows, request_id)
     if ok is not None:
-        sampled = ok and random.random() < route.log_sample_rate
-        entry = log_entry(out, ms, used, len(rows)) if sampled else None
-        if ok is False:
-            entry = failure_entry(out, ms, len(rows))
-        request.app.state.recorder.add(route.app, version, ms, ok, entry)
+        request.app.state.recorder.add(route.app, version, ms, ok)
+        if ok is False or random.random() < route.log_sample_rate:
+            request.app.state.decisions.add(
+                model_record(
+                    project=route.project,
+                    deployment=route.name,
+                    model=route.model,
+                    request_id=request_id,
+                    part=int(body.get("_part") or 0),
+                    caller=caller,
+                    received=received,
+                    feature_service=route.feature_service,
+                    features=joined.provenance(),
+                    out=out,
+                    latency_ms=ms,
+                    traffic={"arm": "stable", "weights": {str(version): 100}},
+                    shadow_version=None,
+                    retention_days=route.retention_days,
+                    at=at,
+                )
+            )
     if ok is False:
         handles.forget(route.app)
     return out
@@ -109,7 +125,7 @@ async def _body(request: Request) -> Any:
 )
 async def predict(project: Name, name: Name, request: Request, call: CallDep) -> JSONResponse:
     route = _route(request, project, name)
-    return predictions.answer(await _predict(request, route, await _body(request)))
+    return predictions.answer(await _predict(request, route, await _body(request), call))
 
 
 @router.post(
@@ -122,4 +138,6 @@ async def predict_batch(project: Name, name: Name, request: Request, call: CallD
     body = await _body(request)
     if not isinstance(body, dict):
         raise InvalidInput.field("inputs", "give a JSON object with a non-empty list of rows")
-    return await predictions.predict_batch(body, lambda chunk: _predict(request, route, chunk))
+    if not body.get("request_id"):
+        body = {**body, "request_id": request_id_var.get()}
+    return await predictions.predict_batch(body, lambda chunk: _predict(request, route, chunk, call))

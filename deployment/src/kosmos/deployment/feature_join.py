@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from kosmos.platform.settings import Settings
@@ -24,6 +25,30 @@ class BadRows(Exception):
     def __init__(self, problems: list[dict[str, str]]) -> None:
         super().__init__("; ".join(f"{p['field']}: {p['reason']}" for p in problems))
         self.problems = problems
+
+
+@dataclass
+class Joined:
+    """What a join put into the rows: the feature columns, and where each value came from."""
+
+    used: list[str] = field(default_factory=list)
+    values: dict[str, list[Any]] = field(default_factory=dict)
+    """Feast's answer, column by column (entity keys, features, ``<feature>__ts`` event times)."""
+    views: dict[str, str] = field(default_factory=dict)
+    """Feature column -> the feature view (or on-demand view) that holds it."""
+
+    def provenance(self) -> dict[str, dict[str, Any]]:
+        """Per feature column: its view, its values by row, and each value's event time (epoch
+        seconds; None for on-demand features, computed from the request). Feast's online read
+        returns no created timestamp, so none is kept."""
+        return {
+            column: {
+                "view": self.views.get(column),
+                "values": self.values[column],
+                "event_timestamps": self.values.get(f"{column}__ts"),
+            }
+            for column in self.used
+        }
 
 
 class FeatureJoin:
@@ -40,6 +65,7 @@ class FeatureJoin:
         self._model_columns = model_columns
         self._keys: set[str] | None = None
         self._request_inputs: list[str] | None = None
+        self._views: dict[str, str] | None = None
         self._read_at = 0.0
 
     def _repo(self) -> Any:
@@ -68,13 +94,23 @@ class FeatureJoin:
             self._request_inputs = fields
         return self._request_inputs
 
-    async def __call__(self, rows: list[dict[str, Any]]) -> list[str]:
-        """Join in place; returns the feature columns used. Raises BadRows or ValueError."""
+    def _feature_views(self, repo: Any) -> dict[str, str]:
+        """Feature column -> its view, from the feature service's projections."""
+        if self._views is None:
+            service = repo.store().get_feature_service(self.feature_service, allow_cache=True)
+            self._views = {
+                f.name: p.name_to_use() for p in service.feature_view_projections for f in p.features
+            }
+        return self._views
+
+    async def __call__(self, rows: list[dict[str, Any]]) -> Joined:
+        """Join in place; returns what was joined. Raises BadRows or ValueError."""
         from kosmos.features.serving import get_online_async
 
         repo = self._repo()
         if time.monotonic() - self._read_at > REGISTRY_TTL_S:
-            self._keys, self._request_inputs, self._read_at = None, None, time.monotonic()
+            self._keys, self._request_inputs, self._views = None, None, None
+            self._read_at = time.monotonic()
         keys = self._entity_keys(repo)
         present = [k for k in keys if all(k in row for row in rows)]
         if not present:
@@ -104,14 +140,15 @@ class FeatureJoin:
             {k: [row[k] for row in rows] for k in present},
             feature_service=self.feature_service,
             request_data={f: [row.get(f) for row in rows] for f in request} or None,
+            include_event_timestamps=True,
         )
-        used = [c for c in values if c not in keys]
+        used = [c for c in values if c not in keys and not c.endswith("__ts")]
         for i, row in enumerate(rows):
             for column in used:
                 row.setdefault(column, values[column][i])
             for k in keys:
                 row.pop(k, None)
-        return used
+        return Joined(used, values, self._feature_views(repo))
 
 
 def _finite_number(value: Any) -> bool:

@@ -62,3 +62,12 @@ deployments = Namespace(
     predict=sdk.predict,
     predict_batch=sdk.predict_batch,
 )
+
+
+decisions = Namespace(
+    "decisions",
+    "Decision records: why a request was answered as it was (get), and the same decision recomputed "
+    "(replay).",
+    get=sdk.explain,
+    replay=sdk.replay,
+)

@@ -64,7 +64,9 @@ async def predict_batch(
     if len(rows) > MAX_BATCH_ROWS:
         raise InvalidInput.field("inputs", f"at most {MAX_BATCH_ROWS} rows per batch, got {len(rows)}")
     chunks = [rows[i : i + BATCH_CHUNK] for i in range(0, len(rows), BATCH_CHUNK)]
-    results = await asyncio.gather(*(predict({**body, "inputs": chunk}) for chunk in chunks))
+    # each chunk is one part of the request's decision record (same request id)
+    parts = (predict({**body, "inputs": chunk, "_part": n}) for n, chunk in enumerate(chunks))
+    results = await asyncio.gather(*parts)
     for offset, result in zip(range(0, len(rows), BATCH_CHUNK), results, strict=True):
         if "error" in result and result["error"]["type"] == "invalid_input":
             result["error"]["problems"] = [_shift(p, offset) for p in result["error"]["problems"]]

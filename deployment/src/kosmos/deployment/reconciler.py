@@ -32,7 +32,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from kosmos.deployment import rollouts
+from kosmos.deployment import decisions, rollouts
 from kosmos.deployment.dataplane import APP, dataplane_target
 from kosmos.deployment.model_cache import prefetch
 from kosmos.deployment.models import DeploymentRecord
@@ -55,6 +55,8 @@ CODE_VERSION = f"kosmos-{importlib.metadata.version('kosmos-deployment')}"
 """Serve's code version: without one every apply would restart every replica; with it, a
 traffic change reconfigures the router in place and a replica count change only scales."""
 RETIRE_AFTER_S = 5.0
+PURGE_EVERY_S = 3600.0
+"""How often a reconciler deletes decision records past their retention."""
 """A version that lost its traffic keeps running this long, so no in-flight request hits a stopped replica."""
 
 
@@ -189,6 +191,7 @@ class Reconciler:
         self._retire_at: dict[tuple[str, int], float] = {}
         self._started = False
         self._dataplane_applied = False
+        self._purged_at = 0.0
 
     @property
     def started(self) -> bool:
@@ -234,6 +237,14 @@ class Reconciler:
                         self._reconcile(session, record, status)
             except Exception as exc:
                 log.exception("reconciling deployment %s failed: %s", record_id, exc)
+        if time.monotonic() - self._purged_at > PURGE_EVERY_S:
+            self._purged_at = time.monotonic()
+            try:
+                gone = decisions.purge(self.database)
+                if gone:
+                    log.info("deleted %d decision records past their retention", gone)
+            except Exception as exc:  # the next hour tries again
+                log.warning("could not delete expired decision records: %s", exc)
 
     def _audit(
         self, session: Any, project: str, record: DeploymentRecord, action: str, **details: Any

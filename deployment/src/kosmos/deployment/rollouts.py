@@ -143,7 +143,7 @@ def rollback(record: DeploymentRecord, reason: str) -> int:
 
 
 def router_config(record: DeploymentRecord) -> dict[str, Any]:
-    """The router's ``user_config``: weights, shadow, A/B and logging (see serving.TrafficRouter)."""
+    """The router's ``user_config``: weights, shadow, A/B and decision records (see serving.TrafficRouter)."""
     spec = spec_of(record)
     details = record.details or {}
     ready = bool(details.get("candidate_ready"))
@@ -152,7 +152,10 @@ def router_config(record: DeploymentRecord) -> dict[str, Any]:
         if ready or record.candidate_version is None
         else {str(record.stable_version): 100},
         "shadow": details.get("shadow") if ready else None,
+        "stable": record.stable_version,
+        "model": spec.model,
         "log_sample_rate": spec.log_sample_rate,
+        "retention_days": spec.decision_retention_days,
     }
     if record.strategy == Strategy.ab and ready:
         config |= {

@@ -228,3 +228,19 @@ def predict_batch(
     frame = _frame(answer, inputs)
     frame.attrs = {"model_versions": answer["model_versions"]}
     return frame
+
+
+def explain(project: str, request_id: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
+    """The decision record of ``request_id`` (the X-Request-Id a prediction or LLM call answered
+    with), with the lineage of the model version that made it."""
+    with client_or_default(client) as c:
+        return c.get(f"/projects/{project}/decisions/{request_id}")
+
+
+def replay(
+    project: str, request_id: str, *, against: str | None = "champion", client: KosmosClient | None = None
+) -> dict[str, Any]:
+    """Recompute a prediction from its record alone: the same output?, what ``against`` (an alias or
+    version) would decide, and any skew between the online features and the offline store."""
+    with client_or_default(client) as c:
+        return c.post(f"/projects/{project}/decisions/{request_id}/replay?against={against or ''}", {})

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import math
 import random
@@ -21,7 +20,6 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,8 +27,10 @@ import pandas as pd
 from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from kosmos.deployment.feature_join import BadRows, FeatureJoin
+from kosmos.deployment.decisions import DecisionRecorder, model_record
+from kosmos.deployment.feature_join import BadRows, FeatureJoin, Joined
 from kosmos.deployment.model_cache import fetch_version
+from kosmos.platform.db.engine import Database
 from kosmos.platform.errors import KosmosError
 from kosmos.platform.settings import Settings
 
@@ -85,6 +85,24 @@ def check_rows(rows: Any, columns: dict[str, str], model: str) -> list[dict[str,
     return problems
 
 
+def input_columns(model: Any) -> dict[str, str]:
+    """A loaded pyfunc model's signature inputs: name -> MLflow type name."""
+    schema = model.metadata.get_input_schema()
+    if schema is None:
+        raise ValueError("the model has no signature; register it with one")
+    return {c.name: getattr(c.type, "name", str(c.type)) for c in schema.inputs}
+
+
+def predict_rows(model: Any, columns: dict[str, str], rows: list[dict[str, Any]]) -> list[Any]:
+    """``model``'s predictions for checked ``rows``, typed as its signature says (the replica's and
+    a replay's one way of turning rows into a frame, so a replay computes what the replica did)."""
+    frame = pd.DataFrame.from_records(rows, columns=list(columns))
+    for name, kind in columns.items():
+        if kind in _NUMERIC:
+            frame[name] = frame[name].astype("float64" if kind == "double" else "float32")
+    return np.asarray(model.predict(frame)).tolist()
+
+
 def model_app_name(app: str, version: int) -> str:
     """Each model version runs as its own Serve application, so adding or retiring one
     never restarts the router or the other versions."""
@@ -111,10 +129,9 @@ class ModelServer:
         cached = fetch_version(self.settings, project, model, version)
         started = time.perf_counter()
         self.model = mlflow.pyfunc.load_model(str(cached.path))
-        schema = self.model.metadata.get_input_schema()
-        if schema is None:
+        if self.model.metadata.get_input_schema() is None:
             raise ValueError(f"{self.name} v{version} has no signature; register it with one")
-        self.columns = {c.name: getattr(c.type, "name", str(c.type)) for c in schema.inputs}
+        self.columns = input_columns(self.model)
         classes = (self.model.metadata.metadata or {}).get("kosmos.classes")
         self.classes = list(classes) if isinstance(classes, list) else None  # predict_proba's columns
         self.info: dict[str, Any] = {
@@ -142,11 +159,7 @@ class ModelServer:
         return {**self.info, "inputs": self.columns}
 
     def _predict_rows(self, rows: list[dict[str, Any]]) -> list[Any]:
-        frame = pd.DataFrame.from_records(rows, columns=list(self.columns))
-        for name, kind in self.columns.items():
-            if kind in _NUMERIC:
-                frame[name] = frame[name].astype("float64" if kind == "double" else "float32")
-        return np.asarray(self.model.predict(frame)).tolist()
+        return predict_rows(self.model, self.columns, rows)
 
     @serve.batch(max_batch_size=64, batch_wait_timeout_s=0.002)
     async def _predict_batch(self, requests: list[list[dict[str, Any]]]) -> list[list[Any] | Exception]:
@@ -225,7 +238,8 @@ def ab_bucket(deployment: str, key: Any) -> int:
     ray_actor_options={"num_cpus": 0.1}, max_ongoing_requests=1000, graceful_shutdown_timeout_s=5
 )
 class TrafficRouter:
-    """The ingress: features, routing, shadowing, per-version statistics and the inference log."""
+    """The ingress during a rollout: features, routing, shadowing, per-version statistics and
+    decision records."""
 
     def __init__(
         self,
@@ -245,10 +259,10 @@ class TrafficRouter:
         self.traffic: dict[int, float] = {}
         self.shadow: int | None = None
         self.ab_key: str | None = None
-        self.ab_split, self.ab_version, self.sample_rate = 50, None, 0.1
-        log_dir = self.settings.home / "inference-logs" / project
-        log_dir.mkdir(parents=True, exist_ok=True)
-        self.log_path: Path = log_dir / f"{deployment}.jsonl"
+        self.ab_split, self.ab_version, self.sample_rate = 50, None, 1.0
+        self.stable: int | None = None
+        self.model, self.retention_days = "", 30
+        self.decisions = DecisionRecorder(Database(self.settings.database_url))
         self._tasks: set[asyncio.Task[None]] = set()
         self._columns: set[str] | None = None
         self._join = (
@@ -267,7 +281,10 @@ class TrafficRouter:
         self.ab_key = config.get("ab_key")
         self.ab_split = int(config.get("ab_split", 50))
         self.ab_version = int(config["ab_version"]) if config.get("ab_version") is not None else None
-        self.sample_rate = float(config.get("log_sample_rate", 0.1))
+        self.sample_rate = float(config.get("log_sample_rate", 1.0))
+        self.stable = int(config["stable"]) if config.get("stable") is not None else None
+        self.model = str(config.get("model", ""))
+        self.retention_days = int(config.get("retention_days", 30))
 
     def _model(self, version: int) -> Any:
         handle = self.models.get(version)
@@ -295,13 +312,21 @@ class TrafficRouter:
             self._columns = set(info["inputs"])
         return self._columns
 
-    async def predict(self, body: dict[str, Any]) -> dict[str, Any]:
+    def _arm(self, version: int) -> str:
+        """Which side of the traffic decision ``version`` is on."""
+        if self.ab_key and self.ab_version is not None:
+            return "b" if version == self.ab_version else "a"
+        return "stable" if version == self.stable else "canary"
+
+    async def predict(self, body: dict[str, Any], caller: str | None = None) -> dict[str, Any]:
+        at = time.time()
         request_id, rows = request_rows(body)
         if isinstance(rows, dict):
             return rows
+        received = [dict(r) for r in rows]
         version = self._pick(body)  # before the feature join drops the entity keys
         try:
-            used = await self._join(rows) if self._join else []
+            joined = await self._join(rows) if self._join else Joined()
         except BadRows as exc:
             return invalid_answer(request_id, exc.problems)
         except (KosmosError, ValueError, TypeError) as exc:
@@ -309,16 +334,36 @@ class TrafficRouter:
         out, ms, ok = await call_version(self._model, version, rows, request_id)
         if ok is not None:
             self.windows.setdefault(version, _Window()).add(ms, ok)
-        if ok is False:
-            self._write_log([failure_entry(out, ms, len(rows))])
+        shadow = self.shadow if self.shadow is not None and self.shadow != version else None
+        if ok is False or (ok and random.random() < self.sample_rate):
+            self.decisions.add(
+                model_record(
+                    project=self.project,
+                    deployment=self.deployment,
+                    model=self.model,
+                    request_id=request_id,
+                    part=int(body.get("_part") or 0),
+                    caller=caller,
+                    received=received,
+                    feature_service=self.feature_service,
+                    features=joined.provenance(),
+                    out=out,
+                    latency_ms=ms,
+                    traffic={
+                        "arm": self._arm(version),
+                        "weights": {str(v): w for v, w in self.traffic.items()},
+                    },
+                    shadow_version=shadow,
+                    retention_days=self.retention_days,
+                    at=at,
+                )
+            )
         if not ok:
             return out
-        if self.shadow is not None and self.shadow != version:
+        if shadow is not None:
             task = asyncio.create_task(self._mirror(rows, out["predictions"]))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
-        if random.random() < self.sample_rate:
-            self._log(out, ms, used, rows)
         return out
 
     async def _mirror(self, rows: list[dict[str, Any]], primary: list[Any]) -> None:
@@ -335,20 +380,14 @@ class TrafficRouter:
             if a.shape == b.shape:
                 self.shadow_diffs.append(float(np.abs(a - b).mean()))
 
-    def _log(self, out: dict[str, Any], ms: float, used: list[str], rows: list[dict[str, Any]]) -> None:
-        self._write_log([log_entry(out, ms, used, len(rows))])
-
-    def _write_log(self, entries: list[dict[str, Any]]) -> None:
-        with self.log_path.open("a") as f:
-            f.writelines(json.dumps(e) + "\n" for e in entries)
-
-    def record(self, outcomes: list[tuple[float, int, float, bool]], logs: list[dict[str, Any]]) -> None:
+    def record(self, outcomes: list[tuple[float, int, float, bool]]) -> None:
         """Outcomes the data-plane ingress served straight from a version's replica, in a batch:
-        (time, version, latency ms, ok), and its sampled inference-log entries."""
+        (time, version, latency ms, ok)."""
         for at, version, ms, ok in outcomes:
             self.windows.setdefault(int(version), _Window()).add(ms, ok, at)
-        if logs:
-            self._write_log(logs)
+
+    def __del__(self) -> None:  # Serve calls it on a graceful shutdown: the queued records are written
+        self.decisions.close()
 
     def stats(self, since: float = 0.0) -> dict[str, Any]:
         """Per-version request counts, error rate and latency since ``since`` (epoch seconds)."""
@@ -410,25 +449,17 @@ def failure_cause(exc: BaseException) -> str:
     return text[:300]
 
 
-def failure_entry(out: dict[str, Any], ms: float, rows: int) -> dict[str, Any]:
-    """The inference-log line of a failed request (every one is logged, unsampled)."""
-    return {
-        "at": time.time(),
-        "request_id": out["request_id"],
-        "model_version": out["model_version"],
-        "latency_ms": round(ms, 3),
-        "rows": rows,
-        "error": out["error"]["message"],
-    }
-
-
 def _ms(started: float) -> float:
     return (time.perf_counter() - started) * 1000
 
 
-def request_rows(body: Any) -> tuple[str, list[dict[str, Any]] | dict[str, Any]]:
-    """The request id and a copy of the rows of a predict body, or the invalid-input answer."""
-    request_id = str(body.get("request_id") or uuid.uuid4()) if isinstance(body, dict) else str(uuid.uuid4())
+def request_rows(
+    body: Any, default_id: str | None = None
+) -> tuple[str, list[dict[str, Any]] | dict[str, Any]]:
+    """The request id (the body's, else ``default_id``: the X-Request-Id answered with) and a copy
+    of the rows of a predict body, or the invalid-input answer."""
+    given = body.get("request_id") if isinstance(body, dict) else None
+    request_id = str(given or default_id or uuid.uuid4().hex)
     rows = body.get("inputs") if isinstance(body, dict) else None
     if not isinstance(rows, list) or not rows or not all(isinstance(r, dict) for r in rows):
         return request_id, invalid_answer(request_id, [problem("inputs", "give a non-empty list of objects")])
@@ -437,19 +468,6 @@ def request_rows(body: Any) -> tuple[str, list[dict[str, Any]] | dict[str, Any]]
             request_id, [problem("inputs", f"at most {MAX_ROWS} rows per request, got {len(rows)}")]
         )
     return request_id, [dict(r) for r in rows]
-
-
-def log_entry(out: dict[str, Any], ms: float, used: list[str], rows: int) -> dict[str, Any]:
-    """One line of the sampled inference log."""
-    return {
-        "at": time.time(),
-        "request_id": out["request_id"],
-        "model_version": out["model_version"],
-        "latency_ms": round(ms, 3),
-        "features_used": used,
-        "rows": rows,
-        "predictions": out["predictions"][:10],
-    }
 
 
 def invalid_answer(request_id: str, problems: list[dict[str, str]]) -> dict[str, Any]:

@@ -143,7 +143,16 @@ class DeploymentSpec(BaseModel):
     rollout: Rollout = Field(default_factory=Rollout, description="How later versions roll out.")
     max_batch_size: int = Field(64, ge=1, le=1024, description="Dynamic batching: most rows per model call.")
     batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="Dynamic batching: longest wait to fill.")
-    log_sample_rate: float = Field(0.1, ge=0, le=1, description="Share of requests in the inference log.")
+    log_sample_rate: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of successful requests that get a decision record (`kosmos explain`); "
+        "failed requests always get one.",
+    )
+    decision_retention_days: int = Field(
+        30, ge=1, le=3650, description="Days a decision record is kept before the reconciler deletes it."
+    )
     optimization: Optimization | None = Field(
         None, description="Serve an int8 or ONNX variant when it is faster and keeps the holdout metric."
     )

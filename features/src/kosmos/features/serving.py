@@ -112,11 +112,14 @@ def get_online(
     feature_service: str | None = None,
     features: Sequence[str] | None = None,
     request_data: Mapping[str, Sequence[Any]] | None = None,
+    include_event_timestamps: bool = False,
 ) -> dict[str, list[Any]]:
-    """The latest feature values for each entity row, column by column."""
+    """The latest feature values for each entity row, column by column (with each stored
+    feature's event time in epoch seconds as ``<feature>__ts`` when ``include_event_timestamps``)."""
     wanted, rows = _prepare_online(repo, entities, feature_service, features, request_data)
     with _feast_refusals():
-        return repo.store().get_online_features(features=wanted, entity_rows=rows).to_dict()
+        response = repo.store().get_online_features(features=wanted, entity_rows=rows)
+        return response.to_dict(include_event_timestamps=include_event_timestamps)
 
 
 async def get_online_async(
@@ -126,6 +129,7 @@ async def get_online_async(
     feature_service: str | None = None,
     features: Sequence[str] | None = None,
     request_data: Mapping[str, Sequence[Any]] | None = None,
+    include_event_timestamps: bool = False,
 ) -> dict[str, list[Any]]:
     """:func:`get_online` without a thread hop where the online store reads asynchronously (Redis)."""
     store = repo.store()
@@ -137,10 +141,12 @@ async def get_online_async(
             feature_service=feature_service,
             features=features,
             request_data=request_data,
+            include_event_timestamps=include_event_timestamps,
         )
     wanted, rows = _prepare_online(repo, entities, feature_service, features, request_data)
     with _feast_refusals():
-        return (await store.get_online_features_async(features=wanted, entity_rows=rows)).to_dict()
+        response = await store.get_online_features_async(features=wanted, entity_rows=rows)
+        return response.to_dict(include_event_timestamps=include_event_timestamps)
 
 
 def check_entity_frame(repo: FeatureRepo, frame: pd.DataFrame) -> None:

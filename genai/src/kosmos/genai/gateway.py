@@ -23,13 +23,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from kosmos.deployment.models import DeploymentRecord
-from kosmos.genai import pii
 from kosmos.genai.limits import ProjectLimits, limiter
 from kosmos.genai.models_db import GatewayPolicy
 from kosmos.genai.prompts import PromptRegistry, Resolved
 from kosmos.genai.semantic_cache import Lookup, Namespace, Partition, SemanticCache
 from kosmos.genai.usage import UsageRecorder
 from kosmos.genai.vector_index import IndexUnavailable
+from kosmos.platform import pii
 from kosmos.platform.db.engine import Database
 from kosmos.platform.settings import Settings
 

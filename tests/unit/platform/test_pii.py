@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from kosmos.genai.pii import iban_valid, luhn_valid, redact
+from kosmos.platform.pii import iban_valid, luhn_valid, redact
 
 
 @pytest.mark.parametrize(

@@ -1,4 +1,5 @@
-"""PII redaction: what the gateway does to a prompt before it reaches a model, the cache or a log.
+"""PII redaction: what the gateway does to a prompt before it reaches a model, the cache or a log,
+and what a decision record does to a request's text fields before it is stored.
 
 Card numbers (13 to 19 digits that pass the Luhn check, grouped by spaces, dashes or dots,
 or glued to a word such as ``VISA4111...``), IBANs (that pass the ISO 13616 mod-97 check, in

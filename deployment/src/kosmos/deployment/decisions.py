@@ -1,0 +1,297 @@
+"""Decision records: every data-plane request, traced to what made its answer, written off its path.
+
+    data-plane request --add(record)--> queue (memory, bounded; no I/O, no serialization)
+        --every flush_s, in the recorder's thread--> one INSERT of many rows (``decisions``)
+    kosmos explain ID --> the project's rows for ID  (+ lineage: kosmos.deployment.explain)
+    kosmos replay ID  --> recompute from the record   (kosmos.deployment.replay)
+
+Where they go: the metadata database (SQLite embedded, PostgreSQL in production), one row per
+request (a batch request: one per chunk) with the record as a JSON document, indexed by
+(project, request id) and (project, deployment, time). ``explain`` is a point lookup by
+request id, and batch replay reads a time window of one deployment: both are index reads in
+PostgreSQL, while Parquet files in the artifact store would need an index of their own for the
+first. Retention is a DELETE by ``expires_at`` (the reconciler runs it). At volumes past a few
+thousand requests a second per deployment, PostgreSQL's partitioning by day is the next step.
+
+A request never waits on the store and never fails because of it: a write that fails keeps the
+rows queued (retried next tick) up to ``MAX_QUEUED``; past that the oldest are dropped and
+counted (``RecorderStats.dropped``), and ``close`` writes what is left on a clean shutdown.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import threading
+import weakref
+from collections import deque
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import delete, insert, select
+
+from kosmos.deployment.models import DecisionRow
+from kosmos.platform import pii
+from kosmos.platform.db.engine import Database
+from kosmos.platform.db.models import Project
+
+log = logging.getLogger(__name__)
+MAX_QUEUED = 50_000
+"""Records held while the store cannot be written; the oldest are dropped (and counted) past it."""
+DEFAULT_RETENTION_DAYS = 30
+_recorders: weakref.WeakSet[DecisionRecorder] = weakref.WeakSet()
+
+
+@dataclass(frozen=True)
+class RecorderStats:
+    """What one recorder did since it started."""
+
+    queued: int
+    written: int
+    dropped: int
+    failed_writes: int
+
+
+class DecisionRecorder:
+    """Batches decision records into the ``decisions`` table from a thread of its own.
+
+    A record is a dict with at least ``project``, ``request_id``, ``deployment``, ``kind``,
+    ``at`` (epoch seconds) and ``status``; ``part``, ``model_version`` and ``retention_days``
+    are optional. It is made JSON-safe (NaN -> None, timestamps -> ISO text) in the thread."""
+
+    def __init__(self, database: Database, flush_s: float = 1.0, max_batch: int = 500) -> None:
+        self.database, self.flush_s, self.max_batch = database, flush_s, max_batch
+        self.written = self.dropped = self.failed_writes = 0
+        self._queue: deque[dict[str, Any]] = deque()
+        self._projects: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="kosmos-decisions", daemon=True)
+        self._thread.start()
+        _recorders.add(self)
+
+    def add(self, record: dict[str, Any]) -> None:
+        """Queue one record (no I/O; a deque append is atomic under the GIL)."""
+        if len(self._queue) >= MAX_QUEUED:
+            self._queue.popleft()
+            self.dropped += 1
+        self._queue.append(record)
+
+    def stats(self) -> RecorderStats:
+        return RecorderStats(len(self._queue), self.written, self.dropped, self.failed_writes)
+
+    def flush(self) -> int:
+        """Write what is queued; returns the rows written (0 when the store is down: they stay queued)."""
+        written = 0
+        with self._lock:
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+                try:
+                    with self.database.transaction() as session:
+                        rows = self._rows(session, batch)
+                        if rows:
+                            session.execute(insert(DecisionRow), rows)
+                except Exception as exc:  # back to the front, in order, within the bound
+                    self.failed_writes += 1
+                    room = MAX_QUEUED - len(self._queue)
+                    keep = batch[-room:] if room > 0 else []
+                    self.dropped += len(batch) - len(keep)
+                    self._queue.extendleft(reversed(keep))
+                    log.warning(
+                        "could not write %d decision records (%s); %d queued, %d dropped so far",
+                        len(batch), type(exc).__name__, len(self._queue), self.dropped,
+                    )  # fmt: skip
+                    break
+                written += len(rows)
+                self.written += len(rows)
+        return written
+
+    def _rows(self, session: Any, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        missing = {r["project"] for r in batch} - self._projects.keys()
+        if missing:
+            found = session.execute(select(Project.name, Project.id).where(Project.name.in_(missing)))
+            self._projects.update(dict(found.all()))
+        rows = []
+        for record in batch:
+            project_id = self._projects.get(record["project"])
+            if project_id is None:  # the project was deleted since: nothing to keep it for
+                continue
+            at = datetime.fromtimestamp(record["at"], UTC)
+            days = record.get("retention_days") or DEFAULT_RETENTION_DAYS
+            rows.append(
+                {
+                    "project_id": project_id,
+                    "request_id": str(record["request_id"])[:64],
+                    "part": int(record.get("part") or 0),
+                    "deployment": record["deployment"],
+                    "kind": record["kind"],
+                    "at": at,
+                    "model_version": record.get("model_version"),
+                    "status": record["status"],
+                    "expires_at": at + timedelta(days=days),
+                    "record": jsonable(_redacted({**record, "at": at})),
+                }
+            )
+        return rows
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.flush_s):
+            self.flush()
+
+    def close(self) -> None:
+        """Stop the thread and write what is left (a clean shutdown loses nothing)."""
+        self._stop.set()
+        self.flush()
+
+
+@atexit.register
+def close_all() -> None:
+    """Every recorder still open writes what it holds when the interpreter exits."""
+    for recorder in list(_recorders):
+        recorder.close()
+
+
+def _redacted(record: dict[str, Any]) -> dict[str, Any]:
+    if isinstance(record.get("input"), list):
+        record["input"], record["redacted"] = redact_rows(record["input"])
+    return record
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as JSON a PostgreSQL ``json`` column takes: no NaN or infinity (None), timestamps as
+    ISO text, numpy scalars and arrays as Python numbers and lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, np.generic | np.ndarray):
+        return jsonable(value.tolist())
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
+
+
+def redact_rows(rows: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], int]:
+    """Rows with card numbers, IBANs, emails and phone numbers in text fields replaced (numbers and
+    keys are kept: a replay needs them); and how many values were redacted."""
+    found = 0
+    out = []
+    for row in rows:
+        clean = {}
+        for key, value in row.items():
+            if isinstance(value, str) and value:
+                redaction = pii.redact(value)
+                found += sum(redaction.counts.values())
+                value = redaction.text
+            clean[key] = value
+        out.append(clean)
+    return out, found
+
+
+def purge(database: Database, now: datetime | None = None) -> int:
+    """Delete records past their deployment's retention; returns how many went."""
+    with database.transaction() as session:
+        result = session.execute(
+            delete(DecisionRow).where(DecisionRow.expires_at < (now or datetime.now(UTC)))
+        )
+        return int(result.rowcount or 0)
+
+
+def find(session: Any, project_id: int, request_id: str) -> list[DecisionRow]:
+    """The records of one request in a project, by part (none: unknown here, or another project's)."""
+    query = (
+        select(DecisionRow)
+        .where(DecisionRow.project_id == project_id, DecisionRow.request_id == request_id)
+        .order_by(DecisionRow.part, DecisionRow.id)
+    )
+    return list(session.scalars(query))
+
+
+def window(
+    session: Any,
+    project_id: int,
+    deployment: str,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 1000,
+    newest_first: bool = False,
+) -> list[DecisionRow]:
+    """One deployment's records in ``[since, until)``, oldest first (or the newest ``limit``)."""
+    query = select(DecisionRow).where(
+        DecisionRow.project_id == project_id, DecisionRow.deployment == deployment
+    )
+    if since is not None:
+        query = query.where(DecisionRow.at >= since)
+    if until is not None:
+        query = query.where(DecisionRow.at < until)
+    order = DecisionRow.at.desc() if newest_first else DecisionRow.at
+    return list(session.scalars(query.order_by(order, DecisionRow.id).limit(limit)))
+
+
+def model_record(
+    *,
+    project: str,
+    deployment: str,
+    model: str,
+    request_id: str,
+    part: int,
+    caller: str | None,
+    received: list[dict[str, Any]],
+    feature_service: str | None,
+    features: dict[str, dict[str, Any]],
+    out: dict[str, Any],
+    latency_ms: float,
+    traffic: dict[str, Any],
+    shadow_version: int | None,
+    retention_days: int,
+    at: float,
+) -> dict[str, Any]:
+    """The record of one tabular prediction (built on the request's path: references only, no copies;
+    the recorder makes it JSON and redacts ``input`` in its thread)."""
+    error = out.get("error")
+    return {
+        "project": project,
+        "deployment": deployment,
+        "kind": "model",
+        "request_id": request_id,
+        "part": part,
+        "at": at,
+        "caller": caller,
+        "model": model,
+        "model_version": out.get("model_version"),
+        "shadow_version": shadow_version,
+        "traffic": traffic,
+        "input": received,
+        "feature_service": feature_service,
+        "features": features,
+        "output": None if error else {"predictions": out["predictions"], "classes": out.get("classes")},
+        "error": error.get("message") if error else None,
+        "status": "error" if error else "ok",
+        "latency_ms": round(latency_ms, 3),
+        "retention_days": retention_days,
+    }
+
+
+def log_line(row: DecisionRow) -> dict[str, Any]:
+    """A record as one line of ``kosmos deploy logs`` (``error`` only on a failed request)."""
+    record = row.record
+    output = record.get("output") or {}
+    line = {
+        "at": row.at.isoformat(),
+        "request_id": row.request_id,
+        "model_version": row.model_version,
+        "latency_ms": record.get("latency_ms"),
+        "features_used": list(record.get("features") or {}),
+        "rows": len(record.get("input") or []),
+        "predictions": (output.get("predictions") or [])[:10],
+    }
+    if record.get("error"):
+        line["error"] = record["error"]
+    return line
