@@ -7,12 +7,16 @@ The demo fraud model (what `make run` trains), 32 concurrent clients, one-row re
   (c) Kosmos's data plane, no feature lookup (all features in the request);
   (d) Kosmos's data plane, features looked up online from Redis (keys + amount);
   (e) the control plane's compatibility route, no feature lookup (what (c) replaced).
+Decision records (issue 22) on and off, side by side: (c) and (d) are deployed twice, once
+recording every request (``log_sample_rate`` 1.0, the default) and once recording none (0);
+the two of a pair run one after the other, twice, in alternating order.
 The platform runs as `kosmos up` would start it (control plane, MLflow, Ray, reconciler), with
 Feast's online store on Redis. The load comes from a separate process.
 
     .venv/bin/python bench/online_inference.py [--seconds 30] [--concurrency 32]
 
 Goals (issue 17): (c) >= 1.5x the throughput of (a) and >= 0.9x (b); (d) p99 <= 50 ms.
+Goal (issue 22): recording costs <= 5% of throughput and <= 1 ms of p99.
 """
 
 from __future__ import annotations
@@ -128,6 +132,33 @@ def wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 3
     raise TimeoutError(f"{url} did not answer:\n{log.read_text()[-3000:]}")
 
 
+def decision_overhead(
+    dataplane: str, full: list, keyed: list, headers: dict, args: argparse.Namespace
+) -> None:
+    """Decision records on and off, side by side (ABBA order, so drift hits both the same)."""
+    pairs = {
+        "(c) no features": ("fraud-nofeatures", "fraud-nofeatures-rec", full),
+        "(d) Redis features": ("fraud-features-norec", "fraud-detector", keyed),
+    }
+    print(f"\ndecision records off / on, {args.concurrency} clients, 2 x {args.seconds:.0f} s each")
+    columns = ("off req/s", "on req/s", "cost", "off p99", "on p99", "+p99 ms")
+    print(f"{'case':<22} " + " ".join(f"{c:>9}" for c in columns))
+    for label, (off, on, rows) in pairs.items():
+        bodies = [{"inputs": [r]} for r in rows]
+        runs: dict[str, list[dict]] = {off: [], on: []}
+        for name in (off, on, on, off):
+            url = f"{dataplane}/demo/{name}/predict"
+            load(url, bodies, headers, 3, args.concurrency)  # warm up
+            runs[name].append(load(url, bodies, headers, args.seconds, args.concurrency))
+        a = {k: sum(r[k] for r in runs[off]) / 2 for k in ("rps", "p99")}
+        b = {k: sum(r[k] for r in runs[on]) / 2 for k in ("rps", "p99")}
+        print(
+            f"{label:<22} {a['rps']:>9.1f} {b['rps']:>9.1f} {1 - b['rps'] / a['rps']:>8.1%} "
+            f"{a['p99']:>9.1f} {b['p99']:>9.1f} {b['p99'] - a['p99']:>9.1f}"
+        )
+    print("goal: recording costs <= 5% of throughput and <= 1 ms of p99")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=30)
@@ -152,14 +183,15 @@ def main() -> None:
             f"{platform.url}/api/v1/projects/demo/models/fraud-detector", headers=headers
         ).json()
         version = model["aliases"]["champion"]
-        spec = {
-            "name": "fraud-nofeatures",
-            "model": "fraud-detector",
-            "version": str(version),
-            "log_sample_rate": 0,
-        }
-        httpx.post(base, json=spec, headers=headers).raise_for_status()
-        for name in ("fraud-detector", "fraud-nofeatures"):
+        specs = [
+            {"name": "fraud-nofeatures", "log_sample_rate": 0},
+            {"name": "fraud-nofeatures-rec", "log_sample_rate": 1.0},
+            {"name": "fraud-features-norec", "log_sample_rate": 0, "feature_service": "fraud_detection_v1"},
+        ]
+        for spec in specs:
+            body = {"model": "fraud-detector", "version": str(version), "num_cpus": 0.25, **spec}
+            httpx.post(base, json=body, headers=headers).raise_for_status()
+        for name in ("fraud-detector", *(s["name"] for s in specs)):
             while httpx.get(f"{base}/{name}", headers=headers).json()["status"] != "healthy":
                 time.sleep(1)
         # one-row requests: full feature rows for (a), (b), (c) and (e), keys + amount for (d)
@@ -267,6 +299,7 @@ def main() -> None:
                 f"{r['errors']:>7} {r['rps'] / reference:>6.2f}x {r['rps'] / bare:>6.2f}x"
             )
         print("goals: (c) >= 1.50x (a) and >= 0.90x (b) throughput; (d) p99 <= 50 ms")
+        decision_overhead(dataplane, full, keyed, headers, args)
     finally:
         if mlflow_serve is not None and mlflow_serve.poll() is None:
             os.killpg(mlflow_serve.pid, signal.SIGTERM)

@@ -87,6 +87,8 @@ def _run_quickstart(env: dict[str, str], tmp_path: Path) -> None:
         "print(json.dumps({'best': versions[best], 'stable': final['stable_version'], "
         "'traffic': final['traffic'], 'cache': [first['cache'], second['cache']], "
         "'prompt': first['prompt'], 'runs': len(runs), 'predictions': len(predictions), "
+        "'explained': why['record']['model_version'] == predictions[1]['model_version'], "
+        "'replayed': again['exact'], "
         "'table': kosmos.models.list()._repr_html_()[:6], "
         "'assistant': [s['citation'] for s in reply['sources']]}))"
     )
@@ -103,6 +105,7 @@ def _run_quickstart(env: dict[str, str], tmp_path: Path) -> None:
     assert facts["stable"] == facts["best"] and facts["traffic"] == {str(facts["best"]): 100}
     assert facts["cache"] == ["miss", "hit"] and facts["prompt"] == "support/1"
     assert facts["runs"] == 2 and facts["predictions"] == 12 and facts["table"] == "<table"
+    assert facts["explained"] is True and facts["replayed"] is True  # kosmos.decisions
     assert any(c.startswith("docs/deployment.md#") for c in facts["assistant"]), facts["assistant"]
 
 
@@ -119,6 +122,7 @@ PAGES = [  # (title in the sidebar, text that only real content shows)
     ("LLM playground", "Endpoint"),
     ("Cache", "Hit rate"),
     ("Audit log", "model.promote"),
+    ("Decisions", "X-Request-Id"),
 ]
 
 

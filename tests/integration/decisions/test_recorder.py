@@ -57,7 +57,7 @@ def test_records_are_written_in_batches_safe_as_json_and_redacted(database_url: 
             recorder.add(_record(f"r{i}"))
         odd = {
             "input": [{"email": "Write to ana.lopez@example.com", "amount": 12.5, "user_id": 7}],
-            "features": {"f": {"view": "v", "values": [math.nan, np.float32(0.25)], "event_timestamps": [None]}},
+            "features": {"f": {"view": "v", "values": [math.nan, np.float32(0.25)]}},
             "output": {"predictions": [[0.9, math.inf]]},
             "when": datetime(2026, 1, 2, tzinfo=UTC),
         }
@@ -133,5 +133,8 @@ def test_records_past_their_retention_are_purged(sqlite_url: str) -> None:
 def test_redaction_keeps_numbers_and_keys(rows: list[dict]) -> None:
     clean, found = decisions.redact_rows(rows)
     assert [set(r) for r in clean] == [set(r) for r in rows]
-    assert all(c.get("amount") == r.get("amount") and c.get("n") == r.get("n") for c, r in zip(clean, rows))
+    assert all(
+        c.get("amount") == r.get("amount") and c.get("n") == r.get("n")
+        for c, r in zip(clean, rows, strict=True)
+    )
     assert found == (1 if "note" in rows[0] else 0)

@@ -40,7 +40,6 @@ def deploy_demo_model(settings: Settings) -> None:
                     MODEL,
                     version="champion",
                     feature_service=SERVICE,
-                    log_sample_rate=0.05,
                     client=client,
                 )
             except NotFound as exc:  # no champion yet: the training bootstrap did not register one

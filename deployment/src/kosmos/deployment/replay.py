@@ -159,8 +159,18 @@ def replay(
     the offline store's point-in-time features."""
     record = explain.merged(explain.records(ctx, project, request_id))
     ctx.audit("decision.replay", "decision", request_id, project=project)
-    if record.get("kind") != "model":
-        raise InvalidInput.field("request_id", f"{request_id!r} is an LLM call: replay it with its gateway")
+    if record.get("kind") != "model":  # the package that adds the kind replays it (genai: LLM calls)
+        from kosmos.platform.plugins import deployment_kind
+
+        try:
+            replayer = getattr(deployment_kind(record.get("kind") or ""), "replay", None)
+        except KeyError:
+            replayer = None
+        if replayer is None:
+            raise InvalidInput.field(
+                "request_id", f"{request_id!r} is a {record.get('kind')} call: no replay"
+            )
+        return replayer(settings, project, record)
     model, version = record.get("model"), record.get("model_version")
     if not model or version is None or record.get("output") is None:
         raise InvalidInput.field(

@@ -131,7 +131,7 @@ def stats(
 def logs(
     project: str, name: str, *, limit: int = 50, client: KosmosClient | None = None
 ) -> list[dict[str, Any]]:
-    """The newest ``limit`` entries of the deployment's inference log."""
+    """The newest ``limit`` decision records of the deployment, a line each."""
     with client_or_default(client) as c:
         return c.get(f"{_base(project)}/{name}/logs", limit=limit)
 
@@ -240,7 +240,7 @@ def explain(project: str, request_id: str, *, client: KosmosClient | None = None
 def replay(
     project: str, request_id: str, *, against: str | None = "champion", client: KosmosClient | None = None
 ) -> dict[str, Any]:
-    """Recompute a prediction from its record alone: the same output?, what ``against`` (an alias or
+    """Recompute a decision from its record alone: the same output?, what ``against`` (an alias or
     version) would decide, and any skew between the online features and the offline store."""
     with client_or_default(client) as c:
         return c.post(f"/projects/{project}/decisions/{request_id}/replay?against={against or ''}", {})

@@ -47,6 +47,7 @@ async def _usage_flushed_on_shutdown(app: Any) -> AsyncIterator[None]:
     gateway = getattr(app.state, "gateway", None)
     if gateway is not None:
         await asyncio.to_thread(gateway.recorder.close)
+        await asyncio.to_thread(gateway.decisions.close)
 
 
 router = APIRouter(tags=["llm"], lifespan=_usage_flushed_on_shutdown)

@@ -26,6 +26,7 @@ from starlette.concurrency import run_in_threadpool
 
 from kosmos.deployment.api import app_handle, forget_handle
 from kosmos.genai import protocol
+from kosmos.genai.decision import llm_record
 from kosmos.genai.gateway import CACHE_HEADER, CACHE_MODES, Gateway, GatewayError, Prepared, Route
 from kosmos.genai.serving import invalid
 from kosmos.platform.api.deps import Call
@@ -277,6 +278,7 @@ def _record(
         gateway.trace(project, prepared, outcome)
 
     gateway.recorder.add(prepared.project_id, call.principal.user_name, row, after)
+    gateway.decisions.add(llm_record(project, call.principal.user_name, prepared, outcome))
 
 
 def _from_cache(

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
+from kosmos.deployment.decisions import DecisionRecorder
 from kosmos.deployment.models import DeploymentRecord
 from kosmos.genai.limits import ProjectLimits, limiter
 from kosmos.genai.models_db import GatewayPolicy
@@ -107,6 +108,9 @@ class Route:
     status: str
     reason: str
     version: str
+    engine: dict[str, Any] = field(default_factory=dict)
+    """The deployment's engine spec (``llm``), for decision records."""
+    retention_days: int = 30
 
 
 @dataclass
@@ -121,6 +125,8 @@ class Prepared:
     effective: Effective
     prompt: Resolved | None = None
     redacted: dict[str, int] = field(default_factory=dict)
+    variables: dict[str, str] = field(default_factory=dict)
+    """The prompt's variables as rendered (redacted)."""
     cache: str | None = None
     """hit, miss, refresh, skip, bypass or error; None when the cache is off."""
     namespace: Namespace | None = None
@@ -145,6 +151,7 @@ class Gateway:
         )
         self.prompts = PromptRegistry(settings.mlflow_tracking_uri)
         self.recorder = UsageRecorder(database, settings.gateway.usage_flush_seconds)
+        self.decisions = DecisionRecorder(database, settings.gateway.usage_flush_seconds)
         self._policies: dict[int, tuple[float, Effective]] = {}
         self._experiments: dict[str, str] = {}
         self._lock = threading.Lock()
@@ -193,7 +200,14 @@ class Gateway:
         names = effective.routes.get(model) or [model]
         records = llm_records(DeploymentRecord.name.in_(names))
         routes = [
-            Route(n, records[n].status, records[n].reason or "", _serving_version(records[n]))
+            Route(
+                n,
+                records[n].status,
+                records[n].reason or "",
+                _serving_version(records[n]),
+                dict(records[n].spec.get("llm") or {}),
+                int(records[n].spec.get("decision_retention_days", 30)),
+            )
             for n in names
             if n in records
         ]
@@ -264,7 +278,8 @@ class Gateway:
         rendered = None
         if prepared.prompt:
             try:  # a missing or an unknown variable is the caller's error, named
-                rendered = prepared.prompt.render({k: clean(str(v)) for k, v in options.variables.items()})
+                prepared.variables = {k: clean(str(v)) for k, v in options.variables.items()}
+                rendered = prepared.prompt.render(prepared.variables)
             except InvalidInput as exc:
                 raise GatewayError(
                     400, exc.message, code="invalid_prompt", param="kosmos.variables"

@@ -31,5 +31,12 @@ class LLMKind:
 
         return build_targets(record, project, settings)
 
+    @staticmethod
+    def replay(settings: Any, project: str, record: dict[str, Any]) -> dict[str, Any]:
+        """``kosmos replay`` of an LLM call's decision record (``kosmos.genai.decision``)."""
+        from kosmos.genai.decision import replay
+
+        return replay(settings, project, record)
+
 
 LLM = LLMKind()

@@ -11,6 +11,7 @@ from kosmos.ui.pages import (
     audit,
     cache,
     datasets,
+    decisions,
     deployments,
     experiments,
     features,
@@ -31,6 +32,7 @@ PAGES = {
         (experiments.render, "Experiments", "experiments", ":material/science:"),
         (models.render, "Models", "models", ":material/inventory_2:"),
         (deployments.render, "Deployments", "deployments", ":material/rocket_launch:"),
+        (decisions.render, "Decisions", "decisions", ":material/manage_search:"),
     ],
     "GenAI": [
         (prompts.render, "Prompts", "prompts", ":material/edit_note:"),

@@ -74,5 +74,5 @@ def create_dataplane_app(settings: Settings, database: Database) -> FastAPI:
         max_body_bytes=settings.dataplane.max_body_bytes,
         guard=_guard,
     )
-    app.add_middleware(RequestContextMiddleware)
+    app.add_middleware(RequestContextMiddleware, echo=False)  # Serve's proxy sets X-Request-Id
     return app

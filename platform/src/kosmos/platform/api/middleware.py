@@ -19,10 +19,14 @@ access_log = logging.getLogger("kosmos.access")
 
 class RequestContextMiddleware:
     """Gives every request an id (the caller's X-Request-ID when well-formed), echoes it
-    in the response, logs one access line, and turns an unhandled error into the JSON 500."""
+    in the response, logs one access line, and turns an unhandled error into the JSON 500.
 
-    def __init__(self, app: ASGIApp) -> None:
+    ``echo=False`` behind Ray Serve's proxy: it passes its request id in (the caller's, or one it
+    made) and sets the same X-Request-Id on the response itself, so echoing it would send it twice."""
+
+    def __init__(self, app: ASGIApp, echo: bool = True) -> None:
         self.app = app
+        self.echo = echo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -41,7 +45,8 @@ class RequestContextMiddleware:
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status["code"], status["sent"] = message["status"], True
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+                if self.echo:
+                    message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:

@@ -1,0 +1,149 @@
+"""Decision records of real predictions on the data plane: explain, replay, skew (shared deploy_env)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import httpx
+import pandas as pd
+import pytest
+
+from kosmos.deployment import sdk
+from kosmos.features.repo import feature_repo
+from kosmos.platform import KosmosClient
+from kosmos.platform.errors import NotFound
+
+pytestmark = pytest.mark.timeout(600)
+
+
+def _client(env: dict[str, Any], token: str | None = None) -> KosmosClient:
+    return KosmosClient(url=env["url"], token=token or env["admin"])
+
+
+def _rows(env: dict[str, Any], n: int, skip: int = 0) -> list[dict[str, Any]]:
+    picked = env["rows"].iloc[skip : skip + n]
+    return [
+        {"user_id": int(r.user_id), "merchant_id": int(r.merchant_id), "amount": float(r.amount)}
+        for r in picked.itertuples()
+    ]
+
+
+def _explained(c: KosmosClient, request_id: str) -> dict[str, Any]:
+    """The record, once the data plane's recorder has written it (it batches once a second)."""
+    deadline = time.monotonic() + 15
+    while True:
+        try:
+            return sdk.explain("demo", request_id, client=c)
+        except NotFound:
+            assert time.monotonic() < deadline, f"no decision record for {request_id} after 15 s"
+            time.sleep(0.3)
+
+
+def test_a_prediction_is_recorded_explained_and_replayed_bit_for_bit(deploy_env) -> None:
+    env = deploy_env
+    with _client(env) as c:
+        env["fraud_main"](c)
+        c.post("/users", {"name": "outsider"})
+        outsider = c.post("/tokens", {"name": "outsider", "user": "outsider"})["token"]
+    rows = _rows(env, 2)
+    with _client(env, env["viewer"]) as c:
+        response = httpx.post(
+            f"{c.dataplane_url}/demo/fraud-main/predict",
+            json={"inputs": rows},
+            headers={"Authorization": f"Bearer {env['viewer']}"},
+        )
+        assert response.status_code == 200, response.text
+        answer = response.json()
+        request_id = response.headers["x-request-id"]
+        assert answer["request_id"] == request_id  # the id the caller gets back is the record's key
+        found = _explained(c, request_id)
+    record = found["record"]
+    assert record["kind"] == "model" and record["deployment"] == "fraud-main"
+    assert record["model"] == "fraud" and record["model_version"] == answer["model_version"] == 1
+    assert record["caller"] == "viewer" and record["traffic"]["arm"] == "stable"
+    assert record["input"] == rows  # as received, before the join
+    assert record["output"]["predictions"] == answer["predictions"]
+    stored = record["features"]["merchant_fraud_rate_30d"]
+    assert stored["view"] == "merchant_stats" and len(stored["values"]) == 2
+    assert all(ts for ts in stored["event_timestamps"])  # when each served value was true
+    assert "amount_vs_user_mean_7d" in record["features"]  # the on-demand view, from the request
+    lineage = found["lineage"]
+    assert lineage["model"]["version"] == 1 and lineage["run"]["run_id"]
+    assert lineage["dataset"]["name"] == "deploy-set" and lineage["features"]["feature_service"]
+    if env["settings"].mlflow_tracking_uri.startswith("http"):  # links into the MLflow UI, when it runs
+        assert lineage["run"]["run_id"] in found["links"]["run"]
+    else:
+        assert found["links"] == {}
+
+    with _client(env) as c:
+        replayed = sdk.replay("demo", request_id, client=c)
+        assert replayed["exact"] is True and replayed["replayed"] == answer["predictions"]
+        assert replayed["against"]["version"] == 1 and replayed["against"]["decides_differently"] == []
+        other = sdk.replay("demo", request_id, against="2", client=c)
+        assert other["exact"] is True and other["against"]["version"] == 2
+        assert other["against"]["predictions"] != answer["predictions"]  # v2 is another model
+        assert replayed["skew"]["checked"] is True
+        assert "merchant_fraud_rate_30d" in replayed["skew"]["columns"]
+        actions = [e["action"] for e in c.get("/audit", project="demo", object=request_id)]
+        assert "decision.explain" in actions and "decision.replay" in actions
+        with pytest.raises(NotFound):
+            sdk.explain("demo", "no-such-request", client=c)
+    with _client(env, outsider) as c, pytest.raises(NotFound):  # no role on demo: the same 404
+        sdk.explain("demo", request_id, client=c)
+
+
+def test_the_skew_detector_flags_an_online_value_the_offline_store_never_had(deploy_env) -> None:
+    env = deploy_env
+    row = _rows(env, 1, skip=10)
+    store = feature_repo(env["settings"], "demo").store()
+    entity = [{"merchant_id": row[0]["merchant_id"]}]
+    refs = ["merchant_stats:merchant_txn_count_30d", "merchant_stats:merchant_fraud_rate_30d"]
+    before = store.get_online_features(features=refs, entity_rows=entity).to_dict(
+        include_event_timestamps=True
+    )
+    with _client(env) as c:
+        env["fraud_main"](c)
+        clean = sdk.predict("demo", "fraud-main", row, client=c)["request_id"]
+        _explained(c, clean)
+        assert (
+            "merchant_fraud_rate_30d"
+            not in sdk.replay("demo", clean, against=None, client=c)["skew"]["skewed"]
+        )
+        # a value written to the online store only (a buggy streaming job): training never saw it
+        served = round(before["merchant_fraud_rate_30d"][0] + 0.5, 6)
+        store.write_to_online_store(
+            "merchant_stats",
+            pd.DataFrame(
+                {
+                    "merchant_id": [row[0]["merchant_id"]],
+                    "merchant_txn_count_30d": before["merchant_txn_count_30d"],
+                    "merchant_fraud_rate_30d": [served],
+                    "event_timestamp": [pd.Timestamp.now(tz="UTC")],
+                }
+            ),
+        )
+        try:
+            skewed = sdk.predict("demo", "fraud-main", row, client=c)["request_id"]
+            assert _explained(c, skewed)["record"]["features"]["merchant_fraud_rate_30d"]["values"] == [
+                served
+            ]
+            skew = sdk.replay("demo", skewed, against=None, client=c)["skew"]
+        finally:  # the shared deployment's store as it was
+            store.write_to_online_store(
+                "merchant_stats",
+                pd.DataFrame(
+                    {
+                        "merchant_id": [row[0]["merchant_id"]],
+                        "merchant_txn_count_30d": before["merchant_txn_count_30d"],
+                        "merchant_fraud_rate_30d": before["merchant_fraud_rate_30d"],
+                        "event_timestamp": [
+                            pd.Timestamp(before["merchant_fraud_rate_30d__ts"][0], unit="s", tz="UTC")
+                        ],
+                    }
+                ),
+            )
+    [flagged] = skew["skewed"]["merchant_fraud_rate_30d"]
+    assert flagged["row"] == 0 and flagged["online"] == pytest.approx(served)
+    assert flagged["offline"] == pytest.approx(before["merchant_fraud_rate_30d"][0])
+    assert "merchant_txn_count_30d" not in skew["skewed"]  # written unchanged: no skew
