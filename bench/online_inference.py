@@ -13,7 +13,10 @@ the two of a pair run one after the other, twice, in alternating order.
 The platform runs as `kosmos up` would start it (control plane, MLflow, Ray, reconciler), with
 Feast's online store on Redis. The load comes from a separate process.
 
-    .venv/bin/python bench/online_inference.py [--seconds 30] [--concurrency 32]
+    .venv/bin/python bench/online_inference.py [--seconds 30] [--concurrency 32] [--postgres]
+
+``--postgres``: the metadata database (where decision records go) on the local PostgreSQL, as in
+production, instead of the embedded SQLite file.
 
 Goals (issue 17): (c) >= 1.5x the throughput of (a) and >= 0.9x (b); (d) p99 <= 50 ms.
 Goal (issue 22): recording costs <= 5% of throughput and <= 1 ms of p99.
@@ -163,11 +166,21 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--postgres", action="store_true", help="metadata DB on 127.0.0.1:5432")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="kosmos-bench-"))
     serve_port = free_port()
+    database = {}
+    if args.postgres:
+        import psycopg
+
+        name = f"kosmos_bench_{os.getpid()}"
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        database["KOSMOS_DATABASE__URL"] = f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
     platform = start_platform(
         home,
+        **database,
         KOSMOS_REDIS__URL=os.environ.get("KOSMOS_BENCH_REDIS", "redis://127.0.0.1:6379/0"),
         KOSMOS_FEATURES__ONLINE_STORE="redis",
         KOSMOS_FEATURES__MATERIALIZE_EVERY_MINUTES="0",
@@ -304,6 +317,9 @@ def main() -> None:
         if mlflow_serve is not None and mlflow_serve.poll() is None:
             os.killpg(mlflow_serve.pid, signal.SIGTERM)
         platform.stop()
+        if args.postgres:
+            with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

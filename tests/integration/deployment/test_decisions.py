@@ -12,7 +12,7 @@ import pytest
 from kosmos.deployment import sdk
 from kosmos.features.repo import feature_repo
 from kosmos.platform import KosmosClient
-from kosmos.platform.errors import NotFound
+from kosmos.platform.errors import Forbidden, InvalidInput, NotFound
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -120,6 +120,7 @@ def test_the_skew_detector_flags_an_online_value_the_offline_store_never_had(dep
                     "merchant_txn_count_30d": before["merchant_txn_count_30d"],
                     "merchant_fraud_rate_30d": [served],
                     "event_timestamp": [pd.Timestamp.now(tz="UTC")],
+                    "created": [pd.Timestamp.now(tz="UTC")],
                 }
             ),
         )
@@ -140,6 +141,7 @@ def test_the_skew_detector_flags_an_online_value_the_offline_store_never_had(dep
                         "event_timestamp": [
                             pd.Timestamp(before["merchant_fraud_rate_30d__ts"][0], unit="s", tz="UTC")
                         ],
+                        "created": [pd.Timestamp.now(tz="UTC")],
                     }
                 ),
             )
@@ -147,3 +149,25 @@ def test_the_skew_detector_flags_an_online_value_the_offline_store_never_had(dep
     assert flagged["row"] == 0 and flagged["online"] == pytest.approx(served)
     assert flagged["offline"] == pytest.approx(before["merchant_fraud_rate_30d"][0])
     assert "merchant_txn_count_30d" not in skew["skewed"]  # written unchanged: no skew
+
+
+def test_batch_replay_of_recorded_traffic_agrees_with_itself_and_measures_another_version(deploy_env) -> None:
+    env = deploy_env
+    with _client(env) as c:
+        env["fraud_main"](c)
+        sent = [sdk.predict("demo", "fraud-main", _rows(env, 2, skip=20 + 2 * i), client=c) for i in range(5)]
+        _explained(c, sent[-1]["request_id"])  # the last one is written: the others were before it
+        since = (pd.Timestamp.now(tz="UTC") - pd.Timedelta(minutes=30)).isoformat()
+        same = sdk.replay_window("demo", "fraud-main", 1, since=since, client=c)
+        assert same["version"] == 1 and same["requests"] >= 5 and same["rows"] >= 10
+        assert same["agreement"] == 1.0 and same["changed"] == 0 and same["mean_abs_diff"] == 0.0
+        other = sdk.replay_window("demo", "fraud-main", "2", since=since, client=c)
+        assert other["version"] == 2 and other["rows"] == same["rows"] and other["mean_abs_diff"] > 0
+        assert other["by_recorded_version"]["1"]["rows"] == same["rows"]
+        run = c.get(f"/projects/demo/runs/{other['mlflow_run_id']}")
+        assert run["metrics"]["agreement"] == pytest.approx(other["agreement"])
+        with pytest.raises(InvalidInput, match="since"):
+            sdk.replay_window("demo", "fraud-main", 1, since="2020-01-01T00:00:00+00:00",
+                              until="2020-01-02T00:00:00+00:00", client=c)  # fmt: skip
+    with _client(env, env["viewer"]) as c, pytest.raises(Forbidden):
+        sdk.replay_window("demo", "fraud-main", 1, client=c)  # it runs models: developers and up

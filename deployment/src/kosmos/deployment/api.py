@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from kosmos.deployment import decisions, predictions, service
 from kosmos.deployment.rollouts import app_name
@@ -34,6 +34,16 @@ class RolloutBody(BaseModel):
 class ReasonBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     reason: str = Field("", max_length=2000, description="Why; kept in the audit log.")
+
+
+class ReplayBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    version: str = Field(description="The model version (number or alias) to decide the recorded traffic.")
+    since: AwareDatetime | None = Field(
+        None, description="Replay requests from this time (with a time zone)."
+    )
+    until: AwareDatetime | None = Field(None, description="... up to this time (exclusive).")
+    limit: int = Field(20_000, ge=1, le=20_000, description="Most requests replayed, oldest first.")
 
 
 class ScaleBody(BaseModel):
@@ -77,6 +87,16 @@ def promote(project: Name, name: Name, body: ReasonBody, call: CallDep) -> dict[
 def rollback(project: Name, name: Name, body: ReasonBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         return service.rollback(ctx, call.settings, project, name, body.reason)
+
+
+@router.post("/{name}/replay", summary="What a version would have decided on recorded traffic")
+def replay_window(project: Name, name: Name, body: ReplayBody, call: CallDep) -> dict[str, Any]:
+    from kosmos.deployment.batch_replay import replay_window
+
+    with call.tx() as ctx:
+        return replay_window(
+            ctx, call.settings, project, name, body.version, body.since, body.until, body.limit
+        )
 
 
 @router.post("/{name}/scale", summary="Change replicas or autoscaling bounds")

@@ -187,6 +187,30 @@ def delete(name: str, project: str = ProjectOption) -> None:
     typer.echo(f"deployment {name} is being deleted")
 
 
+@app.command("replay")
+@handle_errors
+def replay_window(
+    name: str,
+    version: str = typer.Option(..., "--version", "-v", help="The version or alias to decide the traffic."),
+    project: str = ProjectOption,
+    since: str | None = typer.Option(None, help="From this time (ISO, with a time zone)."),
+    until: str | None = typer.Option(None, help="Up to this time (ISO, with a time zone)."),
+    output: Output = OutputOption,
+) -> None:
+    """What VERSION would have decided on NAME's recorded traffic (agreement; an MLflow run)."""
+    summary = sdk.replay_window(project, name, version, since=since, until=until)
+    if output != "table":
+        render(summary, output)
+        return
+    typer.echo(
+        f"v{summary['version']} on {summary['requests']} requests ({summary['rows']} rows, "
+        f"{summary['since']} .. {summary['until']}): agreement {summary['agreement']:.1%}, "
+        f"{summary['changed']} decisions change; MLflow run {summary['mlflow_run_id']}"
+    )
+    rows = [{"recorded_version": v, **s} for v, s in summary["by_recorded_version"].items()]
+    render(rows, output, ["recorded_version", "rows", "agreement"])
+
+
 @app.command("logs")
 @handle_errors
 def logs(name: str, project: str = ProjectOption, limit: int = 20, output: Output = OutputOption) -> None:

@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from kosmos.deployment import predictions
 from kosmos.deployment.dataplane import Route
-from kosmos.deployment.decisions import model_record
+from kosmos.deployment.decisions import model_record, part_of
 from kosmos.deployment.feature_join import BadRows, FeatureJoin, Joined
 from kosmos.deployment.serving import MAX_ROWS, call_version, invalid_answer, problem, request_rows
 from kosmos.platform.api import Call, CallDep
@@ -93,7 +93,7 @@ async def _predict(request: Request, route: Route, body: Any, call: Call) -> dic
                     deployment=route.name,
                     model=route.model,
                     request_id=request_id,
-                    part=int(body.get("_part") or 0),
+                    part=part_of(body),
                     caller=caller,
                     received=received,
                     feature_service=route.feature_service,

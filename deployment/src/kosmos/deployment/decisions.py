@@ -235,6 +235,12 @@ def window(
     return list(session.scalars(query.order_by(order, DecisionRow.id).limit(limit)))
 
 
+def part_of(body: dict[str, Any]) -> int:
+    """Which chunk of a batch request ``body`` is (``_part``, set by the batch route; 0 otherwise)."""
+    part = body.get("_part")
+    return part if isinstance(part, int) and not isinstance(part, bool) and 0 <= part < 10_000 else 0
+
+
 def model_record(
     *,
     project: str,

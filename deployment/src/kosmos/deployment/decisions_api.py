@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
+from pydantic import BaseModel, ConfigDict, Field
 
 from kosmos.deployment import explain, replay
 from kosmos.platform.api import CallDep
@@ -13,6 +14,15 @@ from kosmos.platform.identity.names import Name
 
 router = APIRouter(prefix="/projects/{project}/decisions", tags=["decisions"])
 RequestId = str
+
+
+class ReplayBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    against: str | None = Field(
+        "champion",
+        max_length=128,
+        description="A version or alias to decide the same input too (null: none).",
+    )
 
 
 def _explain(call: Any, project: str, request_id: str) -> dict[str, Any]:
@@ -32,9 +42,6 @@ async def get(project: Name, request_id: RequestId, call: CallDep) -> dict[str, 
 
 @router.post("/{request_id}/replay", summary="Recompute a prediction from its record; compare and check skew")
 async def replay_decision(
-    project: Name,
-    request_id: RequestId,
-    call: CallDep,
-    against: str | None = Query("champion", description="A version or alias to decide the same input too."),
+    project: Name, request_id: RequestId, body: ReplayBody, call: CallDep
 ) -> dict[str, Any]:
-    return await run_in_threadpool(_replay, call, project, request_id, against or None)
+    return await run_in_threadpool(_replay, call, project, request_id, body.against or None)

@@ -58,6 +58,7 @@ deployments = Namespace(
     scale=sdk.scale,
     delete=sdk.delete,
     stats=sdk.stats,
+    replay=sdk.replay_window,
     logs=sdk.logs,
     predict=sdk.predict,
     predict_batch=sdk.predict_batch,

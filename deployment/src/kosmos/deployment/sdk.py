@@ -243,4 +243,22 @@ def replay(
     """Recompute a decision from its record alone: the same output?, what ``against`` (an alias or
     version) would decide, and any skew between the online features and the offline store."""
     with client_or_default(client) as c:
-        return c.post(f"/projects/{project}/decisions/{request_id}/replay?against={against or ''}", {})
+        return c.post(f"/projects/{project}/decisions/{request_id}/replay", {"against": against})
+
+
+def replay_window(
+    project: str,
+    name: str,
+    version: str | int,
+    *,
+    since: str | None = None,
+    until: str | None = None,
+    limit: int = 20_000,
+    client: KosmosClient | None = None,
+) -> dict[str, Any]:
+    """What ``version`` would have decided on the deployment's recorded requests between ``since``
+    and ``until`` (ISO times with a time zone): agreement overall and per recorded version, kept as
+    an MLflow run in ``<project>/decision-replays``."""
+    body = {"version": str(version), "since": since, "until": until, "limit": limit}
+    with client_or_default(client) as c:
+        return c.post(f"{_base(project)}/{name}/replay", body)

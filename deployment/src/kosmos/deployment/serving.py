@@ -27,7 +27,7 @@ import pandas as pd
 from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from kosmos.deployment.decisions import DecisionRecorder, model_record
+from kosmos.deployment.decisions import DecisionRecorder, model_record, part_of
 from kosmos.deployment.feature_join import BadRows, FeatureJoin, Joined
 from kosmos.deployment.model_cache import fetch_version
 from kosmos.platform.db.engine import Database
@@ -342,7 +342,7 @@ class TrafficRouter:
                     deployment=self.deployment,
                     model=self.model,
                     request_id=request_id,
-                    part=int(body.get("_part") or 0),
+                    part=part_of(body),
                     caller=caller,
                     received=received,
                     feature_service=self.feature_service,
