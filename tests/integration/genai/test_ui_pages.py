@@ -8,6 +8,7 @@ a registered and promoted model, a prompt with two versions and the live LLM end
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -148,6 +149,36 @@ def test_deployments_prompts_cache_and_playground_pages(ui_env) -> None:
     at = _page(ui_env, "playground")
     _ok(at)
     assert LLM in next(s for s in at.selectbox if s.label == "Endpoint").options
+
+
+def test_the_decisions_page_explains_and_replays_an_llm_call(ui_env, llm_env) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(
+        base_url=f"{ui_env['url']}/api/v1/projects/demo/openai/v1", api_key=ui_env["token"], max_retries=0
+    )
+    raw = client.chat.completions.with_raw_response.create(
+        model=LLM,
+        messages=[{"role": "user", "content": "Name one colour of the sky."}],
+        temperature=0,
+        max_tokens=8,
+    )
+    answer, request_id = raw.parse().choices[0].message.content, raw.headers["x-request-id"]
+    at = _page(ui_env, "decisions")
+    _ok(at)
+    deadline = time.monotonic() + 15  # the record is written within about a second
+    while True:
+        at.text_input[0].set_value(request_id).run()
+        if not at.error or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    _ok(at)
+    assert [m.label for m in at.metric][:2] == ["Deployment", "Model version"] and at.metric[0].value == LLM
+    assert answer in _text(at)
+    assert at.dataframe[0].value["content"].tolist()[-1] == "Name one colour of the sky."
+    next(b for b in at.button if b.label == "Replay").click().run()
+    _ok(at)
+    assert "same output" in _text(at)
 
 
 def test_the_assistant_page_answers_with_citations(ui_env, llm_env) -> None:
