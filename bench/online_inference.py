@@ -167,6 +167,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--postgres", action="store_true", help="metadata DB on 127.0.0.1:5432")
+    parser.add_argument("--decisions-only", action="store_true", help="only decision records on/off")
     args = parser.parse_args()
     home = Path(tempfile.mkdtemp(prefix="kosmos-bench-"))
     serve_port = free_port()
@@ -295,9 +296,14 @@ def main() -> None:
             ),
         }
         results = {}
+        if args.decisions_only:
+            cases = {}
         for label, (url, bodies, hdrs) in cases.items():
             load(url, bodies, hdrs, 3, args.concurrency)  # warm up
             results[label] = load(url, bodies, hdrs, args.seconds, args.concurrency)
+        if args.decisions_only:
+            decision_overhead(dataplane, full, keyed, headers, args)
+            return
         reference = results["(a) mlflow models serve -w 2"]["rps"]
         bare = results["(b) bare Ray Serve, HTTP ingress"]["rps"]
         print(

@@ -91,6 +91,22 @@ def test_a_prediction_is_recorded_explained_and_replayed_bit_for_bit(deploy_env)
             sdk.explain("demo", "no-such-request", client=c)
     with _client(env, outsider) as c, pytest.raises(NotFound):  # no role on demo: the same 404
         sdk.explain("demo", request_id, client=c)
+    _the_web_page_shows_it(env, request_id)
+
+
+def _the_web_page_shows_it(env: dict[str, Any], request_id: str) -> None:
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_string(
+        "from kosmos.ui.pages import decisions\ndecisions.render()\n", default_timeout=120
+    )
+    at.session_state.update(token=env["viewer"], url=env["url"], project="demo")
+    at.run()
+    at.text_input[0].set_value(request_id).run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    features = next(d.value for d in at.dataframe if "view" in d.value.columns)
+    assert "merchant_stats" in features["view"].tolist()
+    assert at.get("graphviz_chart") and "decision" in at.get("graphviz_chart")[0].proto.spec
 
 
 def test_the_skew_detector_flags_an_online_value_the_offline_store_never_had(deploy_env) -> None:
@@ -171,3 +187,45 @@ def test_batch_replay_of_recorded_traffic_agrees_with_itself_and_measures_anothe
                               until="2020-01-02T00:00:00+00:00", client=c)  # fmt: skip
     with _client(env, env["viewer"]) as c, pytest.raises(Forbidden):
         sdk.replay_window("demo", "fraud-main", 1, client=c)  # it runs models: developers and up
+
+
+def test_a_record_whose_model_version_is_gone_still_explains_what_it_can(deploy_env) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import select
+
+    from kosmos.deployment.models import DecisionRow
+    from kosmos.platform.db.models import Project
+
+    env, now = deploy_env, datetime.now(UTC)
+    row = _rows(env, 1, skip=40)
+    record = {
+        "project": "demo", "deployment": "fraud-main", "kind": "model", "request_id": "ghost-1",
+        "at": now.isoformat(), "caller": "admin", "model": "fraud", "model_version": 99,
+        "input": row, "features": {}, "output": {"predictions": [[0.5, 0.5]], "classes": ["0", "1"]},
+        "status": "ok",
+    }  # fmt: skip
+    with env["database"].transaction() as session:
+        project_id = session.scalar(select(Project.id).where(Project.name == "demo"))
+        session.add(
+            DecisionRow(
+                project_id=project_id,
+                request_id="ghost-1",
+                part=0,
+                deployment="fraud-main",
+                kind="model",
+                at=now,
+                model_version=99,
+                status="ok",
+                expires_at=now + timedelta(days=1),
+                record=record,
+            )
+        )
+    with _client(env) as c:
+        found = sdk.explain("demo", "ghost-1", client=c)
+        assert found["record"]["input"] == row and found["lineage"] is None
+        assert "version 99 is no longer registered" in found["missing"]
+        replayed = sdk.replay("demo", "ghost-1", client=c)
+    assert replayed["exact"] is False and replayed["replayed"] is None and replayed["error"]
+    assert replayed["against"]["version"] == 1 and len(replayed["against"]["predictions"]) == 1
+    assert replayed["skew"]["checked"] is False  # no features were joined

@@ -15,7 +15,9 @@ thousand requests a second per deployment, PostgreSQL's partitioning by day is t
 
 A request never waits on the store and never fails because of it: a write that fails keeps the
 rows queued (retried next tick) up to ``MAX_QUEUED``; past that the oldest are dropped and
-counted (``RecorderStats.dropped``), and ``close`` writes what is left on a clean shutdown.
+counted (``RecorderStats.dropped``, a warning in the log, and in a Ray process the
+``kosmos_decision_records_{written,dropped,failed_writes}`` counters on Ray's metrics endpoint),
+and ``close`` writes what is left on a clean shutdown.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ class DecisionRecorder:
         self.written = self.dropped = self.failed_writes = 0
         self._queue: deque[dict[str, Any]] = deque()
         self._projects: dict[str, int] = {}
+        self._counters = _ray_counters()
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="kosmos-decisions", daemon=True)
@@ -77,8 +80,13 @@ class DecisionRecorder:
         """Queue one record (no I/O; a deque append is atomic under the GIL)."""
         if len(self._queue) >= MAX_QUEUED:
             self._queue.popleft()
-            self.dropped += 1
+            self._count("dropped", 1)
         self._queue.append(record)
+
+    def _count(self, what: str, n: int) -> None:
+        setattr(self, what, getattr(self, what) + n)
+        if self._counters is not None and n:
+            self._counters[what].inc(n)
 
     def stats(self) -> RecorderStats:
         return RecorderStats(len(self._queue), self.written, self.dropped, self.failed_writes)
@@ -95,10 +103,10 @@ class DecisionRecorder:
                         if rows:
                             session.execute(insert(DecisionRow), rows)
                 except Exception as exc:  # back to the front, in order, within the bound
-                    self.failed_writes += 1
+                    self._count("failed_writes", 1)
                     room = MAX_QUEUED - len(self._queue)
                     keep = batch[-room:] if room > 0 else []
-                    self.dropped += len(batch) - len(keep)
+                    self._count("dropped", len(batch) - len(keep))
                     self._queue.extendleft(reversed(keep))
                     log.warning(
                         "could not write %d decision records (%s); %d queued, %d dropped so far",
@@ -106,7 +114,7 @@ class DecisionRecorder:
                     )  # fmt: skip
                     break
                 written += len(rows)
-                self.written += len(rows)
+                self._count("written", len(rows))
         return written
 
     def _rows(self, session: Any, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -145,6 +153,23 @@ class DecisionRecorder:
         """Stop the thread and write what is left (a clean shutdown loses nothing)."""
         self._stop.set()
         self.flush()
+
+
+def _ray_counters() -> dict[str, Any] | None:
+    """Ray's metric counters in a Ray process (a Serve replica); None elsewhere."""
+    try:
+        import ray
+
+        if not ray.is_initialized():
+            return None
+        from ray.util.metrics import Counter
+
+        return {
+            what: Counter(f"kosmos_decision_records_{what}", description=f"Decision records {what}.")
+            for what in ("written", "dropped", "failed_writes")
+        }
+    except Exception:  # metrics are a bonus: recording works without them
+        return None
 
 
 @atexit.register

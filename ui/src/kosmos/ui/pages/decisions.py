@@ -9,6 +9,7 @@ import streamlit as st
 
 from kosmos.deployment import sdk
 from kosmos.ui.common import client, page, project, table
+from kosmos.ui.pages.models import lineage_dot
 
 
 def _facts(record: dict[str, Any]) -> None:
@@ -40,13 +41,14 @@ def _features(record: dict[str, Any]) -> None:
     table(rows)
 
 
-def _lineage(found: dict[str, Any]) -> None:
+def _lineage(found: dict[str, Any], request_id: str) -> None:
     lineage = found.get("lineage")
     if found.get("missing"):
         st.warning(found["missing"])
     if not lineage:
         return
     st.subheader("Lineage")
+    st.graphviz_chart(lineage_dot(lineage, root=f"decision\\n{request_id[:12]}"))
     dataset = lineage.get("dataset") or {}
     code = lineage.get("code") or {}
     links = found.get("links") or {}
@@ -67,10 +69,12 @@ def _llm(record: dict[str, Any]) -> None:
     if prompt:
         st.markdown(f"Prompt **{prompt['name']} v{prompt['version']}** ({prompt['reference']})")
     cache = record.get("cache") or {}
-    st.markdown(
-        f"Cache: **{cache.get('decision') or 'off'}**"
-        + (f", entry {cache['entry']} at similarity {cache['similarity']:.3f}" if cache.get("entry") else "")
-    )
+    detail = ""
+    if cache.get("decision") == "hit" and cache.get("similarity") is not None:
+        detail = f", entry {cache['entry']} at similarity {cache['similarity']:.3f}"
+    elif cache.get("entry") is not None:  # a miss whose answer was stored
+        detail = f", the answer was stored as entry {cache['entry']}"
+    st.markdown(f"Cache: **{cache.get('decision') or 'off'}**{detail}")
     st.subheader("Messages as the model got them")
     messages = record.get("messages")
     if isinstance(messages, list):
@@ -135,5 +139,5 @@ def render() -> None:
         st.markdown(output.get("text") or "")
     else:
         st.write(output.get("predictions"))
-    _lineage(found)
+    _lineage(found, request_id.strip())
     _replay(request_id.strip())

@@ -12,8 +12,9 @@ from kosmos.ui.common import act, client, page, project, table
 HEADLINE = ("roc_auc", "pr_auc", "accuracy", "log_loss", "rmse")
 
 
-def lineage_dot(lineage: dict[str, Any]) -> str:
-    """The lineage as a Graphviz graph: model -> run -> code, dataset -> features."""
+def lineage_dot(lineage: dict[str, Any], root: str | None = None) -> str:
+    """The lineage as a Graphviz graph: model -> run -> code, dataset -> features; from ``root``
+    (a decision's label) to the model when given."""
     model, run, code = lineage["model"], lineage["run"], lineage["code"]
     nodes = {
         "model": f"model\\n{model['name']} v{model['version']}",
@@ -21,6 +22,9 @@ def lineage_dot(lineage: dict[str, Any]) -> str:
         "code": f"code\\n{(code.get('commit') or 'unknown')[:8]}{' (dirty)' if code.get('dirty') else ''}",
     }
     edges = [("model", "run"), ("run", "code")]
+    if root:
+        nodes["decision"] = root
+        edges.insert(0, ("decision", "model"))
     if lineage.get("dataset"):
         ds = lineage["dataset"]
         nodes["dataset"] = f"dataset\\n{ds['name']} v{ds['version']}\\n{ds['rows']} rows"
