@@ -88,7 +88,8 @@ def _run_quickstart(env: dict[str, str], tmp_path: Path) -> None:
         "'traffic': final['traffic'], 'cache': [first['cache'], second['cache']], "
         "'prompt': first['prompt'], 'runs': len(runs), 'predictions': len(predictions), "
         "'explained': why['record']['model_version'] == predictions[1]['model_version'], "
-        "'replayed': again['exact'], "
+        "'replayed': again['exact'], 'llm_prompt': llm_why['record']['prompt']['reference'], "
+        "'llm_replayed': bool(llm_again['replayed']), "
         "'table': kosmos.models.list()._repr_html_()[:6], "
         "'assistant': [s['citation'] for s in reply['sources']]}))"
     )
@@ -106,6 +107,7 @@ def _run_quickstart(env: dict[str, str], tmp_path: Path) -> None:
     assert facts["cache"] == ["miss", "hit"] and facts["prompt"] == "support/1"
     assert facts["runs"] == 2 and facts["predictions"] == 12 and facts["table"] == "<table"
     assert facts["explained"] is True and facts["replayed"] is True  # kosmos.decisions
+    assert facts["llm_prompt"] == "support@production" and facts["llm_replayed"] is True
     assert any(c.startswith("docs/deployment.md#") for c in facts["assistant"]), facts["assistant"]
 
 

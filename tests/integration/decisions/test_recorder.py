@@ -102,6 +102,26 @@ def test_a_store_that_is_down_fails_no_request_and_what_it_missed_is_written_whe
         database.dispose()
 
 
+def test_a_record_the_store_refuses_is_dropped_alone_and_never_blocks_the_queue(database_url: str) -> None:
+    database = Database(database_url)
+    _project(database)
+    recorder = decisions.DecisionRecorder(database, flush_s=3600)
+    try:
+        recorder.add(_record("good-1"))
+        recorder.add(_record("bad", at="yesterday"))  # not a time: this record can never be written
+        recorder.add(_record("good-2", deployment="d" * 500))  # longer than the column (PostgreSQL refuses)
+        recorder.add(_record("good-3"))
+        written = recorder.flush()
+        with database.transaction() as session:
+            kept = set(session.scalars(select(DecisionRow.request_id)))
+        assert {"good-1", "good-3"} <= kept and "bad" not in kept
+        assert written == len(kept) and recorder.stats().dropped == 4 - len(kept)
+        assert recorder.stats().queued == 0 and recorder.stats().failed_writes == 0
+    finally:
+        recorder.close()
+        database.dispose()
+
+
 def test_a_clean_shutdown_writes_every_queued_record(sqlite_url: str) -> None:
     database = Database(sqlite_url)
     _project(database)

@@ -100,7 +100,8 @@ def _the_web_page_shows_it(env: dict[str, Any], request_id: str) -> None:
     at = AppTest.from_string(
         "from kosmos.ui.pages import decisions\ndecisions.render()\n", default_timeout=120
     )
-    at.session_state.update(token=env["viewer"], url=env["url"], project="demo")
+    for key, value in {"token": env["viewer"], "url": env["url"], "project": "demo"}.items():
+        at.session_state[key] = value
     at.run()
     at.text_input[0].set_value(request_id).run()
     assert not at.exception and not at.error, [e.value for e in at.error]

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 from sqlalchemy import delete, insert, select
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from kosmos.deployment.models import DecisionRow
 from kosmos.platform import pii
@@ -92,30 +93,59 @@ class DecisionRecorder:
         return RecorderStats(len(self._queue), self.written, self.dropped, self.failed_writes)
 
     def flush(self) -> int:
-        """Write what is queued; returns the rows written (0 when the store is down: they stay queued)."""
+        """Write what is queued; returns the rows written (0 when the store is down: they stay queued).
+
+        A record the store refuses (a value it cannot take) is dropped and counted, alone: the
+        rest of its batch is written one by one, so one bad record never blocks the queue."""
         written = 0
         with self._lock:
             while self._queue:
                 batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
                 try:
-                    with self.database.transaction() as session:
-                        rows = self._rows(session, batch)
-                        if rows:
-                            session.execute(insert(DecisionRow), rows)
-                except Exception as exc:  # back to the front, in order, within the bound
-                    self._count("failed_writes", 1)
-                    room = MAX_QUEUED - len(self._queue)
-                    keep = batch[-room:] if room > 0 else []
-                    self._count("dropped", len(batch) - len(keep))
-                    self._queue.extendleft(reversed(keep))
-                    log.warning(
-                        "could not write %d decision records (%s); %d queued, %d dropped so far",
-                        len(batch), type(exc).__name__, len(self._queue), self.dropped,
-                    )  # fmt: skip
+                    n = self._write(batch)
+                except Exception as exc:
+                    if _refused(exc):
+                        written += self._one_by_one(batch)
+                        continue
+                    self._requeue(batch, exc)
                     break
-                written += len(rows)
-                self._count("written", len(rows))
+                written += n
         return written
+
+    def _write(self, batch: list[dict[str, Any]]) -> int:
+        with self.database.transaction() as session:
+            rows = self._rows(session, batch)
+            if rows:
+                session.execute(insert(DecisionRow), rows)
+        self._count("written", len(rows))
+        return len(rows)
+
+    def _one_by_one(self, batch: list[dict[str, Any]]) -> int:
+        written = 0
+        for record in batch:
+            try:
+                written += self._write([record])
+            except Exception as exc:
+                if not _refused(exc):  # the store went down meanwhile: keep this one and the rest
+                    self._requeue(batch[batch.index(record) :], exc)
+                    break
+                self._count("dropped", 1)
+                log.warning(  # the request id only: a record holds what a caller sent
+                    "dropped decision record %s: %s", record.get("request_id"), type(exc).__name__
+                )
+        return written
+
+    def _requeue(self, batch: list[dict[str, Any]], exc: Exception) -> None:
+        """Back to the front, in order, within the bound; the next tick retries."""
+        self._count("failed_writes", 1)
+        room = MAX_QUEUED - len(self._queue)
+        keep = batch[-room:] if room > 0 else []
+        self._count("dropped", len(batch) - len(keep))
+        self._queue.extendleft(reversed(keep))
+        log.warning(
+            "could not write %d decision records (%s); %d queued, %d dropped so far",
+            len(batch), type(exc).__name__, len(self._queue), self.dropped,
+        )  # fmt: skip
 
     def _rows(self, session: Any, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
         missing = {r["project"] for r in batch} - self._projects.keys()
@@ -153,6 +183,13 @@ class DecisionRecorder:
         """Stop the thread and write what is left (a clean shutdown loses nothing)."""
         self._stop.set()
         self.flush()
+
+
+def _refused(exc: Exception) -> bool:
+    """Whether ``exc`` is about the records (a value the store refuses), not the store being down."""
+    if isinstance(exc, DataError | IntegrityError | TypeError | ValueError | KeyError):
+        return True
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)  # e.g. not serializable
 
 
 def _ray_counters() -> dict[str, Any] | None:
