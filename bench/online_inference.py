@@ -83,7 +83,7 @@ def load(url: str, bodies: list[dict], headers: dict, seconds: float, concurrenc
         return pool.apply(_load_process, ((url, bodies, headers, seconds, concurrency),))
 
 
-def bare_serve_app(tracking_uri: str, model_uri: str) -> object:
+def bare_serve_app(tracking_uri: str, model_uri: str, token: str) -> object:
     """(b): the registered model in one plain Serve deployment with an HTTP ``__call__``."""
     from ray import serve
 
@@ -92,6 +92,7 @@ def bare_serve_app(tracking_uri: str, model_uri: str) -> object:
         def __init__(self) -> None:
             import mlflow.pyfunc
 
+            os.environ["MLFLOW_TRACKING_TOKEN"] = token  # MLflow runs behind Kosmos's access rules
             mlflow.set_tracking_uri(tracking_uri)
             self.model = mlflow.pyfunc.load_model(model_uri)
             schema = self.model.metadata.get_input_schema()
@@ -235,6 +236,7 @@ def main() -> None:
         mlflow_env = {  # mlflow models serve execs `uvicorn` from PATH: give it this venv's
             **env,
             "MLFLOW_TRACKING_URI": f"http://127.0.0.1:{mlflow_port}",
+            "MLFLOW_TRACKING_TOKEN": platform.token,  # MLflow runs behind Kosmos's access rules
             "PATH": f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}",
         }
         mlflow_serve = subprocess.Popen(
@@ -262,9 +264,15 @@ def main() -> None:
         import ray
         from ray import serve
 
+        from kosmos.platform.ray_cluster import local_auth_token, use_auth
+
+        # the platform's Ray takes its token (token authentication, issue 19)
+        use_auth({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": local_auth_token(home)})
         ray.init(address=f"127.0.0.1:{env['KOSMOS_RAY__GCS_PORT']}", namespace="kosmos", log_to_driver=False)
         serve.run(
-            bare_serve_app(f"http://127.0.0.1:{mlflow_port}", f"models:/demo.fraud-detector/{version}"),
+            bare_serve_app(
+                f"http://127.0.0.1:{mlflow_port}", f"models:/demo.fraud-detector/{version}", platform.token
+            ),
             name="bench-bare",
             route_prefix="/bench-bare",
         )

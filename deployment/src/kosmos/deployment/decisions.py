@@ -23,6 +23,7 @@ and ``close`` writes what is left on a clean shutdown.
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import math
 import threading
@@ -33,7 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import delete, insert, select
+from sqlalchemy import JSON, Text, bindparam, cast, delete, insert, select, type_coerce
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
 from kosmos.deployment.models import DecisionRow
@@ -116,7 +117,7 @@ class DecisionRecorder:
         with self.database.transaction() as session:
             rows = self._rows(session, batch)
             if rows:
-                session.execute(insert(DecisionRow), rows)
+                session.execute(_insert(session.get_bind().dialect.name), rows)
         self._count("written", len(rows))
         return len(rows)
 
@@ -170,7 +171,7 @@ class DecisionRecorder:
                     "model_version": record.get("model_version"),
                     "status": record["status"],
                     "expires_at": at + timedelta(days=days),
-                    "record": jsonable(_redacted({**record, "at": at})),
+                    "record_json": to_json(_redacted({**record, "at": at})),
                 }
             )
         return rows
@@ -214,6 +215,31 @@ def close_all() -> None:
     """Every recorder still open writes what it holds when the interpreter exits."""
     for recorder in list(_recorders):
         recorder.close()
+
+
+def _insert(dialect: str) -> Any:
+    """An INSERT of rows whose record is JSON text already (serialized once, by ``to_json``):
+    PostgreSQL casts the text to ``json``; SQLite stores it as it is."""
+    text = bindparam("record_json", type_=Text())
+    value = cast(text, JSON) if dialect == "postgresql" else type_coerce(text, Text())
+    return insert(DecisionRow.__table__).values(record=value)
+
+
+def to_json(record: dict[str, Any]) -> str:
+    """``record`` as JSON text a PostgreSQL ``json`` column takes, in one pass of the C encoder;
+    ``jsonable``'s slower walk only when a non-finite float made it write NaN or Infinity."""
+    text = json.dumps(record, default=_encode, separators=(",", ":"))
+    if "NaN" in text or "Infinity" in text:  # rare; a string holding those words takes this path too
+        text = json.dumps(jsonable(record), separators=(",", ":"))
+    return text
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, np.generic | np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def _redacted(record: dict[str, Any]) -> dict[str, Any]:
