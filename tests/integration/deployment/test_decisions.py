@@ -44,8 +44,9 @@ def test_a_prediction_is_recorded_explained_and_replayed_bit_for_bit(deploy_env)
     env = deploy_env
     with _client(env) as c:
         env["fraud_main"](c)
-        c.post("/users", {"name": "outsider"})
-        outsider = c.post("/tokens", {"name": "outsider", "user": "outsider"})["token"]
+        stranger = f"stranger-{time.time_ns()}"  # a user of its own: other modules share this platform
+        c.post("/users", {"name": stranger})
+        outsider = c.post("/tokens", {"name": stranger, "user": stranger})["token"]
     rows = _rows(env, 2)
     with _client(env, env["viewer"]) as c:
         response = httpx.post(
