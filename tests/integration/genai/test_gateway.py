@@ -182,7 +182,7 @@ def test_prompts_from_the_mlflow_registry_with_aliases_and_invalidation(llm_env,
     assert moved["previous"] == 1 and moved["cache_invalidated"] >= 1
     _, h3 = _ask(llm_env, question, extra_body={"kosmos": use})
     assert h3["x-kosmos-prompt"] == "support/2" and h3["x-kosmos-cache"] == "miss"
-    assert [p["name"] for p in sdk.list_prompts("demo", client=kc)] == ["support"]
+    assert "support" in [p["name"] for p in sdk.list_prompts("demo", client=kc)]  # others register theirs
     sdk.report_outcome("demo", h3["x-request-id"], "success", client=kc)
     results = {r["version"]: r for r in sdk.prompt_results("demo", "support", client=kc)}
     assert results[2]["successes"] == 1 and results[1]["requests"] == 2

@@ -17,6 +17,8 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
+from kosmos.deployment.decisions import DecisionRecorder
+from kosmos.deployment.models import DecisionRow
 from kosmos.genai.models_db import LLMUsage
 from kosmos.genai.usage import UsageRecorder
 from kosmos.platform.db.engine import Database
@@ -122,10 +124,20 @@ def test_the_apps_shutdown_writes_its_gateways_queued_rows(project, plane: str) 
     app = FastAPI()
     app.include_router(router if plane == "control" else dataplane)
     recorder = UsageRecorder(database, flush_s=3600)
-    app.state.gateway = SimpleNamespace(recorder=recorder)  # what gateway_of() leaves on the app
+    decisions = DecisionRecorder(database, flush_s=3600)
+    app.state.gateway = SimpleNamespace(recorder=recorder, decisions=decisions)  # what gateway_of() leaves
+    with database.transaction() as session:
+        name = session.get(Project, project_id).name
     with TestClient(app):
         for i in range(7):
             recorder.add(project_id, "ana", _row(i))
+            decisions.add(
+                {"project": name, "deployment": "d", "kind": "llm", "request_id": f"req-{i:05d}",
+                 "at": time.time(), "status": "ok"}
+            )  # fmt: skip
         assert _stored(database, project_id) == []
     # the server stopped (its lifespan's shutdown, as uvicorn and Serve run it): the rows are there
     assert len(_stored(database, project_id)) == 7 and recorder.pending() == 0
+    with database.transaction() as session:
+        kept = session.scalars(select(DecisionRow.request_id).where(DecisionRow.project_id == project_id))
+        assert sorted(kept) == [f"req-{i:05d}" for i in range(7)]  # and every decision record

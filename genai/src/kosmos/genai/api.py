@@ -42,12 +42,12 @@ from kosmos.platform.ray_cluster import connect
 @asynccontextmanager
 async def _usage_flushed_on_shutdown(app: Any) -> AsyncIterator[None]:
     """A clean stop of the app (uvicorn's, or a Serve replica's graceful shutdown) writes every
-    usage row its gateway still holds."""
+    usage row and decision record its gateway still holds."""
     yield
     gateway = getattr(app.state, "gateway", None)
     if gateway is not None:
         await asyncio.to_thread(gateway.recorder.close)
-        await asyncio.to_thread(gateway.decisions.close)
+        await asyncio.to_thread(gateway.decisions.close)  # and its decision records
 
 
 router = APIRouter(tags=["llm"], lifespan=_usage_flushed_on_shutdown)
