@@ -55,8 +55,7 @@ CODE_VERSION = f"kosmos-{importlib.metadata.version('kosmos-deployment')}"
 """Serve's code version: without one every apply would restart every replica; with it, a
 traffic change reconfigures the router in place and a replica count change only scales."""
 RETIRE_AFTER_S = 5.0
-PURGE_EVERY_S = 3600.0
-"""How often a reconciler deletes decision records past their retention."""
+PURGE_EVERY_S = 3600.0  # how often a reconciler deletes decision records past their retention
 """A version that lost its traffic keeps running this long, so no in-flight request hits a stopped replica."""
 
 
@@ -240,9 +239,7 @@ class Reconciler:
         if time.monotonic() - self._purged_at > PURGE_EVERY_S:
             self._purged_at = time.monotonic()
             try:
-                gone = decisions.purge(self.database)
-                if gone:
-                    log.info("deleted %d decision records past their retention", gone)
+                log.info("deleted %d decision records past their retention", decisions.purge(self.database))
             except Exception as exc:  # the next hour tries again
                 log.warning("could not delete expired decision records: %s", exc)
 
