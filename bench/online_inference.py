@@ -142,7 +142,7 @@ def decision_overhead(
     """Decision records on and off, side by side (ABBA order, so drift hits both the same)."""
     pairs = {
         "(c) no features": ("fraud-nofeatures", "fraud-nofeatures-rec", full),
-        "(d) Redis features": ("fraud-features-norec", "fraud-detector", keyed),
+        "(d) Redis features": ("fraud-features-norec", "fraud-features-rec", keyed),
     }
     print(f"\ndecision records off / on, {args.concurrency} clients, 2 x {args.seconds:.0f} s each")
     columns = ("off req/s", "on req/s", "cost", "off p99", "on p99", "+p99 ms")
@@ -202,6 +202,8 @@ def main() -> None:
             {"name": "fraud-nofeatures", "log_sample_rate": 0},
             {"name": "fraud-nofeatures-rec", "log_sample_rate": 1.0},
             {"name": "fraud-features-norec", "log_sample_rate": 0, "feature_service": "fraud_detection_v1"},
+            # its pair differs in the sample rate only (the demo deployment reserves other CPUs)
+            {"name": "fraud-features-rec", "log_sample_rate": 1.0, "feature_service": "fraud_detection_v1"},
         ]
         for spec in specs:
             body = {"model": "fraud-detector", "version": str(version), "num_cpus": 0.25, **spec}

@@ -84,6 +84,8 @@ def test_a_prediction_is_recorded_explained_and_replayed_bit_for_bit(deploy_env)
         other = sdk.replay("demo", request_id, against="2", client=c)
         assert other["exact"] is True and other["against"]["version"] == 2
         assert other["against"]["predictions"] != answer["predictions"]  # v2 is another model
+        with pytest.raises(InvalidInput, match="against"):  # a comparison that cannot be made is named
+            sdk.replay("demo", request_id, against="no-such-alias", client=c)
         assert replayed["skew"]["checked"] is True
         assert "merchant_fraud_rate_30d" in replayed["skew"]["columns"]
         actions = [e["action"] for e in c.get("/audit", project="demo", object=request_id)]

@@ -28,7 +28,7 @@ from ray import serve
 from sqlalchemy import select
 
 from kosmos.deployment import rollouts
-from kosmos.deployment.decisions import DecisionRecorder
+from kosmos.deployment.decisions import DecisionRecorder, RecordSource
 from kosmos.deployment.models import DeploymentRecord
 from kosmos.deployment.serving import model_app_name
 from kosmos.platform.db.engine import Database
@@ -57,6 +57,10 @@ class Route:
     """Share of successful requests that get a decision record."""
     model: str = ""
     retention_days: int = 30
+
+    @property
+    def source(self) -> RecordSource:
+        return RecordSource(self.project, self.name, self.model, self.feature_service, self.retention_days)
 
 
 def route_of(record: DeploymentRecord, project: str) -> Route:

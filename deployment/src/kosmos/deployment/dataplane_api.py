@@ -15,7 +15,7 @@ from fastapi.responses import JSONResponse
 
 from kosmos.deployment import predictions
 from kosmos.deployment.dataplane import Route
-from kosmos.deployment.decisions import model_record, part_of
+from kosmos.deployment.decisions import model_record
 from kosmos.deployment.feature_join import BadRows, FeatureJoin, Joined
 from kosmos.deployment.serving import MAX_ROWS, call_version, invalid_answer, problem, request_rows
 from kosmos.platform.api import Call, CallDep
@@ -87,22 +87,19 @@ async def _predict(request: Request, route: Route, body: Any, call: Call) -> dic
     if ok is not None:
         request.app.state.recorder.add(route.app, version, ms, ok)
         if ok is False or random.random() < route.log_sample_rate:
+            traffic = {"arm": "stable", "weights": {str(version): 100}}
             request.app.state.decisions.add(
                 model_record(
-                    project=route.project,
-                    deployment=route.name,
-                    model=route.model,
+                    route.source,
                     request_id=request_id,
-                    part=part_of(body),
+                    body=body,
                     caller=caller,
                     received=received,
-                    feature_service=route.feature_service,
                     features=joined.provenance(),
                     out=out,
                     latency_ms=ms,
-                    traffic={"arm": "stable", "weights": {str(version): 100}},
+                    traffic=traffic,
                     shadow_version=None,
-                    retention_days=route.retention_days,
                     at=at,
                 )
             )

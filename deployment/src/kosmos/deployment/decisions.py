@@ -329,47 +329,54 @@ def part_of(body: dict[str, Any]) -> int:
     return part if isinstance(part, int) and not isinstance(part, bool) and 0 <= part < 10_000 else 0
 
 
+@dataclass(frozen=True)
+class RecordSource:
+    """What every record of one deployment shares (the ingress's route, the router's config)."""
+
+    project: str
+    deployment: str
+    model: str
+    feature_service: str | None
+    retention_days: int
+
+
 def model_record(
+    source: RecordSource,
     *,
-    project: str,
-    deployment: str,
-    model: str,
     request_id: str,
-    part: int,
+    body: dict[str, Any],
     caller: str | None,
     received: list[dict[str, Any]],
-    feature_service: str | None,
     features: dict[str, dict[str, Any]],
     out: dict[str, Any],
     latency_ms: float,
     traffic: dict[str, Any],
     shadow_version: int | None,
-    retention_days: int,
     at: float,
 ) -> dict[str, Any]:
     """The record of one tabular prediction (built on the request's path: references only, no copies;
     the recorder makes it JSON and redacts ``input`` in its thread)."""
     error = out.get("error")
     return {
-        "project": project,
-        "deployment": deployment,
+        "project": source.project,
+        "deployment": source.deployment,
         "kind": "model",
         "request_id": request_id,
-        "part": part,
+        "part": part_of(body),
         "at": at,
         "caller": caller,
-        "model": model,
+        "model": source.model,
         "model_version": out.get("model_version"),
         "shadow_version": shadow_version,
         "traffic": traffic,
         "input": received,
-        "feature_service": feature_service,
+        "feature_service": source.feature_service,
         "features": features,
         "output": None if error else {"predictions": out["predictions"], "classes": out.get("classes")},
         "error": error.get("message") if error else None,
         "status": "error" if error else "ok",
         "latency_ms": round(latency_ms, 3),
-        "retention_days": retention_days,
+        "retention_days": source.retention_days,
     }
 
 

@@ -13,7 +13,6 @@ from kosmos.platform.api import CallDep
 from kosmos.platform.identity.names import Name
 
 router = APIRouter(prefix="/projects/{project}/decisions", tags=["decisions"])
-RequestId = str
 
 
 class ReplayBody(BaseModel):
@@ -36,12 +35,10 @@ def _replay(call: Any, project: str, request_id: str, against: str | None) -> di
 
 
 @router.get("/{request_id}", summary="A request's decision record, with the model version's lineage")
-async def get(project: Name, request_id: RequestId, call: CallDep) -> dict[str, Any]:
+async def get(project: Name, request_id: str, call: CallDep) -> dict[str, Any]:
     return await run_in_threadpool(_explain, call, project, request_id)
 
 
 @router.post("/{request_id}/replay", summary="Recompute a prediction from its record; compare and check skew")
-async def replay_decision(
-    project: Name, request_id: RequestId, body: ReplayBody, call: CallDep
-) -> dict[str, Any]:
+async def replay_decision(project: Name, request_id: str, body: ReplayBody, call: CallDep) -> dict[str, Any]:
     return await run_in_threadpool(_replay, call, project, request_id, body.against or None)

@@ -239,7 +239,8 @@ class Reconciler:
         if time.monotonic() - self._purged_at > PURGE_EVERY_S:
             self._purged_at = time.monotonic()
             try:
-                log.info("deleted %d decision records past their retention", decisions.purge(self.database))
+                if gone := decisions.purge(self.database):
+                    log.info("deleted %d decision records past their retention", gone)
             except Exception as exc:  # the next hour tries again
                 log.warning("could not delete expired decision records: %s", exc)
 

@@ -24,7 +24,7 @@ import numpy as np
 from kosmos.deployment import explain
 from kosmos.deployment.service import resolve
 from kosmos.platform.context import CallContext
-from kosmos.platform.errors import InvalidInput, KosmosError
+from kosmos.platform.errors import InvalidInput, KosmosError, NotFound
 from kosmos.platform.settings import Settings
 
 SKEW_TOLERANCE = 1e-6
@@ -181,9 +181,9 @@ def replay(
     if against:
         try:
             other = resolve(settings, project, model, against)
-        except KosmosError:
-            other = None
-        if other is not None and other not in versions:
+        except NotFound as exc:  # the caller's choice: name it, never compare against nothing
+            raise InvalidInput.field("against", exc.message) from None
+        if other not in versions:
             versions.append(other)
     rows = model_inputs(record)
     results = _run_in_ray(settings, project, model, versions, rows)

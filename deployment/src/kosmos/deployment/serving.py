@@ -27,7 +27,7 @@ import pandas as pd
 from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
-from kosmos.deployment.decisions import DecisionRecorder, model_record, part_of
+from kosmos.deployment.decisions import DecisionRecorder, RecordSource, model_record
 from kosmos.deployment.feature_join import BadRows, FeatureJoin, Joined
 from kosmos.deployment.model_cache import fetch_version
 from kosmos.platform.db.engine import Database
@@ -261,7 +261,7 @@ class TrafficRouter:
         self.ab_key: str | None = None
         self.ab_split, self.ab_version, self.sample_rate = 50, None, 1.0
         self.stable: int | None = None
-        self.model, self.retention_days = "", 30
+        self.source = RecordSource(project, deployment, "", feature_service, 30)
         self.decisions = DecisionRecorder(Database(self.settings.database_url))
         self._tasks: set[asyncio.Task[None]] = set()
         self._columns: set[str] | None = None
@@ -283,8 +283,13 @@ class TrafficRouter:
         self.ab_version = int(config["ab_version"]) if config.get("ab_version") is not None else None
         self.sample_rate = float(config.get("log_sample_rate", 1.0))
         self.stable = int(config["stable"]) if config.get("stable") is not None else None
-        self.model = str(config.get("model", ""))
-        self.retention_days = int(config.get("retention_days", 30))
+        self.source = RecordSource(
+            self.project,
+            self.deployment,
+            str(config.get("model", "")),
+            self.feature_service,
+            int(config.get("retention_days", 30)),
+        )
 
     def _model(self, version: int) -> Any:
         handle = self.models.get(version)
@@ -336,25 +341,19 @@ class TrafficRouter:
             self.windows.setdefault(version, _Window()).add(ms, ok)
         shadow = self.shadow if self.shadow is not None and self.shadow != version else None
         if ok is False or (ok and random.random() < self.sample_rate):
+            traffic = {"arm": self._arm(version), "weights": {str(v): w for v, w in self.traffic.items()}}
             self.decisions.add(
                 model_record(
-                    project=self.project,
-                    deployment=self.deployment,
-                    model=self.model,
+                    self.source,
                     request_id=request_id,
-                    part=part_of(body),
+                    body=body,
                     caller=caller,
                     received=received,
-                    feature_service=self.feature_service,
                     features=joined.provenance(),
                     out=out,
                     latency_ms=ms,
-                    traffic={
-                        "arm": self._arm(version),
-                        "weights": {str(v): w for v, w in self.traffic.items()},
-                    },
+                    traffic=traffic,
                     shadow_version=shadow,
-                    retention_days=self.retention_days,
                     at=at,
                 )
             )
