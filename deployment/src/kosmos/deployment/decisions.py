@@ -1,7 +1,7 @@
 """Decision records: every data-plane request, traced to what made its answer, written off its path.
 
     data-plane request --add(record)--> queue (memory, bounded; no I/O, no serialization)
-        --every flush_s, in the recorder's thread--> one INSERT of many rows (``decisions``)
+        --every flush_s, in the recorder's thread--> one COPY (an INSERT off PostgreSQL) (``decisions``)
     kosmos explain ID --> the project's rows for ID  (+ lineage: kosmos.deployment.explain)
     kosmos replay ID  --> recompute from the record   (kosmos.deployment.replay)
 
@@ -34,6 +34,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import orjson
 from sqlalchemy import JSON, Text, bindparam, cast, delete, insert, select, type_coerce
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, StatementError
 
@@ -117,7 +118,7 @@ class DecisionRecorder:
         with self.database.transaction() as session:
             rows = self._rows(session, batch)
             if rows:
-                session.execute(_insert(session.get_bind().dialect.name), rows)
+                _insert(session, rows)
         self._count("written", len(rows))
         return len(rows)
 
@@ -190,6 +191,9 @@ def _refused(exc: Exception) -> bool:
     """Whether ``exc`` is about the records (a value the store refuses), not the store being down."""
     if isinstance(exc, DataError | IntegrityError | TypeError | ValueError | KeyError):
         return True
+    # COPY's errors come from the driver unwrapped: SQLSTATE classes 22 (data) and 23 (integrity)
+    if str(getattr(exc, "sqlstate", None) or "")[:2] in ("22", "23"):
+        return True
     return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError)  # e.g. not serializable
 
 
@@ -217,21 +221,40 @@ def close_all() -> None:
         recorder.close()
 
 
-def _insert(dialect: str) -> Any:
-    """An INSERT of rows whose record is JSON text already (serialized once, by ``to_json``):
-    PostgreSQL casts the text to ``json``; SQLite stores it as it is."""
+_COLUMNS = (
+    "project_id", "request_id", "part", "deployment", "kind", "at",
+    "model_version", "status", "expires_at", "record_json",
+)  # fmt: skip
+
+
+def _insert(session: Any, rows: list[dict[str, Any]]) -> None:
+    """Rows whose record is JSON text already (serialized once, by ``to_json``). PostgreSQL through
+    psycopg: one ``COPY`` (a fifth of an INSERT's per-row work in this process, measured); other
+    stores: an INSERT of many rows."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql" and bind.dialect.driver == "psycopg":
+        columns = ", ".join(c.removesuffix("_json") for c in _COLUMNS)
+        dbapi = session.connection().connection.dbapi_connection
+        with dbapi.cursor() as cursor, cursor.copy(f"COPY decisions ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(tuple(row[c] for c in _COLUMNS))
+        return
     text = bindparam("record_json", type_=Text())
-    value = cast(text, JSON) if dialect == "postgresql" else type_coerce(text, Text())
-    return insert(DecisionRow.__table__).values(record=value)
+    value = cast(text, JSON) if bind.dialect.name == "postgresql" else type_coerce(text, Text())
+    session.execute(insert(DecisionRow.__table__).values(record=value), rows)
+
+
+_JSON_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS
 
 
 def to_json(record: dict[str, Any]) -> str:
-    """``record`` as JSON text a PostgreSQL ``json`` column takes, in one pass of the C encoder;
-    ``jsonable``'s slower walk only when a non-finite float made it write NaN or Infinity."""
-    text = json.dumps(record, default=_encode, separators=(",", ":"))
-    if "NaN" in text or "Infinity" in text:  # rare; a string holding those words takes this path too
-        text = json.dumps(jsonable(record), separators=(",", ":"))
-    return text
+    """``record`` as JSON text a PostgreSQL ``json`` column takes, in one pass of orjson (about 4 us
+    for a 2.5 KB record; NaN and infinities become null); ``jsonable``'s walk and the standard
+    encoder only for what orjson refuses (an integer past 64 bits)."""
+    try:
+        return orjson.dumps(record, default=_encode, option=_JSON_OPTIONS).decode()
+    except orjson.JSONEncodeError:
+        return json.dumps(jsonable(record), separators=(",", ":"), default=_encode)
 
 
 def _encode(value: Any) -> Any:
