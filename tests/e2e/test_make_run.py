@@ -179,6 +179,16 @@ def _use_the_web_ui(env: dict[str, str], ui: int, token: str) -> None:
             page.get_by_role("button", name="Sign in").click()
             page.get_by_text("Signed in as").wait_for()
             _settle(page)
+            # a reload and a link keep the sign-in (a cookie names a session; the token stays on the server)
+            assert all(token not in c["value"] for c in page.context.cookies())
+            page.reload()
+            _settle(page)
+            page.get_by_text("Signed in as").wait_for()
+            assert page.get_by_label("API token").count() == 0
+            page.goto(f"http://127.0.0.1:{ui}/deployments?project=demo")
+            _settle(page)
+            page.get_by_text("Steer the rollout").wait_for()
+            _no_error(page, "a deep link")
             for title, expected in PAGES:
                 _open(page, title, expected)
 

@@ -133,6 +133,53 @@ def test_models_page_promotes_with_a_reason_and_refuses_without_one(ui_env) -> N
         )
 
 
+def _help(at: AppTest, label: str) -> tuple[bool, str]:
+    """Whether the button ``label`` is disabled, and its tooltip (a form's submit button too)."""
+    button = next(b for b in at.button if b.label == label)
+    return button.disabled, button.proto.help
+
+
+def test_actions_a_role_cannot_take_are_disabled_with_the_role_they_need(ui_env) -> None:
+    with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:  # an admin's token capped at viewer
+        viewer = c.post("/tokens", {"name": "ui-viewer-cap", "project": "demo", "role": "viewer"})["token"]
+    at = _page(ui_env, "models", token=viewer)
+    _ok(at)
+    next(s for s in at.selectbox if s.label == "Model").set_value("ui-model").run()
+    disabled, why = _help(at, "Promote")
+    assert disabled and "Needs the maintainer role on demo; you are viewer" in why, why
+    at = _page(ui_env, "deployments", token=viewer)
+    _ok(at)
+    for label in ("Roll back", "Promote the candidate"):
+        disabled, why = _help(at, label)
+        assert disabled and "Needs the developer role" in why, (label, why)
+    at = _page(ui_env, "prompts", token=viewer)
+    next(s for s in at.selectbox if s.label == "Prompt").set_value("ui-prompt").run()
+    assert _help(at, "Move alias")[0]
+    at = _page(ui_env, "cache", token=viewer)
+    next(c for c in at.checkbox if c.label.startswith("Yes, drop")).check().run()
+    disabled, why = _help(at, "Flush")
+    assert disabled and "maintainer" in why, why
+    # the same pages with the admin's own token: the actions are there
+    at = _page(ui_env, "cache")
+    next(c for c in at.checkbox if c.label.startswith("Yes, drop")).check().run()
+    assert _help(at, "Flush") == (False, "")
+    at = _page(ui_env, "deployments")
+    assert not _help(at, "Roll back")[0]
+
+
+def test_a_rollback_without_a_reason_is_refused_before_the_api_is_called(ui_env) -> None:
+    at = _page(ui_env, "deployments")
+    _ok(at)
+    name = next(s for s in at.selectbox if s.label == "Deployment").value
+    with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:
+        before = c.get(f"/projects/demo/deployments/{name}")
+    next(b for b in at.button if b.label == "Roll back").click().run()
+    assert "Give a reason" in at.error[0].value
+    with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:
+        after = c.get(f"/projects/demo/deployments/{name}")
+    assert (after["stable_version"], after["status"]) == (before["stable_version"], before["status"])
+
+
 def test_deployments_prompts_cache_and_playground_pages(ui_env) -> None:
     at = _page(ui_env, "deployments")
     _ok(at)

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 import streamlit as st
 
-from kosmos.platform import KosmosClient, KosmosError, get_settings
+from kosmos.platform import KosmosClient, KosmosError, Role, get_settings
 
 log = logging.getLogger("kosmos.ui")
 
@@ -33,6 +33,29 @@ def client() -> Iterator[KosmosClient]:
 def project() -> str:
     """The project picked in the sidebar."""
     return st.session_state["project"]
+
+
+def role() -> Role | None:
+    """The signed-in token's effective role on the chosen project (membership, capped by the
+    token's own limit), as the API reports it; None for no access."""
+    roles = st.session_state.get("roles")
+    if roles is None or project() not in roles:
+        with client() as c:
+            roles = {p["name"]: p["role"] for p in c.get("/projects")}
+        st.session_state["roles"] = roles
+    name = roles.get(project())
+    return Role.parse(name) if name else None
+
+
+def needs(required: Role, *, disabled: bool = False, why: str | None = None) -> dict[str, Any]:
+    """A button's ``disabled`` and ``help`` for an action the API allows from ``required`` up:
+    disabled, saying the role it needs, for a role below it (the API would refuse the click;
+    this says so before it). ``disabled``/``why``: the button's own reason to be off, kept."""
+    mine = role()
+    if mine is not None and mine >= required:
+        return {"disabled": disabled, "help": why}
+    have = f"you are {mine.name}" if mine else "you are not a member"
+    return {"disabled": True, "help": f"Needs the {required.name} role on {project()}; {have}."}
 
 
 def page(fn: Callable[[], None]) -> Callable[[], None]:

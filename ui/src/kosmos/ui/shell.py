@@ -5,6 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from kosmos.platform import KosmosClient, KosmosError
+from kosmos.ui import sessions
 from kosmos.ui.common import api_url
 from kosmos.ui.pages import (
     assistant,
@@ -43,36 +44,75 @@ PAGES = {
 }
 
 
-def sign_in() -> None:
-    st.title("Kosmos")
-    st.caption("The ML and GenAI platform. Sign in with an API token (`kosmos tokens create`).")
-    with st.form("sign-in"):
-        token = st.text_input("API token", type="password")
-        if st.form_submit_button("Sign in") and token:
-            try:
-                with KosmosClient(url=api_url(), token=token) as client:
-                    me = client.get("/whoami")
-                    projects = client.get("/projects")
-            except KosmosError as exc:
-                st.error(f"Sign-in failed: {exc.message}")
-                return
-            st.session_state.update(token=token, me=me, projects=[p["name"] for p in projects])
-            st.rerun()
+def sign_in() -> bool:
+    """The sign-in form until a token is accepted; True once it is (the page goes on in this run)."""
+    form = st.empty()
+    with form.container():
+        st.title("Kosmos")
+        st.caption("The ML and GenAI platform. Sign in with an API token (`kosmos tokens create`).")
+        with st.form("sign-in"):
+            token = st.text_input("API token", type="password")
+            if not (st.form_submit_button("Sign in") and token and _signed_in(token)):
+                return False
+    form.empty()
+    session_id = sessions.start(token)
+    st.session_state["session_id"] = session_id
+    sessions.set_cookie(session_id)
+    return True
+
+
+def _signed_in(token: str, *, quiet: bool = False) -> bool:
+    """Check ``token`` with the API and keep who it is and what it may see."""
+    try:
+        with KosmosClient(url=api_url(), token=token) as client:
+            me = client.get("/whoami")
+            projects = client.get("/projects")
+    except KosmosError as exc:
+        if not quiet:
+            st.error(f"Sign-in failed: {exc.message}")
+        return False
+    st.session_state.update(
+        token=token,
+        me=me,
+        projects=[p["name"] for p in projects],
+        roles={p["name"]: p["role"] for p in projects},
+    )
+    return True
+
+
+def _resume() -> bool:
+    """Signed in already in this browser (a reload, a new tab, a link): the cookie's session."""
+    session_id = st.context.cookies.get(sessions.COOKIE)
+    found = sessions.resume(session_id)
+    if found is None or not _signed_in(found.token, quiet=True):
+        return False
+    st.session_state["session_id"] = session_id
+    if found.project and "project" not in st.session_state:
+        st.session_state["project"] = found.project
+    return True
 
 
 def sidebar() -> bool:
-    """Who is signed in, the project picker and sign-out; False when there is no project."""
+    """Who is signed in with which role, the project picker and sign-out; False without a project."""
     me = st.session_state["me"]
-    st.sidebar.markdown(f"Signed in as **{me['user']}**")
     names = st.session_state.get("projects") or []
     if not names:
+        st.sidebar.markdown(f"Signed in as **{me['user']}**")
         st.sidebar.info("You have no projects yet.")
         return False
-    current = st.session_state.get("project")
-    st.session_state["project"] = st.sidebar.selectbox(
-        "Project", names, index=names.index(current) if current in names else 0
-    )
+    linked = st.query_params.get("project")
+    current = linked if linked in names else st.session_state.get("project")
+    chosen = st.sidebar.selectbox("Project", names, index=names.index(current) if current in names else 0)
+    st.session_state["project"] = chosen
+    st.query_params["project"] = chosen  # the address is a link to this page of this project
+    found = sessions.resume(st.session_state.get("session_id"))
+    if found is not None:
+        found.project = chosen  # the next visit starts here
+    role = st.session_state["roles"].get(chosen) or "no role"
+    capped = f" (token limited to {me['token_role']})" if me.get("token_role") else ""
+    st.sidebar.markdown(f"Signed in as **{me['user']}**, **{role}** on {chosen}{capped}")
     if st.sidebar.button("Sign out"):
+        sessions.end(st.session_state.get("session_id"))  # the cookie now names nothing
         st.session_state.clear()
         st.rerun()
     return True
@@ -80,8 +120,7 @@ def sidebar() -> bool:
 
 def main() -> None:
     st.set_page_config(page_title="Kosmos", page_icon=":material/public:", layout="wide")
-    if "token" not in st.session_state:
-        sign_in()
+    if "token" not in st.session_state and not _resume() and not sign_in():
         return
     has_project = sidebar()
     pages = {

@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from kosmos.genai import sdk
-from kosmos.ui.common import act, client, page, project, table
+from kosmos.platform import Role
+from kosmos.ui.common import act, client, needs, page, project, table
 
 
 @page
@@ -29,7 +30,7 @@ def render() -> None:
             table(namespaces)
         with st.expander("Flush the project's cache"):
             sure = st.checkbox("Yes, drop every cached answer of this project")
-            if st.button("Flush", disabled=not sure):
+            if st.button("Flush", **needs(Role.maintainer, disabled=not sure)):
                 act(
                     "Flushing ...",
                     lambda: sdk.flush_cache(project(), client=c),

@@ -6,7 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from kosmos.deployment import sdk
-from kosmos.ui.common import act, client, page, project, table
+from kosmos.platform import Role
+from kosmos.ui.common import act, client, needs, page, project, table
 
 BADGE = {
     "healthy": ":green[●]",
@@ -64,13 +65,18 @@ def render() -> None:
                 st.bar_chart(latency, stack=False, height=180, y_label="ms")
                 table(frame.reset_index(names="version"))
         st.subheader("Steer the rollout")
-        reason = st.text_input("Reason (kept in the audit log)", key=f"reason-{name}")
+        reason = st.text_input("Reason (kept in the audit log)", key=f"reason-{name}").strip()
         cols = st.columns(2)
-        if cols[0].button("Promote the candidate", disabled=state["candidate_version"] is None):
-            act("Promoting ...", lambda: sdk.promote(project(), name, reason=reason, client=c), "Promoted.")
-        if cols[1].button("Roll back"):
-            act(
-                "Rolling back ...",
-                lambda: sdk.rollback(project(), name, reason=reason, client=c),
-                "Rolled back.",
-            )
+        no_candidate = state["candidate_version"] is None
+        why = "No candidate to promote." if no_candidate else None
+        promote = needs(Role.developer, disabled=no_candidate, why=why)
+        steer = None
+        if cols[0].button("Promote the candidate", **promote):
+            steer = ("Promoting ...", sdk.promote, "Promoted.")
+        if cols[1].button("Roll back", **needs(Role.developer)):
+            steer = ("Rolling back ...", sdk.rollback, "Rolled back.")
+        if steer and not reason:
+            st.error("Give a reason: it is kept in the audit log.")
+        elif steer:
+            label, action, done = steer
+            act(label, lambda: action(project(), name, reason=reason, client=c), done)

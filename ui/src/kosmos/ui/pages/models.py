@@ -6,8 +6,9 @@ from typing import Any
 
 import streamlit as st
 
+from kosmos.platform import Role
 from kosmos.training import sdk
-from kosmos.ui.common import act, client, page, project, table
+from kosmos.ui.common import act, client, needs, page, project, table
 
 HEADLINE = ("roc_auc", "pr_auc", "accuracy", "log_loss", "rmse")
 
@@ -77,7 +78,7 @@ def render() -> None:
             version = cols[0].selectbox("Version", list(reversed(versions)))
             alias = cols[1].selectbox("Alias", ["champion", "challenger"])
             reason = cols[2].text_input("Reason (kept in the audit log)")
-            if st.form_submit_button("Promote"):
+            if st.form_submit_button("Promote", **needs(Role.maintainer)):
                 if not reason.strip():
                     st.error("Give a reason: it is kept in the audit log.")
                 else:

@@ -7,7 +7,8 @@ import json
 import streamlit as st
 
 from kosmos.genai import sdk
-from kosmos.ui.common import act, client, page, project, table
+from kosmos.platform import Role
+from kosmos.ui.common import act, client, needs, page, project, table
 from kosmos.ui.pages.playground import llm_models
 
 EXAMPLES = {"company": "Kosmos Bank"}
@@ -36,7 +37,7 @@ def render() -> None:
             cols = st.columns(3)
             alias = cols[0].text_input("Alias", value="production")
             version = cols[1].selectbox("Version", versions)
-            if cols[2].form_submit_button("Move alias"):
+            if cols[2].form_submit_button("Move alias", **needs(Role.maintainer)):
                 act(
                     "Moving ...",
                     lambda: sdk.set_prompt_alias(project(), name, alias, version, client=c),
