@@ -117,7 +117,7 @@ PAGES = [  # (title in the sidebar, text that only real content shows)
     ("Projects", "demo"),
     ("Datasets", "fraud-training"),
     ("Features", "merchant_txn_count_30d"),
-    ("Experiments", "quickstart"),
+    ("Experiments", "best roc_auc first"),  # the quickstart sweep, ranked
     ("Models", "fraud-detector"),
     ("Deployments", "quickstart-fraud"),
     ("Prompts", "support"),
@@ -224,6 +224,8 @@ def _use_the_web_ui(env: dict[str, str], ui: int, token: str) -> None:
             page.get_by_role("button", name="Roll back").click()
             _settle(page)
             page.get_by_text("Rolled back.").wait_for()
+            page.get_by_text("All ").filter(has_text=" events").first.click()  # the timeline's events
+            page.get_by_text("browser test rollback").first.wait_for(state="attached")  # who and why
             page.screenshot(path=str(ARTIFACTS / "deployments-rolled-back.png"), full_page=True)
 
             # the assistant: a how-to from the docs with citations, a live fact, a refusal

@@ -8,6 +8,7 @@ a registered and promoted model, a prompt with two versions and the live LLM end
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from streamlit.testing.v1 import AppTest
 
+from kosmos.deployment import sdk as deploy_sdk
 from kosmos.genai import sdk as genai
+from kosmos.platform import Forbidden
 from kosmos.platform.client import KosmosClient
 from kosmos.training import run
 from kosmos.training import sdk as training
@@ -95,20 +98,46 @@ def test_datasets_page_shows_versions_schema_and_statistics(ui_env) -> None:
     frames = [d.value for d in at.dataframe]
     assert any("amount" in f.get("column", pd.Series(dtype=str)).tolist() for f in frames)  # the schema
     assert any("mean" in f.columns and "amount" in f.index for f in frames)  # the statistics
+    assert next(s for s in at.selectbox if s.label == "Column").value == "amount"  # its histogram
+    assert "Class balance of `label`" in _text(at)
 
 
 def test_experiments_page_shows_runs_curves_comparison_and_pictures(ui_env) -> None:
     at = _page(ui_env, "experiments")
     _ok(at)
+    next(s for s in at.selectbox if s.label == "Experiment").set_value("ui-exp").run()
     runs = at.dataframe[0].value
     assert ui_env["run_id"] in runs["run_id"].tolist()
-    at.text_input[1].set_value("metrics.roc_auc > 0.9").run()
+    assert runs["run"].tolist()[0] == "ui-run" and "MLflow" in runs.columns
+    next(t for t in at.text_input if t.label.startswith("Filter")).set_value("metrics.roc_auc > 0.9").run()
     _ok(at)
     assert at.dataframe[0].value["run_id"].tolist() == [ui_env["run_id"]]
     assert at.get("arrow_line_chart") or at.get("vega_lite_chart"), "metric curves are drawn"
     with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:
         assert training.run_images("demo", ui_env["run_id"], client=c) == ["evaluation/roc_curve.png"]
     assert [c for i in at.image for c in i.captions] == ["evaluation/roc_curve.png"], _text(at)
+
+
+def test_a_sweep_is_ranked_best_first_compared_by_name_and_drawn(ui_env, llm_env) -> None:
+    scores = {"sweep-a": (0.01, 3, 0.71), "sweep-b": (0.1, 5, 0.93), "sweep-c": (0.05, 4, 0.82)}
+    with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:
+        settings = llm_env["settings"]
+        for name, (lr, depth, auc) in scores.items():
+            with run("demo", "ui-sweep", run_name=name, settings=settings, client=c, code_path=HERE) as r:
+                r.log_params({"lr": lr, "depth": depth, "seed": 7})
+                r.log_metrics({"roc_auc": auc + 1e-9 / 3, "log_loss": 1 - auc})
+    at = _page(ui_env, "experiments")
+    next(s for s in at.selectbox if s.label == "Experiment").set_value("ui-sweep").run()
+    _ok(at)
+    table = at.dataframe[0].value
+    assert table["run"].tolist() == ["sweep-b", "sweep-c", "sweep-a"]  # best roc_auc first
+    assert list(table.columns[:3]) == ["run", "roc_auc", "log_loss"]
+    assert table["roc_auc"].tolist() == [0.93, 0.82, 0.71]  # rounded, not 0.9300000003333
+    assert "param lr" in table.columns and "param seed" not in table.columns  # only what varied
+    compared = at.dataframe[1].value
+    assert list(compared.columns) == ["sweep-b", "sweep-c"]  # headed by run name, not run id
+    assert at.get("vega_lite_chart"), "the scatter and the parallel coordinates are drawn"
+    _ok(at)
 
 
 def test_models_page_promotes_with_a_reason_and_refuses_without_one(ui_env) -> None:
@@ -142,6 +171,10 @@ def _help(at: AppTest, label: str) -> tuple[bool, str]:
 def test_actions_a_role_cannot_take_are_disabled_with_the_role_they_need(ui_env) -> None:
     with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:  # an admin's token capped at viewer
         viewer = c.post("/tokens", {"name": "ui-viewer-cap", "project": "demo", "role": "viewer"})["token"]
+    with KosmosClient(url=ui_env["url"], token=viewer) as c:  # the timeline the page draws for a viewer
+        assert deploy_sdk.events("demo", LLM, client=c)[-1]["action"] == "deployment.create"
+        with pytest.raises(Forbidden, match="maintainer"):  # while the audit log stays a maintainer's
+            c.get("/audit", project="demo")
     at = _page(ui_env, "models", token=viewer)
     _ok(at)
     next(s for s in at.selectbox if s.label == "Model").set_value("ui-model").run()
@@ -196,6 +229,28 @@ def test_deployments_prompts_cache_and_playground_pages(ui_env) -> None:
     at = _page(ui_env, "playground")
     _ok(at)
     assert LLM in next(s for s in at.selectbox if s.label == "Endpoint").options
+
+
+def test_the_deployments_page_draws_the_last_hour_against_the_slo_and_the_timeline(ui_env) -> None:
+    from openai import OpenAI
+
+    client = OpenAI(
+        base_url=f"{ui_env['url']}/api/v1/projects/demo/openai/v1", api_key=ui_env["token"], max_retries=0
+    )
+    client.chat.completions.create(model=LLM, messages=[{"role": "user", "content": "Hi"}], max_tokens=4)
+    at = _page(ui_env, "deployments")
+    next(s for s in at.selectbox if s.label == "Deployment").set_value(LLM).run()
+    _ok(at)
+    charts = {}
+    for element in at.get("vega_lite_chart"):
+        spec = json.loads(element.proto.spec)
+        charts[(spec.get("title") or spec.get("layer", [{}])[0].get("title"))] = spec
+    assert {"p99 latency (ms), per minute", "error rate, per minute"} <= set(charts), list(charts)
+    p99 = charts["p99 latency (ms), per minute"]
+    assert [layer["mark"]["type"] for layer in p99["layer"]] == ["line", "rule"]  # the SLO is drawn
+    assert "Rollout events (hover for who and why)" in charts
+    events = at.dataframe[-1].value
+    assert "create" in events["event"].tolist()
 
 
 def test_the_decisions_page_explains_and_replays_an_llm_call(ui_env, llm_env) -> None:

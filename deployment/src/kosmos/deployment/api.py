@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
 from fastapi.concurrency import run_in_threadpool
@@ -120,6 +120,12 @@ def logs(project: Name, name: Name, call: CallDep, limit: int = Query(50, ge=1, 
         return [decisions.log_line(row) for row in reversed(rows)]
 
 
+@router.get("/{name}/events", summary="The deployment's history, newest first (viewer+)")
+def events(project: Name, name: Name, call: CallDep, limit: int = Query(200, ge=1, le=1000)) -> list[dict]:
+    with call.tx() as ctx:
+        return service.events(ctx, project, name, limit)
+
+
 _handles: dict[str, Any] = {}
 
 
@@ -162,8 +168,15 @@ async def _call(call: Call, project: str, name: str, method: str, *args: Any) ->
 
 
 @router.get("/{name}/stats", summary="Live per-version requests, error rate and latency")
-async def stats(project: Name, name: Name, call: CallDep, since: float = 0.0) -> dict[str, Any]:
-    return await _call(call, project, name, "stats", since)
+async def stats(
+    project: Name,
+    name: Name,
+    call: CallDep,
+    since: Annotated[float, Query(ge=0)] = 0.0,
+    bucket_s: Annotated[float, Query(ge=0, le=86400)] = 0.0,
+) -> dict[str, Any]:
+    """Since ``since`` (epoch seconds); ``bucket_s`` > 0 adds each version's figures per bucket."""
+    return await _call(call, project, name, "stats", since, *([bucket_s] if bucket_s else []))
 
 
 @router.post("/{name}/predict", summary="Predict: {'inputs': [{field: value, ...}, ...]}")

@@ -222,6 +222,20 @@ def logs(name: str, project: str = ProjectOption, limit: int = 20, output: Outpu
     )
 
 
+@app.command("events")
+@handle_errors
+def events(name: str, project: str = ProjectOption, limit: int = 50, output: Output = OutputOption) -> None:
+    """The deployment's history, newest first: rollouts, canary steps, promotions, rollbacks, who and why."""
+    found = sdk.events(project, name, limit=limit)
+    if output == "table":  # a table cell reads key=value; json and yaml keep the structure
+        found = [{**e, "details": _readable(e["details"])} for e in found]
+    render(found, output, ["at", "action", "actor", "details"])
+
+
+def _readable(details: dict) -> str:
+    return ", ".join(f"{k}={v}" for k, v in (details or {}).items() if not isinstance(v, dict | list))
+
+
 explain_app = typer.Typer(help="Why a request was answered as it was: its decision record and lineage.")
 replay_app = typer.Typer(help="Recompute a prediction from its decision record; compare and check skew.")
 

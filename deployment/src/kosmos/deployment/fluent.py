@@ -60,6 +60,7 @@ deployments = Namespace(
     stats=sdk.stats,
     replay=sdk.replay_window,
     logs=sdk.logs,
+    events=sdk.events,
     predict=sdk.predict,
     predict_batch=sdk.predict_batch,
 )

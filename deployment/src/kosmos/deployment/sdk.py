@@ -120,12 +120,25 @@ def delete(project: str, name: str, *, client: KosmosClient | None = None) -> No
         c.delete(f"{_base(project)}/{name}")
 
 
-def stats(
-    project: str, name: str, *, since: float = 0.0, client: KosmosClient | None = None
-) -> dict[str, Any]:
-    """Requests, errors and latency percentiles per version since ``since`` (a UNIX time)."""
+def events(project: str, name: str, *, limit: int = 200, client: KosmosClient | None = None) -> list[dict]:
+    """The deployment's history, newest first: rollouts, canary steps, promotions, rollbacks and
+    their reasons, scaling, who did each (every project member may read it)."""
     with client_or_default(client) as c:
-        return c.get(f"{_base(project)}/{name}/stats", since=since)
+        return c.get(f"{_base(project)}/{name}/events", limit=limit)
+
+
+def stats(
+    project: str,
+    name: str,
+    *,
+    since: float = 0.0,
+    bucket_s: float = 0.0,
+    client: KosmosClient | None = None,
+) -> dict[str, Any]:
+    """Requests, errors and latency percentiles per version since ``since`` (a UNIX time); with
+    ``bucket_s``, each version's ``series`` of the same figures per bucket of that many seconds."""
+    with client_or_default(client) as c:
+        return c.get(f"{_base(project)}/{name}/stats", since=since, bucket_s=bucket_s)
 
 
 def logs(

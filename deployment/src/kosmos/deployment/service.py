@@ -11,7 +11,7 @@ from kosmos.deployment import rollouts
 from kosmos.deployment.models import DeploymentRecord
 from kosmos.deployment.spec import Autoscaling, DeploymentSpec, Strategy
 from kosmos.platform.context import CallContext
-from kosmos.platform.db.models import Project, Role
+from kosmos.platform.db.models import AuditEvent, Project, Role
 from kosmos.platform.errors import InvalidInput, KosmosError, NotFound
 from kosmos.platform.settings import Settings
 from kosmos.training import registry
@@ -219,3 +219,22 @@ def delete(ctx: CallContext, project: str, name: str) -> None:
 
 def require_viewer(ctx: CallContext, project: str, name: str) -> DeploymentRecord:
     return _get(ctx, ctx.project(project, Role.viewer), name)
+
+
+def events(ctx: CallContext, project: str, name: str, limit: int = 200) -> list[dict[str, Any]]:
+    """The deployment's own history, newest first: rollouts, steps, promotions, rollbacks (with
+    their reasons and figures), scaling; who did each. For every member (viewer+): the rest of
+    the project's audit log stays with its maintainers."""
+    require_viewer(ctx, project, name)
+    rows = ctx.session.scalars(
+        select(AuditEvent)
+        .where(
+            AuditEvent.project == project,
+            AuditEvent.object_type == "deployment",
+            AuditEvent.object_name == name,
+        )
+        .order_by(AuditEvent.id.desc())
+        .limit(limit)
+    )
+    fields = ("action", "actor", "outcome", "details")
+    return [{"at": e.at.isoformat(), **{f: getattr(e, f) for f in fields}} for e in rows]

@@ -228,6 +228,37 @@ class _Window:
             "p99_ms": float(np.percentile(latencies, 99)),
         }
 
+    def series(self, since: float, bucket_s: float) -> list[dict[str, Any]]:
+        """The same figures per ``bucket_s`` seconds (buckets with no request left out), oldest first."""
+        buckets: dict[int, list[tuple[float, float, bool]]] = {}
+        for event in self.events:
+            if event[0] >= since:
+                buckets.setdefault(int(event[0] // bucket_s), []).append(event)
+        out = []
+        for key in sorted(buckets):
+            latencies = np.array([e[1] for e in buckets[key]])
+            errors = sum(1 for e in buckets[key] if not e[2])
+            out.append(
+                {
+                    "at": key * bucket_s,
+                    "requests": len(latencies),
+                    "error_rate": errors / len(latencies),
+                    "p50_ms": float(np.percentile(latencies, 50)),
+                    "p99_ms": float(np.percentile(latencies, 99)),
+                }
+            )
+        return out
+
+
+def window_stats(windows: dict[int, _Window], since: float, bucket_s: float) -> dict[str, Any]:
+    """Each version's ``summary`` since ``since``; with ``bucket_s`` > 0, its ``series`` too."""
+    out: dict[str, Any] = {}
+    for version, window in windows.items():
+        out[str(version)] = window.summary(since)
+        if bucket_s > 0:
+            out[str(version)]["series"] = window.series(since, bucket_s)
+    return out
+
 
 def ab_bucket(deployment: str, key: Any) -> int:
     """A stable bucket 0..99 for an A/B key: the same key always lands on the same version."""
@@ -388,9 +419,10 @@ class TrafficRouter:
     def __del__(self) -> None:  # Serve calls it on a graceful shutdown: the queued records are written
         self.decisions.close()
 
-    def stats(self, since: float = 0.0) -> dict[str, Any]:
-        """Per-version request counts, error rate and latency since ``since`` (epoch seconds)."""
-        out: dict[str, Any] = {str(v): w.summary(since) for v, w in self.windows.items()}
+    def stats(self, since: float = 0.0, bucket_s: float = 0.0) -> dict[str, Any]:
+        """Per-version request counts, error rate and latency since ``since`` (epoch seconds); with
+        ``bucket_s``, also per bucket of that many seconds (``series``), for charts over time."""
+        out = window_stats(self.windows, since, bucket_s)
         out["policy"] = {  # what this router does now (the record says what it should do)
             "traffic": {str(v): w for v, w in self.traffic.items()},
             "shadow": self.shadow,

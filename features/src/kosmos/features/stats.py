@@ -15,8 +15,11 @@ from kosmos.platform.errors import InvalidInput, NotFound
 
 _EPS = 1e-4
 
+PSI_DRIFT = 0.2
+"""A population stability index above this is drift (the usual rule of thumb: 0.1 watch, 0.2 act)."""
 
-def _view_frame(repo: FeatureRepo, view_name: str) -> tuple[pd.DataFrame, list[str]]:
+
+def _view_frame(repo: FeatureRepo, view_name: str) -> tuple[pd.DataFrame, list[str], timedelta | None]:
     """The view's offline rows (its event time as ``event_timestamp``) and its feature names."""
     store = repo.store()
     views = {v.name: v for v in store.list_feature_views(allow_cache=True)}
@@ -32,18 +35,19 @@ def _view_frame(repo: FeatureRepo, view_name: str) -> tuple[pd.DataFrame, list[s
     if not path.is_file():
         raise NotFound(f"feature view {view_name!r} has no offline data yet; run the pipelines")
     frame = pd.read_parquet(path).rename(columns={source.timestamp_field: "event_timestamp"})
-    return frame, [f.name for f in view.features]
+    return frame, [f.name for f in view.features], view.ttl
 
 
 def feature_stats(repo: FeatureRepo, view_name: str) -> dict[str, Any]:
     """Rows, freshness, and per feature: null rate, min, max, mean and quantiles."""
-    frame, features = _view_frame(repo, view_name)
+    frame, features, ttl = _view_frame(repo, view_name)
     latest = frame["event_timestamp"].max() if len(frame) else None
     out: dict[str, Any] = {
         "view": view_name,
         "rows": len(frame),
         "latest_event": latest.isoformat() if latest is not None else None,
         "freshness_seconds": (datetime.now(UTC) - latest).total_seconds() if latest is not None else None,
+        "ttl_seconds": ttl.total_seconds() if ttl else None,
         "features": {},
     }
     for name in features:
@@ -87,7 +91,7 @@ def feature_drift(
     current: tuple[datetime, datetime] | None = None,
 ) -> dict[str, Any]:
     """PSI per feature between two time windows (default: the week before last vs. last week)."""
-    frame, features = _view_frame(repo, view_name)
+    frame, features, _ = _view_frame(repo, view_name)
     if frame.empty:
         raise NotFound(f"feature view {view_name!r} has no rows")
     latest = frame["event_timestamp"].max()
@@ -113,5 +117,6 @@ def feature_drift(
         "current": [current[0].isoformat(), current[1].isoformat()],
         "rows": {"reference": len(ref_rows), "current": len(cur_rows)},
         "psi": scores,
-        "drifted": sorted(n for n, s in scores.items() if s is not None and s > 0.2),
+        "threshold": PSI_DRIFT,
+        "drifted": sorted(n for n, s in scores.items() if s is not None and s > PSI_DRIFT),
     }

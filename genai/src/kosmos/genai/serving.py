@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from ray import serve
 
 from kosmos.deployment.model_cache import fetch_version
-from kosmos.deployment.serving import _Window, model_app_name
+from kosmos.deployment.serving import _Window, model_app_name, window_stats
 from kosmos.genai import engines, protocol
 from kosmos.genai.engines.base import PromptTooLong, SamplingParams
 from kosmos.genai.spec import LLMSpec
@@ -217,8 +217,8 @@ class LLMRouter:
                 responses.cancel()
             self.windows.setdefault(version, _Window()).add((time.perf_counter() - started) * 1000, ok)
 
-    def stats(self, since: float = 0.0) -> dict[str, Any]:
-        out: dict[str, Any] = {str(v): w.summary(since) for v, w in self.windows.items()}
+    def stats(self, since: float = 0.0, bucket_s: float = 0.0) -> dict[str, Any]:
+        out = window_stats(self.windows, since, bucket_s)
         out["policy"] = {"traffic": {str(v): w for v, w in self.traffic.items()}}
         return out
 

@@ -31,6 +31,9 @@ def streamlit_command(settings: Settings) -> list[str]:
         "false",
         "--client.toolbarMode",
         "minimal",
+        # a blue accent: Streamlit's red makes a selected option look like an error
+        "--theme.primaryColor",
+        "#1d4ed8",
     ]
 
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import functools
-import json
 import logging
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -78,12 +78,44 @@ def page(fn: Callable[[], None]) -> Callable[[], None]:
 
 
 def table(rows: list[dict[str, Any]] | pd.DataFrame, **kwargs: Any) -> None:
-    """A full-width table without the index; nested values (dicts, lists) shown as JSON text."""
+    """A full-width table without the index; nested values read as text, never raw JSON."""
     frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
     for column in frame.columns:
         if frame[column].dtype == object and frame[column].map(lambda v: isinstance(v, dict | list)).any():
-            frame[column] = frame[column].map(lambda v: json.dumps(v, default=str) if v is not None else "")
+            frame[column] = frame[column].map(readable)
     st.dataframe(frame, use_container_width=True, hide_index=True, **kwargs)
+
+
+def readable(value: Any) -> str:
+    """A nested value as a person reads it: ``champion: 1 · challenger: 2``, ``a, b``."""
+    if value is None:
+        return ""
+    if isinstance(value, dict):
+        return " · ".join(f"{k}: {readable(v)}" for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return ", ".join(readable(v) for v in value)
+    if isinstance(value, float):
+        return str(rounded(value))
+    return str(value)
+
+
+def rounded(value: Any, digits: int = 4) -> Any:
+    """A float to ``digits`` significant digits (0.0018079999999827123 -> 0.001808); others as they are."""
+    if isinstance(value, float) and math.isfinite(value) and value != 0:
+        return float(f"{value:.{digits}g}")
+    return value
+
+
+def mlflow_url(path: str) -> str | None:
+    """``path`` in the MLflow UI (its browser sign-in takes a user name and a token), or None
+    when the tracking server is not an HTTP address."""
+    base = get_settings().mlflow_tracking_uri.rstrip("/")
+    return f"{base}/{path}" if base.startswith("http") else None
+
+
+def linked(text: str) -> Any:
+    """A table column of links shown as ``text``."""
+    return st.column_config.LinkColumn(display_text=text)
 
 
 def act(label: str, fn: Callable[[], Any], success: str | Callable[[Any], str]) -> None:

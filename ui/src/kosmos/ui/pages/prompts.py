@@ -46,15 +46,14 @@ def render() -> None:
         st.subheader("Render and try")
         alias_used = "production" if "production" in shown.get("aliases", {}) else None
         current = next((v for v in shown["versions"] if alias_used in v["aliases"]), shown["versions"][0])
-        example = {name: EXAMPLES.get(name, f"<{name}>") for name in current["variables"]}
-        variables_text = st.text_area(
-            "Variables (JSON)", value=json.dumps(example), key=f"variables-{name}-{current['version']}"
-        )
-        try:
-            variables = json.loads(variables_text or "{}")
-        except json.JSONDecodeError as exc:
-            st.error(f"Variables are not valid JSON: {exc}")
-            return
+        key = f"{name}-{current['version']}"
+        fields = st.columns(max(1, min(3, len(current["variables"]))))
+        variables = {
+            variable: fields[i % len(fields)].text_input(
+                variable, value=EXAMPLES.get(variable, ""), key=f"variable-{key}-{variable}"
+            )
+            for i, variable in enumerate(current["variables"])
+        }
         reference = f"prompts:/{name}@production" if alias_used else f"prompts:/{name}/{versions[0]}"
         rendered = sdk.render_prompt(project(), name, variables, alias=alias_used, client=c)
         st.code(rendered if isinstance(rendered, str) else json.dumps(rendered, indent=2))
