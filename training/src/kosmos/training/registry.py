@@ -337,9 +337,12 @@ def lineage(settings: Settings, project: str, name: str, version: str) -> dict[s
         "model": {"name": name, "version": int(mv.version), "aliases": list(mv.aliases or [])},
         "run": {
             "run_id": run.info.run_id,
+            "run_name": run.info.run_name,
             "experiment_id": run.info.experiment_id,
             "status": run.info.status,
             "metrics": run.data.metrics,
+            "params": run.data.params,
+            "entry_point": tags.get("mlflow.source.name"),
         },
         "code": {
             "commit": tags.get(TAG_COMMIT),

@@ -2,7 +2,9 @@
 
 The passages and facts are the answer; the model only summarises them. So the reply
 always carries them (with citations), and a small or absent model leaves a useful
-answer: ``summary`` is built from them alone. The model call is an ordinary gateway
+answer: ``summary`` is built from them alone. A model answer that names a number or an
+identifier the facts and sources do not hold is withheld (``model.withheld`` says why;
+``kosmos.genai.assistant.grounding``). The model call is an ordinary gateway
 call in the caller's project, with the caller's token: limits, PII redaction, the
 prompt registry (``assistant@production`` when the project registered it), the
 semantic cache and tracing all apply.
@@ -15,7 +17,7 @@ from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from kosmos.genai.assistant import tools
+from kosmos.genai.assistant import grounding, tools
 from kosmos.genai.assistant.docs_index import Passage, default_docs_dir, docs_index
 from kosmos.platform.api.deps import Call
 from kosmos.platform.db.models import Role
@@ -32,13 +34,16 @@ BUILT_IN_PROMPT = (
 _OTHER_PROJECT = re.compile(r"\bproject\s+[`'\"]?([a-z0-9][a-z0-9_-]{0,62})", re.I)
 
 
-def _passages(call: Call, question: str) -> list[tuple[Passage, float]]:
+def _encoder(call: Call) -> Any:
     from kosmos.genai.embeddings import local_encoder
 
+    return local_encoder(call.settings.home / "model-cache" / "embeddings")
+
+
+def _passages(call: Call, question: str) -> list[tuple[Passage, float]]:
     settings = call.settings.assistant
     folder = settings.docs_dir or default_docs_dir()
-    cache = call.settings.home / "model-cache" / "embeddings"
-    index = docs_index(folder, local_encoder(cache), cache)
+    index = docs_index(folder, _encoder(call), call.settings.home / "model-cache" / "embeddings")
     return index.search(question, settings.passages)
 
 
@@ -56,7 +61,7 @@ def _facts(call: Call, project: str, question: str) -> tuple[str, list[dict[str,
                     f"project {target!r} not found, or you have no role in it: the assistant only "
                     "shows projects your token may see"
                 ) from None
-        return target, tools.run(ctx, call.settings, target, tools.pick(question))
+        return target, tools.run(ctx, call.settings, target, tools.pick(question, _encoder(call)))
 
 
 def _summary(facts: list[dict[str, Any]], passages: list[tuple[Passage, float]]) -> str:
@@ -101,6 +106,10 @@ async def ask(call: Call, project: str, question: str) -> dict[str, Any]:
     if outcome.ok:
         answer = outcome.text.strip()
         model |= {"cache": outcome.cache, "prompt": outcome.prompt_label, "request_id": outcome.request_id}
+        unsaid = grounding.ungrounded(answer, "\n".join((fact_text, sources, question)))
+        if unsaid:  # the facts are the answer: wording that contradicts them is not shown as is
+            model["withheld"] = f"it named {', '.join(unsaid[:3])}, which no fact or source says"
+            answer = None
     else:
         model["error"] = ((outcome.error or {}).get("error") or {}).get("message") or str(outcome.error)[:300]
     return {

@@ -25,6 +25,8 @@ def show(reply: dict[str, Any]) -> None:
             f"{model['name']} · cache {model.get('cache')} · prompt {model.get('prompt') or 'built in'} · "
             "the facts and sources below are what the answer rests on"
         )
+    elif model.get("withheld"):
+        st.caption(f"The model's wording was withheld ({model['withheld']}). What the facts say:")
     else:
         st.caption(f"No model answer ({model.get('error', 'unavailable')}); here is what I found.")
     for fact in reply["facts"]:
