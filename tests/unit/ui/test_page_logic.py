@@ -60,7 +60,9 @@ def test_stale_feature_data_is_called_stale() -> None:
 def test_the_drift_chart_starts_at_zero_and_draws_the_threshold() -> None:
     scores = pd.Series({"amount": 0.004, "merchant_risk_score_30d": 0.01}, name="PSI")
     spec = drift_chart(scores, 0.2).to_dict()
-    bars, rule = spec["layer"]
+    bars, marks = spec["layer"]
     assert bars["encoding"]["x"]["scale"]["domain"] == [0, pytest.approx(0.3)]  # 0.004 looks small
-    assert rule["mark"]["type"] == "rule" and rule["encoding"]["x"]["field"] == "PSI"
+    assert marks["mark"]["type"] == "tick" and marks["encoding"]["x"]["field"] == "limit"
+    assert {row["limit"] for row in spec["datasets"][spec["data"]["name"]]} == {0.2}  # on every row
     assert bars["encoding"]["y"]["axis"]["labelLimit"] >= 300  # long feature names are not cut
+    assert bars["encoding"]["y"]["sort"] == ["merchant_risk_score_30d", "amount"]  # most drifted first

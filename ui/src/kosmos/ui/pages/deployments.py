@@ -119,7 +119,7 @@ def _over_time(c: Any, name: str, state: dict[str, Any]) -> None:
 
 
 def _line(frame: pd.DataFrame, field: str, title: str, limit: float | None, percent: bool = False) -> Any:
-    axis = alt.Axis(format="%" if percent else "~s", title=None)
+    axis = alt.Axis(format="%" if percent else ",.0f", title=None)
     chart = (
         alt.Chart(frame, title=title)
         .mark_line(point=True)

@@ -77,18 +77,16 @@ def staleness(fresh: float | None, ttl: float | None) -> str | None:
 
 def drift_chart(scores: pd.Series, limit: float) -> alt.LayerChart:
     """PSI per feature on a scale from 0 to at least 1.5 ``limit`` (a PSI of 0.004 looks small),
-    with the ``limit`` line."""
-    frame = scores.rename_axis("feature").reset_index()
+    with ``limit`` marked on every row."""
+    frame = scores.sort_values(ascending=False).rename_axis("feature").reset_index().assign(limit=limit)
     top = max(1.5 * limit, float(scores.max()) * 1.1)
-    bars = (
-        alt.Chart(frame, title="PSI per feature (dashed: the drift threshold)")
-        .mark_bar()
-        .encode(
-            y=alt.Y("feature:N", sort="-x", title=None, axis=alt.Axis(labelLimit=320)),
-            x=alt.X("PSI:Q", scale=alt.Scale(domain=[0, top]), title="PSI"),
-            color=alt.condition(f"datum.PSI > {limit}", alt.value("#d97706"), alt.value("#1d4ed8")),
-            tooltip=["feature", alt.Tooltip("PSI:Q", format=".4f")],
-        )
+    base = alt.Chart(frame, title="PSI per feature (the black mark: the drift threshold)").encode(
+        y=alt.Y("feature:N", sort=list(frame["feature"]), title=None, axis=alt.Axis(labelLimit=320))
     )
-    rule = alt.Chart(pd.DataFrame({"PSI": [limit]})).mark_rule(strokeDash=[6, 4]).encode(x="PSI:Q")
-    return (bars + rule).properties(height=max(120, 26 * len(frame)))
+    bars = base.mark_bar().encode(
+        x=alt.X("PSI:Q", scale=alt.Scale(domain=[0, top]), title="PSI"),
+        color=alt.condition(f"datum.PSI > {limit}", alt.value("#d97706"), alt.value("#1d4ed8")),
+        tooltip=["feature", alt.Tooltip("PSI:Q", format=".4f")],
+    )
+    marks = base.mark_tick(color="black", thickness=2).encode(x="limit:Q")
+    return (bars + marks).properties(height=alt.Step(28))
