@@ -46,6 +46,10 @@ def test_live_facts_come_from_the_project_the_caller_can_see(kc, llm_env) -> Non
     assert "No deployment of demo is degraded or failed." in facts["summary"]
     models = sdk.ask_assistant("demo", "What is the champion model's version and metrics?", client=kc)
     assert [f["tool"] for f in models["facts"]] == ["models"]
+    follow_up = sdk.ask_assistant(
+        "demo", "Is that good?", previous="What is the champion model's version and metrics?", client=kc
+    )
+    assert [f["tool"] for f in follow_up["facts"]] == ["models"]  # the question before gave it context
     champion = next(r for r in models["facts"][0]["data"] if r["alias"] == "champion")
     trained = champion["trained"]  # how it was trained: the version's run and what it was given
     assert trained["run_id"] and f"trained in run {trained['run']}" in models["facts"][0]["summary"]

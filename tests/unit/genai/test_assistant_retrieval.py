@@ -107,3 +107,18 @@ def test_section_vectors_are_kept_on_disk_and_reused(tmp_path: Path) -> None:
     (docs / "deployment.md").write_text(PAGE + "\n## New section\n\nMore.\n")
     DocsIndex(docs, counting, cache)
     assert calls[-1] == 4 and len(list(cache.glob("docs-*.npy"))) == 2  # changed docs: embedded again
+
+
+def test_a_follow_up_keeps_the_lookups_of_the_question_before() -> None:
+    from kosmos.genai.embeddings import local_encoder
+
+    encode = local_encoder()
+    champion = "Which model version is champion for fraud-detector?"
+    assert [t.name for t in tools.pick("Is that good?", encode)] == []  # alone: near nothing
+    assert [t.name for t in tools.pick("Is that good?", encode, champion)] == ["models"]
+    healthy = "Is the scorer deployment healthy?"
+    assert [t.name for t in tools.pick("Who changed it last?", encode, healthy)] == ["deployments"]
+    # a question of its own is not bent by the one before
+    assert [t.name for t in tools.pick("How do I create a token?", encode, champion)] == []
+    degraded = "Which deployments are degraded?"
+    assert [t.name for t in tools.pick("list the datasets", encode, degraded)] == ["datasets"]

@@ -186,15 +186,19 @@ def report_outcome(
 
 # -- assistant --------------------------------------------------------------------------
 def ask_assistant(
-    project: str, question: str, *, timeout_s: float = 180.0, client: KosmosClient | None = None
+    project: str,
+    question: str,
+    *,
+    previous: str | None = None,
+    timeout_s: float = 180.0,
+    client: KosmosClient | None = None,
 ) -> dict[str, Any]:
     """Ask the assistant: ``answer`` (the model's words), ``summary`` (built from the facts and
     passages alone), ``facts`` (live lookups in a project you can see) and ``sources`` (cited
-    doc sections)."""
+    doc sections). ``previous``: the question before, so a follow-up keeps its context."""
+    body = {"question": question, **({"previous": previous} if previous else {})}
     with client_or_default(client) as c:
-        return c.request(
-            "POST", f"/projects/{project}/assistant", json={"question": question}, timeout=timeout_s
-        )
+        return c.request("POST", f"/projects/{project}/assistant", json=body, timeout=timeout_s)
 
 
 # -- cache ------------------------------------------------------------------------------

@@ -17,6 +17,12 @@ router = APIRouter(tags=["assistant"])
 class AskBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     question: str = Field(min_length=1, max_length=MAX_QUESTION_CHARS, description="What to ask.")
+    previous: str | None = Field(
+        None,
+        max_length=MAX_QUESTION_CHARS,
+        description='The question asked just before: a follow-up ("and the challenger?") keeps '
+        "its project and its lookups.",
+    )
 
 
 @router.post(
@@ -24,4 +30,4 @@ class AskBody(BaseModel):
     summary="Answer from the docs (with citations) and the project's live data, worded by the LLM",
 )
 async def ask_assistant(project: Name, body: AskBody, call: CallDep) -> dict[str, Any]:
-    return await ask(call, project, body.question)
+    return await ask(call, project, body.question, body.previous)

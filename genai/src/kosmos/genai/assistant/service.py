@@ -47,9 +47,10 @@ def _passages(call: Call, question: str) -> list[tuple[Passage, float]]:
     return index.search(question, settings.passages)
 
 
-def _facts(call: Call, project: str, question: str) -> tuple[str, list[dict[str, Any]]]:
-    """Which project the question is about (the caller must see it) and the tools' results."""
-    named = _OTHER_PROJECT.search(question)
+def _facts(call: Call, project: str, question: str, previous: str | None) -> tuple[str, list[dict[str, Any]]]:
+    """Which project the question is about (the caller must see it) and the tools' results; a
+    follow-up keeps the project and the lookups of ``previous``."""
+    named = _OTHER_PROJECT.search(question) or (_OTHER_PROJECT.search(previous) if previous else None)
     target = named[1].lower() if named else project
     with call.tx() as ctx:
         ctx.project(project, Role.viewer)
@@ -61,7 +62,7 @@ def _facts(call: Call, project: str, question: str) -> tuple[str, list[dict[str,
                     f"project {target!r} not found, or you have no role in it: the assistant only "
                     "shows projects your token may see"
                 ) from None
-        return target, tools.run(ctx, call.settings, target, tools.pick(question, _encoder(call)))
+        return target, tools.run(ctx, call.settings, target, tools.pick(question, _encoder(call), previous))
 
 
 def _summary(facts: list[dict[str, Any]], passages: list[tuple[Passage, float]]) -> str:
@@ -74,15 +75,16 @@ def _summary(facts: list[dict[str, Any]], passages: list[tuple[Passage, float]])
     return "\n\n".join(parts)
 
 
-async def ask(call: Call, project: str, question: str) -> dict[str, Any]:
-    """Answer ``question`` for the caller in ``project``: passages, facts, and the model's words."""
+async def ask(call: Call, project: str, question: str, previous: str | None = None) -> dict[str, Any]:
+    """Answer ``question`` for the caller in ``project``: passages, facts, and the model's words
+    (``previous``: the question asked just before, for a follow-up)."""
     from kosmos.genai import chat
     from kosmos.genai.api import gateway_of
 
     question = question.strip()  # the route's schema bounds its length
     if not question:
         raise InvalidInput.field("question", "is empty")
-    target, facts = await run_in_threadpool(_facts, call, project, question)
+    target, facts = await run_in_threadpool(_facts, call, project, question, (previous or "").strip() or None)
     passages = await run_in_threadpool(_passages, call, question)
     sources = "\n\n".join(f"[{n}] {p.title}\n{p.text[:SOURCE_CHARS]}" for n, (p, _) in enumerate(passages, 1))
     fact_text = "\n".join(f["summary"] for f in facts) or "(none needed)"

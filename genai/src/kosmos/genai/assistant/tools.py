@@ -276,9 +276,11 @@ class ToolPicker:
             best[label] = max(best.get(label, -1.0), float(value))
         return best
 
-    def pick(self, question: str) -> list[Tool]:
+    def pick(self, question: str, previous: str | None = None) -> list[Tool]:
         scores = self.scores(question)
         top = max(scores.values())
+        if top < MIN_SIMILARITY and previous:  # near nothing ("and the challenger?"): a follow-up
+            return self.pick(f"{previous} {question}")
         if top < MIN_SIMILARITY or scores["none"] == top:
             return []
         return [t for t in TOOLS if scores[t.name] >= top - MARGIN and scores[t.name] > scores["none"]]
@@ -287,12 +289,13 @@ class ToolPicker:
 _pickers: dict[int, ToolPicker] = {}
 
 
-def pick(question: str, encode: Callable[[list[str]], Any]) -> list[Tool]:
-    """The tools ``question`` needs (none for a how-to question: the docs answer it)."""
+def pick(question: str, encode: Callable[[list[str]], Any], previous: str | None = None) -> list[Tool]:
+    """The tools ``question`` needs (none for a how-to question: the docs answer it). A question
+    near no example at all is read as a follow-up of ``previous``, the question before it."""
     picker = _pickers.get(id(encode))
     if picker is None:
         picker = _pickers[id(encode)] = ToolPicker(encode)
-    return picker.pick(question)
+    return picker.pick(question, previous)
 
 
 def run(ctx: CallContext, settings: Settings, project: str, tools: list[Tool]) -> list[dict[str, Any]]:

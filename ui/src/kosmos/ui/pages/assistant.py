@@ -58,6 +58,7 @@ def render() -> None:
         st.chat_message("user").write(question)
         with st.chat_message("assistant"), st.spinner("Reading the docs and your project ..."):
             with client() as c:
-                reply = sdk.ask_assistant(project(), question, client=c)
+                previous = history[-1]["question"] if history else None
+                reply = sdk.ask_assistant(project(), question, previous=previous, client=c)
             show(reply)
         history.append(reply)
