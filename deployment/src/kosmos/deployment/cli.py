@@ -110,7 +110,7 @@ def status(name: str, project: str = ProjectOption, output: Output = OutputOptio
         render(deployment, output)
         return
     render(deployment, output, COLUMNS)
-    if deployment["status"] in ("healthy", "degraded"):
+    if deployment["status"] in ("healthy", "unstable", "degraded"):
         try:
             live = sdk.stats(project, name)
         except Exception as exc:  # statistics are a bonus: the status above stands

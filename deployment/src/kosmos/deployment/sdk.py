@@ -35,10 +35,11 @@ def status(project: str, name: str, *, client: KosmosClient | None = None) -> di
 
 
 def _settled(d: dict[str, Any]) -> bool:
-    """Healthy, no rollout under way, and the reconciler has applied the latest change (a state
-    read before it did would still say healthy)."""
+    """Healthy (or unstable: the stable version serves, only its recent rollouts failed), no
+    rollout under way, and the reconciler has applied the latest change (a state read before it
+    did would still say healthy)."""
     applied = d["applied_generation"] >= d["generation"]
-    return d["status"] == "healthy" and d["candidate_version"] is None and applied
+    return d["status"] in ("healthy", "unstable") and d["candidate_version"] is None and applied
 
 
 def wait(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mlflow.tracking import MlflowClient
@@ -111,11 +112,45 @@ def list_(ctx: CallContext, project: str) -> list[dict[str, Any]]:
     records = ctx.session.scalars(
         select(DeploymentRecord).where(DeploymentRecord.project_id == proj.id).order_by(DeploymentRecord.name)
     )
-    return [out(r, project) for r in records if r.status != "deleting"]
+    shown = [out(r, project) for r in records if r.status != "deleting"]
+    rollbacks = _recent_rollbacks(ctx, project)
+    return [honest(d, rollbacks.get(d["name"], [])) for d in shown]
 
 
 def get(ctx: CallContext, project: str, name: str) -> dict[str, Any]:
-    return out(_get(ctx, ctx.project(project, Role.viewer), name), project)
+    shown = out(_get(ctx, ctx.project(project, Role.viewer), name), project)
+    return honest(shown, _recent_rollbacks(ctx, project, name).get(name, []))
+
+
+UNSTABLE_WINDOW = timedelta(minutes=15)
+UNSTABLE_ROLLBACKS = 2
+
+
+def honest(deployment: dict[str, Any], rollbacks: list[str]) -> dict[str, Any]:
+    """``deployment`` as shown: ``unstable`` instead of ``healthy`` when its canary was rolled back
+    automatically ``UNSTABLE_ROLLBACKS`` times or more in ``UNSTABLE_WINDOW`` (``rollbacks``: their
+    reasons, newest first). The stable version serves, but the rollout keeps failing; worse states
+    are kept as they are."""
+    if deployment["status"] != "healthy" or len(rollbacks) < UNSTABLE_ROLLBACKS:
+        return deployment
+    minutes = int(UNSTABLE_WINDOW.total_seconds() // 60)
+    reason = f"{len(rollbacks)} automatic rollbacks in {minutes} min; last: {rollbacks[0]}"
+    return {**deployment, "status": "unstable", "reason": reason}
+
+
+def _recent_rollbacks(ctx: CallContext, project: str, name: str | None = None) -> dict[str, list[str]]:
+    query = select(AuditEvent.object_name, AuditEvent.details).where(
+        AuditEvent.project == project,
+        AuditEvent.object_type == "deployment",
+        AuditEvent.action == "deployment.auto_rollback",
+        AuditEvent.at >= datetime.now(UTC) - UNSTABLE_WINDOW,
+    )
+    if name is not None:
+        query = query.where(AuditEvent.object_name == name)
+    found: dict[str, list[str]] = {}
+    for deployment, details in ctx.session.execute(query.order_by(AuditEvent.id.desc())):
+        found.setdefault(deployment, []).append(str((details or {}).get("reason") or "no reason recorded"))
+    return found
 
 
 def rollout(

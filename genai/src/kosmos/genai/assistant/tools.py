@@ -76,9 +76,9 @@ def _say_deployments(project: str, rows: list[dict[str, Any]]) -> str:
         f"- {r['name']} ({r['model']}): {r['status']}" + (f", {r['reason']}" if r["reason"] else "")
         for r in rows
     ]
-    unwell = [r["name"] for r in rows if r["status"] in ("degraded", "failed")]
+    unwell = [r["name"] for r in rows if r["status"] in ("degraded", "unstable", "failed")]
     head = (
-        f"Degraded or failed in {project}: {', '.join(unwell)}."
+        f"Degraded, unstable or failed in {project}: {', '.join(unwell)}."
         if unwell
         else f"No deployment of {project} is degraded or failed."
     )

@@ -1,11 +1,11 @@
-"""Deployments: an honest status, the rollout's timeline, latency and errors over time against the
+"""Deployments: an honest status (the API's), the rollout's timeline, latency and errors over time against the
 SLO, the traffic split, and promote or roll back (with a reason, for the roles that may)."""
 
 from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import altair as alt
@@ -24,27 +24,7 @@ BADGE = {
     "deploying": ":blue[●]",
     "pending": ":gray[●]",
 }
-UNSTABLE_WINDOW = timedelta(minutes=15)
-"""Automatic rollbacks this recent, two or more, make a deployment unstable whatever its replicas say."""
 WINDOW_S = 3600
-
-
-def honest_status(state: dict[str, Any], events: list[dict[str, Any]], now: datetime) -> tuple[str, str]:
-    """The status to show: the reconciler's, except that a canary rolled back automatically twice
-    or more in ``UNSTABLE_WINDOW`` is ``unstable`` (its stable version serves, but the rollout keeps
-    failing), with the newest reason."""
-    recent = [
-        e for e in events if e["action"] == "deployment.auto_rollback" and now - _at(e) <= UNSTABLE_WINDOW
-    ]
-    if len(recent) >= 2 and state["status"] == "healthy":
-        why = (recent[0]["details"] or {}).get("reason", "")
-        minutes = int(UNSTABLE_WINDOW.total_seconds() // 60)
-        return "unstable", f"{len(recent)} automatic rollbacks in {minutes} min; last: {why}"
-    return state["status"], state["reason"] or ""
-
-
-def _at(event: dict[str, Any]) -> datetime:
-    return datetime.fromisoformat(str(event["at"]).replace("Z", "+00:00"))
 
 
 @page
@@ -75,8 +55,8 @@ def render() -> None:
         st.query_params["deployment"] = name
         state = sdk.status(project(), name, client=c)
         events = sdk.events(project(), name, client=c)
-        status, reason = honest_status(state, events, datetime.now(UTC))
-        st.markdown(f"**{BADGE.get(status, '')} {status}**: {reason}")
+        # unstable: the API's word for a canary rolled back again and again (healthy otherwise)
+        st.markdown(f"**{BADGE.get(state['status'], '')} {state['status']}**: {state['reason'] or ''}")
         _over_time(c, name, state)
         _timeline(events)
         _steer(c, name, state)
@@ -171,7 +151,7 @@ def _timeline(events: list[dict[str, Any]]) -> None:
         return
     frame = pd.DataFrame(
         {
-            "at": [_at(e) for e in events],
+            "at": [datetime.fromisoformat(e["at"]) for e in events],
             "event": [e["action"].removeprefix("deployment.").replace("_", " ") for e in events],
             "kind": [KIND.get(e["action"], "change") for e in events],
             "who": [e["actor"] for e in events],
