@@ -146,6 +146,7 @@ def test_models_page_promotes_with_a_reason_and_refuses_without_one(ui_env) -> N
     model_box = next(s for s in at.selectbox if s.label == "Model")
     model_box.set_value("ui-model").run()
     _ok(at)
+    assert at.query_params["model"] == "ui-model"  # the address links to the model shown
     assert at.get("graphviz_chart"), "the lineage graph is drawn"
     alias = next(s for s in at.selectbox if s.label == "Alias")
     alias.set_value("challenger")

@@ -56,7 +56,10 @@ def render() -> None:
             st.info("No registered models: `kosmos.models.register(name, run_id)`.")
             return
         table([{"model": m["name"], "latest": m["latest_version"], "aliases": m["aliases"]} for m in models])
-        name = st.selectbox("Model", [m["name"] for m in models])
+        names = [m["name"] for m in models]
+        linked = st.query_params.get("model")
+        name = st.selectbox("Model", names, index=names.index(linked) if linked in names else 0)
+        st.query_params["model"] = name  # the address links to this model
         shown = sdk.show_model(project(), name, client=c)
         rows = [
             {
