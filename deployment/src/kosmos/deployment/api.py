@@ -13,7 +13,7 @@ from kosmos.deployment import decisions, predictions, service
 from kosmos.deployment.rollouts import app_name
 from kosmos.deployment.spec import Autoscaling, DeploymentSpec, Strategy
 from kosmos.platform.api import Call, CallDep
-from kosmos.platform.errors import NotFound, ServiceUnavailable
+from kosmos.platform.errors import InvalidInput, NotFound, ServiceUnavailable
 from kosmos.platform.identity.names import Name
 from kosmos.platform.logs import request_id_var
 from kosmos.platform.ray_cluster import connect
@@ -176,6 +176,8 @@ async def stats(
     bucket_s: Annotated[float, Query(ge=0, le=86400)] = 0.0,
 ) -> dict[str, Any]:
     """Since ``since`` (epoch seconds); ``bucket_s`` > 0 adds each version's figures per bucket."""
+    if 0 < bucket_s < 1:
+        raise InvalidInput.field("bucket_s", "give 0 (no series) or at least 1 second")
     return await _call(call, project, name, "stats", since, *([bucket_s] if bucket_s else []))
 
 

@@ -218,15 +218,7 @@ class _Window:
         recent = [e for e in self.events if e[0] >= since]
         if not recent:
             return {"requests": 0, "errors": 0, "error_rate": 0.0, "p50_ms": None, "p99_ms": None}
-        latencies = np.array([e[1] for e in recent])
-        errors = sum(1 for e in recent if not e[2])
-        return {
-            "requests": len(recent),
-            "errors": errors,
-            "error_rate": errors / len(recent),
-            "p50_ms": float(np.percentile(latencies, 50)),
-            "p99_ms": float(np.percentile(latencies, 99)),
-        }
+        return _figures(recent)
 
     def series(self, since: float, bucket_s: float) -> list[dict[str, Any]]:
         """The same figures per ``bucket_s`` seconds (buckets with no request left out), oldest first."""
@@ -234,20 +226,20 @@ class _Window:
         for event in self.events:
             if event[0] >= since:
                 buckets.setdefault(int(event[0] // bucket_s), []).append(event)
-        out = []
-        for key in sorted(buckets):
-            latencies = np.array([e[1] for e in buckets[key]])
-            errors = sum(1 for e in buckets[key] if not e[2])
-            out.append(
-                {
-                    "at": key * bucket_s,
-                    "requests": len(latencies),
-                    "error_rate": errors / len(latencies),
-                    "p50_ms": float(np.percentile(latencies, 50)),
-                    "p99_ms": float(np.percentile(latencies, 99)),
-                }
-            )
-        return out
+        return [{"at": key * bucket_s, **_figures(buckets[key])} for key in sorted(buckets)]
+
+
+def _figures(events: list[tuple[float, float, bool]]) -> dict[str, Any]:
+    """Requests, errors, error rate and latency percentiles of (time, latency ms, ok) events."""
+    latencies = np.array([e[1] for e in events])
+    errors = sum(1 for e in events if not e[2])
+    return {
+        "requests": len(events),
+        "errors": errors,
+        "error_rate": errors / len(events),
+        "p50_ms": float(np.percentile(latencies, 50)),
+        "p99_ms": float(np.percentile(latencies, 99)),
+    }
 
 
 def window_stats(windows: dict[int, _Window], since: float, bucket_s: float) -> dict[str, Any]:

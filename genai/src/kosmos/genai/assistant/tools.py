@@ -12,6 +12,7 @@ Measured on held-out questions: ``bench/assistant_tools.py``.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +27,7 @@ MIN_SIMILARITY = 0.35
 """A question whose nearest example is farther than this gets no lookup (the docs answer it)."""
 MARGIN = 0.06
 """Tools whose nearest example is within this of the best one's are all picked (a question about
-two things, "is the fraud model healthy and what is its AUC?")."""
+two things, "is the scoring model healthy and what is its AUC?")."""
 HOW_TO = (
     "How do I deploy a model with a canary?",
     "How do I create a token?",
@@ -205,7 +206,7 @@ TOOLS = [
         "The project's deployments: status (healthy, degraded, failed), reason and traffic.",
         (
             "Which deployments are degraded?",
-            "Is the fraud-detector deployment healthy?",
+            "Is the churn-scorer deployment healthy?",
             "What is the status of my deployments?",
             "Show the traffic split of the canary",
             "Are any replicas down?",
@@ -286,15 +287,15 @@ class ToolPicker:
         return [t for t in TOOLS if scores[t.name] >= top - MARGIN and scores[t.name] > scores["none"]]
 
 
-_pickers: dict[int, ToolPicker] = {}
+_pickers: weakref.WeakKeyDictionary[Callable[[list[str]], Any], ToolPicker] = weakref.WeakKeyDictionary()
 
 
 def pick(question: str, encode: Callable[[list[str]], Any], previous: str | None = None) -> list[Tool]:
     """The tools ``question`` needs (none for a how-to question: the docs answer it). A question
     near no example at all is read as a follow-up of ``previous``, the question before it."""
-    picker = _pickers.get(id(encode))
+    picker = _pickers.get(encode)
     if picker is None:
-        picker = _pickers[id(encode)] = ToolPicker(encode)
+        picker = _pickers[encode] = ToolPicker(encode)
     return picker.pick(question, previous)
 
 

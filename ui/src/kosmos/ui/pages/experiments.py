@@ -111,16 +111,18 @@ def _compare(c: Any, runs: list[dict], names: dict[str, str], metrics: list[str]
     stepped = [m for m in metrics if m.endswith(("loss", "_auc")) or "epoch" in m][:6] or metrics[:6]
     curve_metric = st.selectbox("Curve", stepped) if stepped else None
     if curve_metric:
-        curves = {}
-        for run_id in ids:
-            history = sdk.metric_history(project(), run_id, curve_metric, client=c)
-            if len(history) > 1:
-                curves[names[run_id]] = pd.Series({h["step"]: h["value"] for h in history})
+        curves = {names[i]: curve for i in ids if (curve := _curve(c, i, curve_metric)) is not None}
         if curves:
             st.line_chart(pd.DataFrame(curves), height=260, x_label="step", y_label=curve_metric)
     params = [p for p in _varying_params(runs) if _numeric(runs, p)]
     if main and params and len(runs) >= 3:
         _sweep(runs, names, params, main)
+
+
+def _curve(c: Any, run_id: str, key: str) -> pd.Series | None:
+    """A metric's values by step, or None when it was logged once (no curve to draw)."""
+    history = sdk.metric_history(project(), run_id, key, client=c)
+    return pd.Series({h["step"]: h["value"] for h in history}) if len(history) > 1 else None
 
 
 def _numeric(runs: list[dict], param: str) -> bool:
@@ -166,11 +168,8 @@ def _run_details(c: Any, runs: list[dict], names: dict[str, str]) -> None:
     by_label = {names[r["run_id"]]: r["run_id"] for r in runs}
     run_id = by_label[st.selectbox("Run", list(by_label))]
     run = next(r for r in runs if r["run_id"] == run_id)
-    curves = {}
-    for key in [k for k in run["metrics"] if k.endswith("_loss")][:4]:
-        history = sdk.metric_history(project(), run_id, key, client=c)
-        if len(history) > 1:
-            curves[key] = pd.Series({h["step"]: h["value"] for h in history})
+    losses = [k for k in run["metrics"] if k.endswith("_loss")][:4]
+    curves = {key: curve for key in losses if (curve := _curve(c, run_id, key)) is not None}
     if curves:
         st.line_chart(pd.DataFrame(curves), height=260, x_label="step", y_label="loss")
     images = sdk.run_images(project(), run_id, client=c)
