@@ -402,3 +402,38 @@ def feature_jobs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
     yield {"url": url, "token": token, "scratch": scratch}
     process.terminate()
     process.wait(timeout=30)
+
+
+class PgVectorServer:
+    """A real PostgreSQL 16 with the pgvector extension for this run: the binaries pgserver ships
+    in its wheel (Debian bookworm packages no pgvector and the machines' PostgreSQL 15 has none).
+    It listens on a Unix socket only; ``stop``/``start`` take it down and bring it back."""
+
+    def __init__(self, data: Path) -> None:
+        import pgserver
+
+        self.server = pgserver.get_server(data, cleanup_mode="stop")
+        socket_dir = self.server.get_postmaster_info().socket_dir
+        self.url = f"postgresql+psycopg://postgres@/postgres?host={socket_dir}"
+
+    def stop(self) -> None:
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata, user=self.server.system_user)
+
+    def start(self) -> None:
+        self.server.ensure_postgres_running()
+
+
+@pytest.fixture(scope="session")
+def pgvector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgVectorServer]:
+    """One pgvector server for the run (about 1 s to start)."""
+    try:
+        server = PgVectorServer(tmp_path_factory.mktemp("pgvector"))
+    except Exception as exc:  # reported as the missing service
+        service_missing("pgvector (pgserver)", exc)
+    yield server
+    server.server.cleanup()
+    import atexit
+
+    atexit.unregister(server.server._cleanup)  # it would log again after pytest closed its streams

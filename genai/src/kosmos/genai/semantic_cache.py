@@ -103,11 +103,13 @@ class SemanticCache:
         embed: Callable[[list[str]], np.ndarray] | None = None,
         cache_dir: Path | None = None,
     ) -> None:
+        """``config.index_url`` unset means the metadata database (for an external index)."""
         self.database = database
         self.cache_dir = cache_dir
         self.config = config
         self._embed = embed
-        self.index: VectorIndex = index_class(config.index)(self._load, DIMENSIONS)
+        url = config.index_url.get_secret_value() if config.index_url else database.url
+        self.index: VectorIndex = index_class(config.index)(self._load, DIMENSIONS, url=url)
         self._lock = threading.Lock()
         self._touched: dict[int, tuple[int, datetime]] = {}
         self._known: dict[str, tuple[float, Namespace]] = {}

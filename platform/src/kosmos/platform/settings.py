@@ -323,7 +323,14 @@ class CacheSettings(_Section):
     enabled: bool = Field(default=True, description="Answer repeated questions from the cache.")
     index: str = Field(
         default="memory",
-        description="Vector index backend: memory (in-process, entries durable in the metadata database).",
+        description="Vector index backend: memory (in-process, the embedded default: each process "
+        "finds only the entries it loaded or stored) or pgvector (PostgreSQL with the pgvector "
+        "extension, shared by every process and replica: an entry stored by one is a hit on all).",
+    )
+    index_url: SecretStr | None = Field(
+        default=None,
+        description="The pgvector index's PostgreSQL URL (SQLAlchemy form). Unset: the metadata "
+        "database, which then needs the vector extension.",
     )
     threshold: float = Field(
         default=0.7,

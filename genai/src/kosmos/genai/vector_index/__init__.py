@@ -6,7 +6,10 @@ import importlib
 
 from kosmos.genai.vector_index.base import IndexUnavailable, Loader, VectorIndex
 
-INDEXES = {"memory": "kosmos.genai.vector_index.memory:MemoryIndex"}
+INDEXES = {
+    "memory": "kosmos.genai.vector_index.memory:MemoryIndex",
+    "pgvector": "kosmos.genai.vector_index.pgvector:PgVectorIndex",
+}
 """Backends by name; the first is the embedded default."""
 
 

@@ -17,9 +17,10 @@ class VectorIndex(ABC):
     The index only proposes candidates: the cache reads each candidate's entry from the
     metadata database before using it, so a stale index entry costs a lookup, never a
     wrong answer. ``loader`` rebuilds a namespace the index has not seen (after a restart).
+    ``url`` locates an external engine; in-process backends ignore it.
     """
 
-    def __init__(self, loader: Loader, dimensions: int) -> None:
+    def __init__(self, loader: Loader, dimensions: int, url: str | None = None) -> None:
         self.loader = loader
         self.dimensions = dimensions
 

@@ -91,7 +91,7 @@ class MemoryIndex(VectorIndex):
     inverted-file partition (k-means cells, the ``PROBES`` nearest cells scored exactly), which
     may miss a neighbour (a cache miss, never a wrong answer) and keeps 100k entries near 3 ms."""
 
-    def __init__(self, loader: Loader, dimensions: int) -> None:
+    def __init__(self, loader: Loader, dimensions: int, url: str | None = None) -> None:
         super().__init__(loader, dimensions)
         self._spaces: dict[int, _Namespace] = {}
         self._lock = threading.RLock()

@@ -1,0 +1,198 @@
+"""The shared vector index: PostgreSQL with the pgvector extension, one table per namespace.
+
+Every process that points at the same database sees the same entries at once: an entry stored
+by one gateway replica is a candidate on every other on its next lookup, and a removal (a flag,
+an invalidation, an eviction) is gone for all of them when its transaction commits. Each
+namespace is its own table with its own HNSW index, so one tenant's search never scans, or
+filters past, another's rows, and dropping a namespace is one ``DROP TABLE``.
+
+The engine may go away: every call is bounded (connect and statement timeouts) and a failure
+raises ``IndexUnavailable``, which the cache turns into a miss. After a failure the index
+refuses calls for ``RETRY_SECONDS`` instead of waiting on a dead server once per request, then
+tries again: it recovers on its own when the server returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import DBAPIError, ProgrammingError, SQLAlchemyError
+
+from kosmos.genai.vector_index.base import IndexUnavailable, Loader, VectorIndex
+
+TIMEOUT_MS = 1000
+"""The longest a statement may run before the lookup becomes a miss."""
+RETRY_SECONDS = 1.0
+"""How long calls are refused (misses) after the engine failed, before it is tried again."""
+UNDEFINED_TABLE = "42P01"
+LOCK_BASE = 0x6B6F736D00000000  # "kosm": advisory locks of this index, apart from other users'
+EF_SEARCH = 64
+"""HNSW candidates per search (pgvector's default is 40; more is a better recall for little time)."""
+
+
+class NamespaceGone(IndexUnavailable):
+    """The namespace's table was dropped (by another process) during the call."""
+
+
+def _literal(vector: np.ndarray) -> str:
+    return "[" + ",".join(map(repr, vector.tolist())) + "]"
+
+
+class PgVectorIndex(VectorIndex):
+    """Cosine search in PostgreSQL + pgvector (HNSW over inner product of unit vectors).
+
+    ``url`` is a SQLAlchemy URL of a PostgreSQL database where the ``vector`` extension exists
+    or may be created. A namespace the index has never held is filled once from ``loader``
+    (the metadata database), so switching from the embedded index loses nothing.
+    """
+
+    def __init__(self, loader: Loader, dimensions: int, url: str | None = None) -> None:
+        super().__init__(loader, dimensions)
+        if not url:
+            raise ValueError("the pgvector index needs gateway.cache.index_url (a PostgreSQL URL)")
+        parsed = make_url(url)
+        if not parsed.drivername.startswith("postgresql"):
+            raise ValueError(f"the pgvector index needs a PostgreSQL URL, not {parsed.drivername}")
+        self.engine: Engine = create_engine(
+            parsed.set(drivername="postgresql+psycopg"),
+            pool_pre_ping=True,
+            pool_size=4,
+            max_overflow=4,
+            pool_timeout=TIMEOUT_MS / 1000,
+            connect_args={
+                "connect_timeout": 2,
+                "options": f"-c statement_timeout={TIMEOUT_MS} -c hnsw.ef_search={EF_SEARCH}",
+            },
+        )
+        self._known: set[int] = set()
+        self._down_until = 0.0
+        self._lock = threading.Lock()
+        self._extension = False
+
+    @staticmethod
+    def _table(namespace: int) -> str:
+        return f"kosmos_cache_vectors_{int(namespace)}"
+
+    def _call(self, namespace: int, work: Any) -> Any:
+        """Run ``work(connection)`` in one transaction; an engine failure is ``IndexUnavailable``."""
+        if time.monotonic() < self._down_until:
+            raise IndexUnavailable("the pgvector index failed less than a second ago")
+        try:
+            with self.engine.begin() as connection:
+                return work(connection)
+        except ProgrammingError as exc:
+            if getattr(exc.orig, "sqlstate", None) == UNDEFINED_TABLE:  # another process dropped it
+                with self._lock:
+                    self._known.discard(namespace)
+                raise NamespaceGone(namespace) from exc
+            raise IndexUnavailable(f"pgvector index: {exc.orig}") from exc
+        except (SQLAlchemyError, OSError) as exc:
+            if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                self.engine.dispose()
+            self._down_until = time.monotonic() + RETRY_SECONDS
+            raise IndexUnavailable(f"pgvector index: {type(exc).__name__}") from exc
+
+    def _ensure(self, connection: Any, namespace: int, create: bool = True) -> bool:
+        """Make the namespace's table on first use, filled from the metadata database. Reads
+        (``create=False``) make it only when the metadata database holds entries for it, so a
+        lookup in a namespace dropped meanwhile leaves no empty table behind. Whether it exists."""
+        if namespace in self._known:
+            return True
+        if not self._extension:
+            connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+            self._extension = True
+        table = self._table(namespace)
+        lock = {"key": LOCK_BASE + namespace}  # two processes never make the same table at once
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), lock)
+        exists = connection.scalar(text("SELECT to_regclass(:t)"), {"t": table})
+        if exists is None:
+            ids, vectors = self.loader(namespace)
+            if not ids and not create:
+                return False
+            connection.execute(
+                text(f"CREATE TABLE {table} (id bigint PRIMARY KEY, embedding vector({self.dimensions}))")
+            )
+            if ids:  # before the index: one HNSW build is much faster than one insert per row
+                self._insert(connection, table, ids, self.check(vectors))
+            connection.execute(
+                text(f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (embedding vector_ip_ops)")
+            )
+        with self._lock:
+            self._known.add(namespace)
+        return True
+
+    @staticmethod
+    def _insert(connection: Any, table: str, ids: Sequence[int], vectors: np.ndarray) -> None:
+        rows = [{"id": int(i), "v": _literal(v)} for i, v in zip(ids, vectors, strict=True)]
+        connection.execute(
+            text(
+                f"INSERT INTO {table} (id, embedding) VALUES (:id, CAST(:v AS vector)) "
+                "ON CONFLICT (id) DO UPDATE SET embedding = EXCLUDED.embedding"
+            ),
+            rows,
+        )
+
+    def add(self, namespace: int, ids: Sequence[int], vectors: np.ndarray) -> None:
+        vectors = self.check(vectors)
+
+        def work(connection: Any) -> None:
+            self._ensure(connection, namespace)
+            self._insert(connection, self._table(namespace), ids, vectors)
+
+        self._call(namespace, work)
+
+    def remove(self, namespace: int, ids: Sequence[int]) -> None:
+        if not ids:
+            return
+
+        def work(connection: Any) -> None:
+            connection.execute(
+                text(f"DELETE FROM {self._table(namespace)} WHERE id = ANY(:ids)"),
+                {"ids": [int(i) for i in ids]},
+            )
+
+        with contextlib.suppress(NamespaceGone):
+            self._call(namespace, work)
+
+    def drop(self, namespace: int) -> None:
+        self._call(namespace, lambda c: c.execute(text(f"DROP TABLE IF EXISTS {self._table(namespace)}")))
+        with self._lock:
+            self._known.discard(namespace)
+
+    def search(self, namespace: int, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
+        query = _literal(self.check(vector)[0])
+
+        def work(connection: Any) -> list[tuple[int, float]]:
+            if not self._ensure(connection, namespace, create=False):
+                return []
+            rows = connection.execute(
+                text(
+                    f"SELECT id, -(embedding <#> CAST(:q AS vector)) FROM {self._table(namespace)} "
+                    "ORDER BY embedding <#> CAST(:q AS vector) LIMIT :k"
+                ),
+                {"q": query, "k": k},
+            ).all()
+            return [(int(i), float(s)) for i, s in rows]
+
+        try:
+            return self._call(namespace, work)
+        except NamespaceGone:
+            return []
+
+    def size(self, namespace: int) -> int:
+        def work(connection: Any) -> int:
+            if not self._ensure(connection, namespace, create=False):
+                return 0
+            return int(connection.scalar(text(f"SELECT count(*) FROM {self._table(namespace)}")) or 0)
+
+        try:
+            return self._call(namespace, work)
+        except NamespaceGone:
+            return 0
