@@ -437,3 +437,13 @@ def pgvector_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgVect
     import atexit
 
     atexit.unregister(server.server._cleanup)  # it would log again after pytest closed its streams
+
+
+@pytest.fixture
+def pgvector_url(pgvector_server: PgVectorServer) -> str:
+    """A fresh database on the run's pgvector server (SQLAlchemy URL)."""
+    name = f"vi_{uuid.uuid4().hex[:10]}"
+    admin = pgvector_server.url.replace("postgresql+psycopg", "postgresql")
+    with psycopg.connect(admin, autocommit=True) as connection:
+        connection.execute(f"CREATE DATABASE {name}")
+    return pgvector_server.url.replace("/postgres?", f"/{name}?")

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 import redis
 from openai import OpenAI
@@ -319,6 +320,7 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
     empty_pg_database,
     kosmos_database: str,
     feature_jobs: str,
+    pgvector_url: str,
 ) -> None:
     api, ui, dataplane = free_port(), free_port(), free_port()
     redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
@@ -336,6 +338,8 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
         KOSMOS_FEATURES__REGISTRY="sql",
         KOSMOS_FEATURES__REGISTRY_URL=empty_pg_database(),
         KOSMOS_GATEWAY__LIMITER="redis",
+        KOSMOS_GATEWAY__CACHE__INDEX="pgvector",  # shared by every replica
+        KOSMOS_GATEWAY__CACHE__INDEX_URL=pgvector_url,
         KOSMOS_FEATURES__CODE_RUNNER_URL=feature_jobs,  # the demo's feature code runs there
         KOSMOS_FEATURES__CODE_RUNNER_TOKEN=FEATURE_JOBS_TOKEN,
         KOSMOS_RAY__ADDRESS=cluster["address"],
@@ -386,6 +390,9 @@ def test_the_demo_runs_on_a_two_node_ray_cluster_and_survives_losing_a_node(
         assert seen.status_code == 200 and "demo/" in seen.text, seen.text[:500]
         env["KOSMOS_CLIENT__URL"] = f"http://127.0.0.1:{api}"
         _check_the_demo(env, api, token[1], redis_url)
+        with psycopg.connect(pgvector_url.replace("+psycopg", "")) as index:  # the answers went there
+            tables = "SELECT count(*) FROM pg_tables WHERE tablename LIKE 'kosmos_cache_vectors_%'"
+            assert index.execute(tables).fetchone()[0] >= 1
         # the demo's datasets went to the DVC remote in S3, its models to MLflow's S3 artifacts
         assert _objects(s3, "kosmos-datasets", "dvc/demo/"), "no dataset content in the S3 remote"
         assert any(k.endswith("MLmodel") for k in _objects(s3, "kosmos-mlflow", "artifacts/"))
@@ -534,5 +541,5 @@ def _check_losing_the_worker_node(env: dict[str, str], cluster: dict, api: int, 
     _healthy(env, "fraud-detector")
     assert _predict(api, token).status_code == 200
     _healthy(env, "assistant-llm", timeout=420)
-    assert _chat(api, token, "How do I block my card?")[1] == "hit"  # the cache lives in the control plane
+    assert _chat(api, token, "How do I block my card?")[1] == "hit"  # the shared index lives in pgvector
     assert _chat(api, token, "What are your opening hours?")[1] == "miss"  # a fresh answer from the model

@@ -76,6 +76,28 @@ def test_repeats_and_paraphrases_hit_the_cache_and_near_misses_do_not(llm_env, k
     assert sdk.cache_stats("demo", client=kc)["flagged"] >= 1
 
 
+def test_audited_hits_are_answered_again_and_estimate_the_false_hit_rate(llm_env, kc) -> None:
+    sdk.set_gateway_policy("demo", {"cache": {"audit_rate": 1}}, client=kc)
+    question = [{"role": "user", "content": "Name one primary colour."}]
+    first, h1 = _ask(llm_env, question)
+    assert h1["x-kosmos-cache"] == "miss"
+    started = time.monotonic()
+    again, h2 = _ask(llm_env, question)
+    # the caller gets the cached answer at once; the model answers again in the background
+    assert h2["x-kosmos-cache"] == "hit" and again == first and time.monotonic() - started < 2
+    namespace = None
+    deadline = time.monotonic() + 60
+    while namespace is None:
+        spaces = sdk.cache_namespaces("demo", hours=1, client=kc)
+        namespace = next((s for s in spaces if s["stats"]["audits"] >= 1 and s["stats"]["hits"]), None)
+        assert time.monotonic() < deadline, spaces
+        time.sleep(0.5)
+    figures = namespace["stats"]
+    assert figures["audits_disagreed"] == 0  # greedy decoding: the model says the same again
+    assert figures["false_hit_rate"] == 0 and figures["false_hit_interval"][1] > 0
+    assert sdk.cache_stats("demo", hours=1, client=kc)["audits"] >= 1
+
+
 def _stats(kc: KosmosClient, until: Callable[[dict], bool]) -> dict:
     """The cache statistics once ``until`` holds (they are read from usage rows, written in batches)."""
     deadline = time.monotonic() + 15
@@ -272,6 +294,8 @@ def test_cache_and_prompts_are_project_scoped_and_the_cli_works(llm_env, kc, mon
     assert json.loads(shown.output)["versions"][0]["variables"] == ["name"]
     stats = runner.invoke(app, ["cache", "stats", "-p", "demo", "-o", "json"])
     assert stats.exit_code == 0 and json.loads(stats.output)["requests"] > 0
+    spaces = runner.invoke(app, ["cache", "namespaces", "-p", "demo"])
+    assert spaces.exit_code == 0 and "false_hits" in spaces.output, spaces.output
     flushed = runner.invoke(app, ["cache", "flush", "-p", "demo", "--yes"])
     assert flushed.exit_code == 0 and "invalidated" in flushed.output
     bad = runner.invoke(app, ["cache", "invalidate", "-p", "demo"])

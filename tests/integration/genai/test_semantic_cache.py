@@ -172,3 +172,25 @@ def test_rate_limits_and_token_quotas(limits) -> None:
 def test_an_unknown_limiter_names_the_valid_ones() -> None:
     with pytest.raises(ValueError, match="valid: memory, redis"):
         limiter(Settings(gateway={"limiter": "etcd"}))
+
+
+def test_audits_compare_answers_and_are_counted_per_namespace(env) -> None:
+    cache, _, (a, _) = env
+    assert cache.agrees("Use the reset link.", "use the  reset link.")
+    assert cache.agrees(
+        "You can reset your password with the link on the sign-in page.",
+        "Reset your password using the link on the sign-in page.",
+    )
+    assert not cache.agrees("The transfer fee is 5 EUR.", "The transfer fee is 50 EUR.")
+    assert not cache.agrees("Use the reset link.", "Our branches open at nine in the morning.")
+    ns, entry = _stored(cache, Partition(a, "chat", "1"))
+    other, _ = _stored(cache, Partition(a, "summary", "1"), "Where is my nearest branch?")
+    cache.record_audit(a, ns.id, entry, "chat", True)
+    cache.record_audit(a, ns.id, entry, "chat", False)
+    assert cache.drop_entry(a, entry, "alice", "flagged", "wrong")
+    assert cache.events_by_namespace(a, _epoch()) == {
+        ns.id: {"audit_agreed": 1, "audit_disagreed": 1, "flagged": 1}
+    }
+    totals = cache.events(a, _epoch())
+    assert (totals["audit_agreed"], totals["audit_disagreed"], totals["flagged"]) == (1, 1, 1)
+    assert other.id not in cache.events_by_namespace(a, _epoch())

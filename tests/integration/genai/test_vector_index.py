@@ -8,7 +8,6 @@ import time
 import uuid
 
 import numpy as np
-import psycopg
 import pytest
 
 from kosmos.genai.semantic_cache import Partition, SemanticCache
@@ -24,16 +23,6 @@ ANSWER = {"text": "Use the reset link.", "finish_reason": "stop", "usage": {"com
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
     v = rng.standard_normal((n, 384)).astype(np.float32)
     return v / np.linalg.norm(v, axis=1, keepdims=True)
-
-
-@pytest.fixture
-def pgvector_url(pgvector_server) -> str:
-    """A fresh database on the run's pgvector server."""
-    name = f"vi_{uuid.uuid4().hex[:10]}"
-    admin = pgvector_server.url.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as connection:
-        connection.execute(f"CREATE DATABASE {name}")
-    return pgvector_server.url.replace("/postgres?", f"/{name}?")
 
 
 @pytest.fixture(params=sorted(INDEXES))

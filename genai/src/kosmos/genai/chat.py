@@ -14,6 +14,7 @@ in batches and flushes when the process stops.
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import time
 import uuid
@@ -29,12 +30,14 @@ from kosmos.genai import protocol
 from kosmos.genai.decision import llm_record
 from kosmos.genai.gateway import CACHE_HEADER, CACHE_MODES, Gateway, GatewayError, Prepared, Route
 from kosmos.genai.serving import invalid
+from kosmos.platform import pii
 from kosmos.platform.api.deps import Call
 from kosmos.platform.db.models import Role
 from kosmos.platform.errors import NotFound
 from kosmos.platform.logs import request_id_var
 
-_pending: set[asyncio.Task[None]] = set()  # cache stores of streamed answers, after the stream
+log = logging.getLogger(__name__)
+_pending: set[asyncio.Task[None]] = set()  # stores of streamed answers and audits, after the answer
 
 
 @dataclass
@@ -271,6 +274,7 @@ def _record(
         "redacted": sum(prepared.redacted.values()),
         "fallback": outcome.fallback,
         "tokens_saved": outcome.tokens_saved,
+        "cache_namespace": prepared.namespace.id if prepared.namespace else None,
     }
 
     def after() -> None:
@@ -279,6 +283,29 @@ def _record(
 
     gateway.recorder.add(prepared.project_id, call.principal.user_name, row, after)
     gateway.decisions.add(llm_record(project, call.principal.user_name, prepared, outcome))
+
+
+async def _audit(call: Call, gateway: Gateway, project: str, prepared: Prepared) -> None:
+    """Answer an audited hit again on the first route, after the cached answer was served, and
+    record whether the two agreed (the sample behind the estimated false-hit rate)."""
+    try:
+        responses, first = await _open(call, project, prepared.routes[0], prepared, [])
+        if responses is None or "error" in first:
+            return
+        chunks = [first] + [item async for item in responses]
+        if "error" in chunks[-1]:
+            return
+        text = pii.redact("".join(_text(c, prepared.kind) for c in chunks[:-1])).text
+        lookup = prepared.lookup
+        assert lookup is not None and lookup.entry_id is not None and prepared.namespace is not None
+        cached = (lookup.answer or {}).get("text", "")
+        agreed = await run_in_threadpool(gateway.cache.agrees, text, cached)
+        await run_in_threadpool(
+            gateway.cache.record_audit, prepared.project_id, prepared.namespace.id, lookup.entry_id,
+            prepared.model, agreed,
+        )  # fmt: skip
+    except Exception as exc:  # an audit never fails anything
+        log.warning("could not audit a cache hit: %s", type(exc).__name__)
 
 
 def _from_cache(
@@ -297,6 +324,10 @@ def _from_cache(
     outcome.cache_entry, outcome.cache_similarity = lookup.entry_id, lookup.similarity
     outcome.response_id = protocol.new_id("chatcmpl" if prepared.kind == "chat" else "cmpl")
     _record(call, gateway, project, prepared, outcome)
+    if prepared.audit:  # after the answer, never before it
+        task = asyncio.get_running_loop().create_task(_audit(call, gateway, project, prepared))
+        _pending.add(task)
+        task.add_done_callback(_pending.discard)
     if not request.stream:
         return outcome
     include_usage = bool((request.model_extra or {}).get("stream_options", {}).get("include_usage"))

@@ -12,6 +12,7 @@ from pathlib import Path
 import typer
 
 from kosmos.genai import sdk
+from kosmos.genai.cache_stats import namespace_figures
 from kosmos.platform.cli.output import Output, OutputOption, handle_errors, read_json_object, render
 from kosmos.platform.errors import InvalidInput
 
@@ -143,18 +144,24 @@ def cache_stats(
     hours: float = typer.Option(24, help="Look back this many hours."),
     output: Output = OutputOption,
 ) -> None:
-    """Hit rate, tokens and latency saved, flags, invalidations."""
+    """Hit rate, estimated false-hit rate with its 95% interval, tokens and latency saved, flags."""
     render(sdk.cache_stats(project, hours=hours), output)
 
 
 @cache.command("namespaces")
 @handle_errors
-def cache_namespaces(project: str = ProjectOption, output: Output = OutputOption) -> None:
-    render(
-        sdk.cache_namespaces(project),
-        output,
-        ["id", "model", "model_version", "prompt", "prompt_version", "threshold", "entries", "hits"],
-    )
+def cache_namespaces(
+    project: str = ProjectOption,
+    hours: float = typer.Option(24, help="Statistics over this many hours."),
+    output: Output = OutputOption,
+) -> None:
+    """Each namespace: threshold, entries, hit rate, estimated false hits (95% interval), flags."""
+    spaces = sdk.cache_namespaces(project, hours=hours)
+    if output is Output.json:
+        return render(spaces, output)
+    rows = [{**space, **namespace_figures(space["stats"])} for space in spaces]
+    columns = ["id", "model", "model_version", "prompt", "threshold", "entries", "hits", "misses"]
+    render(rows, output, [*columns, "hit_rate", "false_hits", "flagged", "tokens_saved"])
 
 
 @cache.command("flush")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 import threading
 import time
 from collections import Counter
@@ -50,6 +51,9 @@ class CachePolicy(BaseModel):
     ttl_seconds: int | None = Field(None, ge=1, description="How long an answer stays cached.")
     max_entries: int | None = Field(None, ge=1, description="Entries per namespace before eviction.")
     cache_sampled: bool | None = Field(None, description="Also cache temperature > 0 requests.")
+    audit_rate: float | None = Field(
+        None, ge=0, le=1, description="Share of would-be hits answered by the model and compared."
+    )
 
 
 class Policy(BaseModel):
@@ -129,6 +133,8 @@ class Prepared:
     """The prompt's variables as rendered (redacted)."""
     cache: str | None = None
     """hit, miss, refresh, skip, bypass or error; None when the cache is off."""
+    audit: bool = False
+    """A hit drawn for an audit: after serving it, the model answers too and the two are compared."""
     namespace: Namespace | None = None
     query: str | None = None
     vector: np.ndarray | None = None
@@ -333,6 +339,7 @@ class Gateway:
                 return
             prepared.lookup = self.cache.lookup(prepared.namespace, query, prepared.vector, config["guard"])
             prepared.cache = "hit" if prepared.lookup.hit else "miss"
+            prepared.audit = prepared.lookup.hit and random.random() < config["audit_rate"]
         except (IndexUnavailable, SQLAlchemyError, OSError, RuntimeError, ValueError) as exc:  # fail open
             log.warning("semantic cache unavailable (%s); answering from the model", type(exc).__name__)
             prepared.cache, prepared.namespace = "error", None

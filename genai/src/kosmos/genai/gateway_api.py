@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 
+from kosmos.genai.cache_stats import summarize
 from kosmos.genai.gateway import Gateway, Policy
 from kosmos.genai.models_db import LLMUsage
 from kosmos.platform.api import Call, CallDep
@@ -26,6 +27,7 @@ from kosmos.platform.errors import InvalidInput, NotFound
 from kosmos.platform.identity.names import Name
 
 router = APIRouter(prefix="/projects/{project}", tags=["gateway"])
+HOURS = Query(24, gt=0, le=24 * 366, description="Look back this many hours.")
 
 
 def _gateway(call: Call) -> Gateway:
@@ -73,41 +75,18 @@ def put_policy(project: Name, policy: Policy, call: CallDep) -> dict[str, Any]:
 
 
 # -- cache ------------------------------------------------------------------------------
-@router.get("/cache/stats", summary="Semantic cache: hit rate, tokens and latency saved, flags")
-def cache_stats(
-    project: Name,
-    call: CallDep,
-    hours: float = Query(24, gt=0, le=24 * 366, description="Look back this many hours."),
-) -> dict[str, Any]:
+@router.get(
+    "/cache/stats", summary="Semantic cache: hit rate, estimated false hits, tokens and latency saved"
+)
+def cache_stats(project: Name, call: CallDep, hours: float = HOURS) -> dict[str, Any]:
     gateway = _gateway(call)
     since = datetime.now(UTC) - timedelta(hours=hours)
-    with call.tx() as ctx:
-        project_id = ctx.project(project, Role.viewer).id
-        rows = ctx.session.execute(
-            select(LLMUsage.cache, LLMUsage.latency_ms, LLMUsage.tokens_saved).where(
-                LLMUsage.project_id == project_id, LLMUsage.at >= since, LLMUsage.cache.is_not(None)
-            )
-        ).all()
-    outcomes: dict[str, int] = {}
-    for cache, _, _ in rows:
-        outcomes[cache] = outcomes.get(cache, 0) + 1
-    hits, misses = outcomes.get("hit", 0), outcomes.get("miss", 0)
-    hit_ms = [r.latency_ms for r in rows if r.cache == "hit"]
-    miss_ms = [r.latency_ms for r in rows if r.cache in ("miss", "refresh")]
+    project_id, rows = _usage(call, project, since)
     events = gateway.cache.events(project_id, since)
     spaces = gateway.cache.namespaces(project_id)
-    saved_ms = (np.mean(miss_ms) - np.mean(hit_ms)) * hits if hit_ms and miss_ms else None
     return {
         "hours": hours,
-        "requests": len(rows),
-        "outcomes": outcomes,
-        "hit_rate": hits / (hits + misses) if hits + misses else None,
-        "tokens_saved": int(sum(r.tokens_saved for r in rows)),
-        "hit_latency_p50_ms": float(np.percentile(hit_ms, 50)) if hit_ms else None,
-        "miss_latency_p50_ms": float(np.percentile(miss_ms, 50)) if miss_ms else None,
-        "latency_saved_s": round(saved_ms / 1000, 3) if saved_ms is not None else None,
-        "flagged": events["flagged"],
-        "flagged_rate": events["flagged"] / hits if hits else None,
+        **summarize(rows, events),
         "invalidated": events["invalidated"],
         "evicted": events["evicted"],
         "namespaces": len(spaces),
@@ -115,9 +94,35 @@ def cache_stats(
     }
 
 
-@router.get("/cache/namespaces", summary="The project's cache namespaces (partitions) and their entries")
-def cache_namespaces(project: Name, call: CallDep) -> list[dict[str, Any]]:
-    return _gateway(call).cache.namespaces(_project(call, project, Role.viewer))
+def _usage(call: Call, project: str, since: datetime) -> tuple[int, list[Any]]:
+    with call.tx() as ctx:
+        project_id = ctx.project(project, Role.viewer).id
+        rows = ctx.session.execute(
+            select(
+                LLMUsage.cache, LLMUsage.latency_ms, LLMUsage.tokens_saved, LLMUsage.cache_namespace,
+            ).where(LLMUsage.project_id == project_id, LLMUsage.at >= since, LLMUsage.cache.is_not(None))
+        ).all()  # fmt: skip
+    return project_id, rows
+
+
+@router.get(
+    "/cache/namespaces",
+    summary="The project's cache namespaces (partitions): entries, threshold and what each did",
+)
+def cache_namespaces(project: Name, call: CallDep, hours: float = HOURS) -> list[dict[str, Any]]:
+    gateway = _gateway(call)
+    since = datetime.now(UTC) - timedelta(hours=hours)
+    project_id, rows = _usage(call, project, since)
+    events = gateway.cache.events_by_namespace(project_id, since)
+    by_space: dict[int, list[Any]] = {}
+    for row in rows:
+        if row.cache_namespace is not None:
+            by_space.setdefault(row.cache_namespace, []).append(row)
+    spaces = gateway.cache.namespaces(project_id)
+    return [
+        {**space, "stats": summarize(by_space.get(space["id"], []), events.get(space["id"]))}
+        for space in spaces
+    ]
 
 
 class ThresholdIn(BaseModel):

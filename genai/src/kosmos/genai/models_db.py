@@ -7,7 +7,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Float, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from kosmos.platform.db.models import Base, UTCDateTime, utcnow
@@ -38,6 +48,8 @@ class LLMUsage(Base):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     cache: Mapped[str | None] = mapped_column(String(16), nullable=True)
     """The semantic cache's outcome: hit, miss, skip, refresh, bypass or error (None: not consulted)."""
+    cache_namespace: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The cache namespace looked up (no foreign key: usage outlives a dropped namespace)."""
     prompt: Mapped[str | None] = mapped_column(String(300), nullable=True)
     """The registered prompt used, as ``name/version``."""
     redacted: Mapped[int] = mapped_column(Integer, default=0)
@@ -112,8 +124,11 @@ class CacheEvent(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     project_id: Mapped[int] = mapped_column(ForeignKey("projects.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(16))
-    """flagged, invalidated or evicted."""
+    """flagged, invalidated, evicted, or audit_agreed / audit_disagreed (a served hit the model
+    answered again in the background: did the answers agree)."""
     entries: Mapped[int] = mapped_column(Integer, default=1)
+    namespace_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    """The namespace the event touched (None: several, or events recorded before it was kept)."""
     model: Mapped[str | None] = mapped_column(String(128), nullable=True)
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(String(500))

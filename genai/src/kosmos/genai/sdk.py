@@ -203,15 +203,20 @@ def ask_assistant(
 
 # -- cache ------------------------------------------------------------------------------
 def cache_stats(project: str, *, hours: float = 24, client: KosmosClient | None = None) -> dict[str, Any]:
-    """Hit rate, tokens and latency saved, flagged answers, invalidations and evictions."""
+    """Hit rate, the estimated false-hit rate (audits) with its 95% interval, tokens and latency
+    saved, flagged answers, invalidations and evictions."""
     with client_or_default(client) as c:
         return c.get(f"/projects/{project}/cache/stats", hours=hours)
 
 
-def cache_namespaces(project: str, *, client: KosmosClient | None = None) -> list[dict[str, Any]]:
-    """The project's cache partitions (model, version, prompt, threshold, entries)."""
+def cache_namespaces(
+    project: str, *, hours: float = 24, client: KosmosClient | None = None
+) -> list[dict[str, Any]]:
+    """The project's cache partitions (model, version, prompt, threshold, entries), each with
+    ``stats`` over the last ``hours``: hits, misses, audits, the estimated false-hit rate and its
+    95% interval, flags, tokens and latency saved."""
     with client_or_default(client) as c:
-        return c.get(f"/projects/{project}/cache/namespaces")
+        return c.get(f"/projects/{project}/cache/namespaces", hours=hours)
 
 
 def set_cache_threshold(

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 DIMENSIONS = 384
 CANDIDATES = 5  # how many neighbours the guard may look at
 NAMESPACE_SECONDS = 5.0  # how long a process trusts the namespace row it read
+ANSWERS_AGREE = 0.85  # cosine of two answers' embeddings above which an audit counts them as one
 FLUSH_SECONDS = 5.0  # hits are written this often (they order eviction; nothing else waits on them)
 
 
@@ -193,7 +194,13 @@ class SemanticCache:
         session.delete(ns)
         session.add(
             CacheEvent(
-                project_id=ns.project_id, kind=kind, entries=count, model=ns.model, actor=actor, reason=reason
+                project_id=ns.project_id,
+                kind=kind,
+                entries=count,
+                namespace_id=ns.id,
+                model=ns.model,
+                actor=actor,
+                reason=reason,
             )
         )
         self.index.drop(ns.id)
@@ -242,6 +249,17 @@ class SemanticCache:
         if gone:
             self.index.remove(namespace.id, gone)
         return result
+
+    def agrees(self, fresh: str, cached: str) -> bool:
+        """Whether the model's fresh answer says what the cached one said (an audit's verdict):
+        the same words, or close embeddings (``ANSWERS_AGREE``) with no differing number, negation
+        or entity. Approximate: two wordings of one answer may read as a disagreement."""
+        if " ".join(fresh.lower().split()) == " ".join(cached.lower().split()):
+            return True
+        if meaning_differs(fresh, cached):
+            return False
+        similarity = float(self.embed(fresh) @ self.embed(cached))
+        return similarity >= ANSWERS_AGREE
 
     def _touch(self, entry_id: int, when: datetime) -> None:
         """Count a hit. Hits are written in batches by a background thread, off the hit path."""
@@ -327,6 +345,7 @@ class SemanticCache:
                         project_id=ns.project_id,
                         kind="evicted",
                         entries=len(evicted),
+                        namespace_id=ns.id,
                         model=ns.model,
                         actor="gateway",
                         reason=f"namespace over {bound} entries",
@@ -376,7 +395,13 @@ class SemanticCache:
             session.delete(entry)
             session.add(
                 CacheEvent(
-                    project_id=project_id, kind=kind, entries=1, model=ns.model, actor=actor, reason=reason
+                    project_id=project_id,
+                    kind=kind,
+                    entries=1,
+                    namespace_id=ns.id,
+                    model=ns.model,
+                    actor=actor,
+                    reason=reason,
                 )
             )
             self.index.remove(ns.id, [entry_id])
@@ -418,15 +443,43 @@ class SemanticCache:
                 for ns, count, hits in rows
             ]
 
+    def record_audit(self, project_id: int, namespace: int, entry_id: int, model: str, agreed: bool) -> None:
+        """Count one audit of a served hit (``agreed``: the model's fresh answer said the same)."""
+        with self.database.transaction() as session:
+            session.add(
+                CacheEvent(
+                    project_id=project_id, kind="audit_agreed" if agreed else "audit_disagreed", entries=1,
+                    namespace_id=namespace, model=model, actor="gateway", reason=f"entry {entry_id}",
+                )
+            )  # fmt: skip
+
+    def events_by_namespace(self, project_id: int, since: datetime) -> dict[int, dict[str, int]]:
+        """Flags and audits since ``since``, by namespace: ``{namespace: {kind: count}}``."""
+        with self.database.transaction() as session:
+            rows = session.execute(
+                select(CacheEvent.namespace_id, CacheEvent.kind, func.count())
+                .where(
+                    CacheEvent.project_id == project_id,
+                    CacheEvent.at >= since,
+                    CacheEvent.kind.in_(("flagged", "audit_agreed", "audit_disagreed")),
+                    CacheEvent.namespace_id.is_not(None),
+                )
+                .group_by(CacheEvent.namespace_id, CacheEvent.kind)
+            ).all()
+        out: dict[int, dict[str, int]] = {}
+        for namespace, kind, count in rows:
+            out.setdefault(int(namespace), {})[kind] = int(count)
+        return out
+
     def events(self, project_id: int, since: datetime) -> dict[str, int]:
-        """Entries flagged, invalidated and evicted since ``since``."""
+        """Entries flagged, invalidated and evicted, and audits agreed and disagreed, since ``since``."""
         with self.database.transaction() as session:
             rows = session.execute(
                 select(CacheEvent.kind, func.count(), func.sum(CacheEvent.entries))
                 .where(CacheEvent.project_id == project_id, CacheEvent.at >= since)
                 .group_by(CacheEvent.kind)
             ).all()
-        out = {"flagged": 0, "invalidated": 0, "evicted": 0}
+        out = {"flagged": 0, "invalidated": 0, "evicted": 0, "audit_agreed": 0, "audit_disagreed": 0}
         for kind, count, entries in rows:
-            out[kind] = int(count if kind == "flagged" else entries or 0)
+            out[kind] = int(entries or 0 if kind in ("invalidated", "evicted") else count)
         return out

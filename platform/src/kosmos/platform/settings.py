@@ -349,6 +349,13 @@ class CacheSettings(_Section):
     cache_sampled: bool = Field(
         default=False, description="Also cache requests with temperature > 0 (their answers vary by design)."
     )
+    audit_rate: float = Field(
+        default=0.02,
+        ge=0,
+        le=1,
+        description="Share of would-be hits the model answers instead, compared with the cached answer: "
+        "the sample behind each namespace's estimated false-hit rate (an audit costs one model call).",
+    )
 
 
 class GatewaySettings(_Section):
