@@ -33,6 +33,11 @@ def _cli() -> dict[str, Any]:
 def _bootstrap(settings: Settings) -> None:
     from kosmos.genai.demo import deploy_default_llm
 
+    if settings.gateway.cache.verifier and settings.profile == "production":
+        from kosmos.genai.verifier import Verifier
+
+        # a clear error at startup rather than on the first LLM call
+        Verifier.load(settings.mlflow_tracking_uri, settings.gateway.cache.verifier, 0.5)
     deploy_default_llm(settings)
 
 

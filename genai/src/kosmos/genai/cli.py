@@ -200,6 +200,25 @@ def cache_flag(entry: int, project: str = ProjectOption, reason: str = typer.Opt
     typer.echo(f"flagged entry {entry}")
 
 
+@cache.command("train-verifier")
+@handle_errors
+def cache_train_verifier(
+    project: str = ProjectOption,
+    alias: str = typer.Option("champion", help="The alias the new version gets."),
+    output: Output = OutputOption,
+) -> None:
+    """Train the cache verifier in PROJECT: pairs as a versioned dataset, a tracked run, a
+    registered model under ALIAS. Point gateway.cache.verifier at the printed reference."""
+    from kosmos.genai.verifier.train import train_verifier
+    from kosmos.platform.client import KosmosClient
+    from kosmos.platform.settings import get_settings
+
+    settings = get_settings()
+    with KosmosClient(settings=settings) as client:
+        result = train_verifier(project, settings, client, alias=alias)
+    render(result, Output.json if output is Output.table else output)
+
+
 @gateway.command("show")
 @handle_errors
 def gateway_show(project: str = ProjectOption, output: Output = OutputOption) -> None:

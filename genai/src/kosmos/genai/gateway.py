@@ -155,12 +155,31 @@ class Gateway:
         self.cache = SemanticCache(
             database, settings.gateway.cache, cache_dir=settings.home / "model-cache" / "embeddings"
         )
+        self._load_verifier()
         self.prompts = PromptRegistry(settings.mlflow_tracking_uri)
         self.recorder = UsageRecorder(database, settings.gateway.usage_flush_seconds)
         self.decisions = DecisionRecorder(database, settings.gateway.usage_flush_seconds)
         self._policies: dict[int, tuple[float, Effective]] = {}
         self._experiments: dict[str, str] = {}
         self._lock = threading.Lock()
+
+    def _load_verifier(self) -> None:
+        """The configured cache verifier; missing, the cache answers misses (embedded) or the
+        gateway refuses to start (production, where ``kosmos up`` checks it first)."""
+        config = self.settings.gateway.cache
+        if not config.verifier:
+            return
+        from kosmos.genai.verifier import Verifier, VerifierMissing
+
+        try:
+            self.cache.verifier = Verifier.load(
+                self.settings.mlflow_tracking_uri, config.verifier, config.verifier_min_probability
+            )
+        except VerifierMissing as exc:
+            if self.settings.profile == "production":
+                raise
+            log.error("%s; every cache lookup is a miss until it is registered", exc)
+            self.cache.verifier_error = str(exc)
 
     # -- policy ---------------------------------------------------------------------
     def stored_policy(self, project_id: int) -> Policy:

@@ -115,6 +115,10 @@ class SemanticCache:
         self._touched: dict[int, tuple[int, datetime]] = {}
         self._known: dict[str, tuple[float, Namespace]] = {}
         self._flusher: threading.Thread | None = None
+        self.verifier: Any = None
+        """A ``kosmos.genai.verifier.Verifier`` asked about each candidate, when one is configured."""
+        self.verifier_error: str | None = None
+        """Why the configured verifier could not be loaded: every lookup is then a miss."""
 
     def embed(self, text: str) -> np.ndarray:
         """The unit-length embedding of ``text``."""
@@ -239,6 +243,8 @@ class SemanticCache:
                     session.delete(row)
                     continue
                 why = meaning_differs(query, row.query) if guard else None
+                if why is None:
+                    why = self._unverified(query, vector, row)
                 if why:
                     result.rejected.append(why)
                     continue
@@ -249,6 +255,20 @@ class SemanticCache:
         if gone:
             self.index.remove(namespace.id, gone)
         return result
+
+    def _unverified(self, query: str, vector: np.ndarray, row: CacheEntry) -> str | None:
+        """Why the verifier refuses the candidate (fails closed: a verifier that cannot answer is a miss)."""
+        if self.verifier_error:
+            return "the cache verifier is unavailable"
+        if self.verifier is None:
+            return None
+        try:
+            cached = np.frombuffer(row.vector, dtype=np.float32)
+            ok, probability = self.verifier.accepts(row.query, query, cached, vector)
+        except Exception as exc:
+            log.warning("the cache verifier failed (%s); a miss", type(exc).__name__)
+            return "the cache verifier failed"
+        return None if ok else f"the verifier gave {probability:.2f}"
 
     def agrees(self, fresh: str, cached: str) -> bool:
         """Whether the model's fresh answer says what the cached one said (an audit's verdict):

@@ -349,6 +349,15 @@ class CacheSettings(_Section):
     cache_sampled: bool = Field(
         default=False, description="Also cache requests with temperature > 0 (their answers vary by design)."
     )
+    verifier: str | None = Field(
+        default=None,
+        description="A registered pair classifier, project/model@alias (see `kosmos cache train-verifier`), "
+        "asked about every candidate that passed the threshold and the guard; unset: no verifier. Missing "
+        "from the registry: an error at startup in the production profile, misses in the embedded one.",
+    )
+    verifier_min_probability: float = Field(
+        default=0.5, gt=0, lt=1, description="The verifier's probability a candidate needs to be served."
+    )
     audit_rate: float = Field(
         default=0.02,
         ge=0,

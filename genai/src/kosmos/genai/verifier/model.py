@@ -1,0 +1,68 @@
+"""The verifier as the cache uses it: a registered model, resolved by alias, asked per candidate."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from kosmos.genai.verifier.features import LEXICAL, pair_features
+
+log = logging.getLogger(__name__)
+COLUMNS = ["cosine", *LEXICAL]
+"""The model's inputs, in order (the embeddings' product and difference are not used: trained on
+template questions they learned the templates, and refused real paraphrases; bench/RESULTS.md)."""
+
+
+class VerifierMissing(RuntimeError):
+    """The configured verifier cannot be loaded from the registry."""
+
+
+def parse_reference(reference: str) -> tuple[str, str, str]:
+    """``project/model@alias`` as its three parts (the alias defaults to champion)."""
+    target, _, alias = reference.partition("@")
+    project, _, model = target.partition("/")
+    if not project or not model or "/" in model:
+        raise ValueError(f"a verifier is named project/model@alias; got {reference!r}")
+    return project, model, alias or "champion"
+
+
+class Verifier:
+    """A fitted pair classifier: ``probability`` that a cached question asks what the new one does."""
+
+    def __init__(self, model: Any, min_probability: float, source: str = "") -> None:
+        self.model = model
+        self.min_probability = min_probability
+        self.source = source
+
+    @classmethod
+    def load(cls, tracking_uri: str, reference: str, min_probability: float) -> Verifier:
+        """The registered version that ``reference`` (``project/model@alias``) points at."""
+        import mlflow.sklearn
+        from mlflow import MlflowClient
+
+        project, model, alias = parse_reference(reference)
+        name = f"{project}.{model}"
+        try:
+            version = MlflowClient(tracking_uri).get_model_version_by_alias(name, alias)
+            fitted = mlflow.sklearn.load_model(f"models:/{name}/{version.version}")
+        except Exception as exc:
+            raise VerifierMissing(f"cache verifier {reference!r} cannot be loaded: {exc}") from exc
+        return cls(fitted, min_probability, f"{project}/{model}@{alias} (version {version.version})")
+
+    def features(
+        self, cached: list[str], queries: list[str], cached_vectors: Any, vectors: Any
+    ) -> pd.DataFrame:
+        rows = pair_features(cached, queries, np.asarray(cached_vectors), np.asarray(vectors))
+        return pd.DataFrame(rows[:, : len(COLUMNS)].astype("float64"), columns=COLUMNS)
+
+    def probability(self, cached: str, query: str, cached_vector: Any, vector: Any) -> float:
+        frame = self.features([cached], [query], cached_vector, vector)
+        return float(self.model.predict_proba(frame)[0, 1])
+
+    def accepts(self, cached: str, query: str, cached_vector: Any, vector: Any) -> tuple[bool, float]:
+        """Whether the candidate may be served, and the probability behind the verdict."""
+        p = self.probability(cached, query, cached_vector, vector)
+        return p >= self.min_probability, p
