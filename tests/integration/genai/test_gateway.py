@@ -295,7 +295,7 @@ def test_cache_and_prompts_are_project_scoped_and_the_cli_works(llm_env, kc, mon
     stats = runner.invoke(app, ["cache", "stats", "-p", "demo", "-o", "json"])
     assert stats.exit_code == 0 and json.loads(stats.output)["requests"] > 0
     spaces = runner.invoke(app, ["cache", "namespaces", "-p", "demo"])
-    assert spaces.exit_code == 0 and "false_hits" in spaces.output, spaces.output
+    assert spaces.exit_code == 0 and "FALSE_HITS" in spaces.output, spaces.output
     flushed = runner.invoke(app, ["cache", "flush", "-p", "demo", "--yes"])
     assert flushed.exit_code == 0 and "invalidated" in flushed.output
     bad = runner.invoke(app, ["cache", "invalidate", "-p", "demo"])

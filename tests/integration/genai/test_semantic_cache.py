@@ -185,8 +185,15 @@ def test_audits_compare_answers_and_are_counted_per_namespace(env) -> None:
     assert not cache.agrees("Use the reset link.", "Our branches open at nine in the morning.")
     ns, entry = _stored(cache, Partition(a, "chat", "1"))
     other, _ = _stored(cache, Partition(a, "summary", "1"), "Where is my nearest branch?")
-    cache.record_audit(a, ns.id, entry, "chat", True)
-    cache.record_audit(a, ns.id, entry, "chat", False)
+    paraphrase = "How can I reset my password?"
+    found = cache.lookup(ns, paraphrase, cache.embed(paraphrase))
+    assert found.entry_id == entry
+    cache.record_audit(a, ns.id, entry, "chat", True, found.similarity)
+    assert cache.lookup(ns, paraphrase, cache.embed(paraphrase)).hit  # an agreeing audit changes nothing
+    cache.record_audit(a, ns.id, entry, "chat", False, found.similarity)
+    refused = cache.lookup(ns, paraphrase, cache.embed(paraphrase))
+    assert not refused.hit and "after a disagreeing audit" in refused.rejected[0]
+    assert cache.lookup(ns, QUESTION, cache.embed(QUESTION)).entry_id == entry  # closer ones still hit
     assert cache.drop_entry(a, entry, "alice", "flagged", "wrong")
     assert cache.events_by_namespace(a, _epoch()) == {
         ns.id: {"audit_agreed": 1, "audit_disagreed": 1, "flagged": 1}

@@ -226,7 +226,7 @@ def test_deployments_prompts_cache_and_playground_pages(ui_env) -> None:
     assert any(c.value == "Hi from Kosmos Bank, briefly." for c in at.code)
     at = _page(ui_env, "cache")
     _ok(at)
-    assert [m.label for m in at.metric][:2] == ["Hit rate", "Tokens saved"]
+    assert [m.label for m in at.metric][:3] == ["Hit rate", "Estimated false hits", "Tokens saved"]
     at = _page(ui_env, "playground")
     _ok(at)
     assert LLM in next(s for s in at.selectbox if s.label == "Endpoint").options

@@ -302,7 +302,7 @@ async def _audit(call: Call, gateway: Gateway, project: str, prepared: Prepared)
         agreed = await run_in_threadpool(gateway.cache.agrees, text, cached)
         await run_in_threadpool(
             gateway.cache.record_audit, prepared.project_id, prepared.namespace.id, lookup.entry_id,
-            prepared.model, agreed,
+            prepared.model, agreed, lookup.similarity or 1.0,
         )  # fmt: skip
     except Exception as exc:  # an audit never fails anything
         log.warning("could not audit a cache hit: %s", type(exc).__name__)

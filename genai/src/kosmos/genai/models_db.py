@@ -113,6 +113,9 @@ class CacheEntry(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     hits: Mapped[int] = mapped_column(Integer, default=0)
+    min_similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """This entry's own bar, above the namespace's threshold: raised past the similarity of a
+    question whose audit disagreed, so that question (and any farther one) never gets it again."""
 
 
 class CacheEvent(Base):
@@ -129,6 +132,9 @@ class CacheEvent(Base):
     entries: Mapped[int] = mapped_column(Integer, default=1)
     namespace_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
     """The namespace the event touched (None: several, or events recorded before it was kept)."""
+    entry_id: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    similarity: Mapped[float | None] = mapped_column(Float, nullable=True)
+    """On an audit: the entry audited and the similarity of the question that hit it."""
     model: Mapped[str | None] = mapped_column(String(128), nullable=True)
     actor: Mapped[str] = mapped_column(String(128))
     reason: Mapped[str] = mapped_column(String(500))

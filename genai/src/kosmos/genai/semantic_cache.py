@@ -36,6 +36,7 @@ DIMENSIONS = 384
 CANDIDATES = 5  # how many neighbours the guard may look at
 NAMESPACE_SECONDS = 5.0  # how long a process trusts the namespace row it read
 ANSWERS_AGREE = 0.85  # cosine of two answers' embeddings above which an audit counts them as one
+RAISE_BY = 0.005  # how far past a disagreeing question's similarity an entry's own bar goes
 FLUSH_SECONDS = 5.0  # hits are written this often (they order eviction; nothing else waits on them)
 
 
@@ -243,6 +244,8 @@ class SemanticCache:
                     session.delete(row)
                     continue
                 why = meaning_differs(query, row.query) if guard else None
+                if why is None and row.min_similarity is not None and similarity < row.min_similarity:
+                    why = f"entry {entry_id} needs {row.min_similarity:.3f} after a disagreeing audit"
                 if why is None:
                     why = self._unverified(query, vector, row)
                 if why:
@@ -463,15 +466,23 @@ class SemanticCache:
                 for ns, count, hits in rows
             ]
 
-    def record_audit(self, project_id: int, namespace: int, entry_id: int, model: str, agreed: bool) -> None:
-        """Count one audit of a served hit (``agreed``: the model's fresh answer said the same)."""
+    def record_audit(
+        self, project_id: int, namespace: int, entry_id: int, model: str, agreed: bool, similarity: float
+    ) -> None:
+        """Count one audit of a served hit (``agreed``: the model's fresh answer said the same). A
+        disagreement raises the entry's own bar past ``similarity``: that question, and any less
+        similar one, will not get this answer again; closer paraphrases still do."""
         with self.database.transaction() as session:
             session.add(
                 CacheEvent(
                     project_id=project_id, kind="audit_agreed" if agreed else "audit_disagreed", entries=1,
-                    namespace_id=namespace, model=model, actor="gateway", reason=f"entry {entry_id}",
+                    namespace_id=namespace, entry_id=entry_id, similarity=similarity, model=model,
+                    actor="gateway", reason=f"entry {entry_id} at similarity {similarity:.3f}",
                 )
             )  # fmt: skip
+            entry = session.get(CacheEntry, entry_id)
+            if not agreed and entry is not None and entry.namespace_id == namespace:
+                entry.min_similarity = max(entry.min_similarity or 0.0, similarity + RAISE_BY)
 
     def events_by_namespace(self, project_id: int, since: datetime) -> dict[int, dict[str, int]]:
         """Flags and audits since ``since``, by namespace: ``{namespace: {kind: count}}``."""

@@ -28,6 +28,16 @@ def _classifier() -> Any:
     return make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=3000, class_weight="balanced"))
 
 
+def generated_pairs() -> pd.DataFrame:
+    """The training pairs of every seed, as one frame."""
+    return pd.DataFrame([row for seed in SEEDS for row in training_pairs(seed)])
+
+
+def fit(frame: pd.DataFrame, encode: Any) -> Any:
+    """The fitted classifier on ``frame``'s pairs (what a training run registers)."""
+    return _classifier().fit(_features(frame, encode), frame["same"].to_numpy())
+
+
 def _features(frame: pd.DataFrame, encode: Any) -> pd.DataFrame:
     embed = lambda texts: np.vstack([encode(texts[i : i + 64]) for i in range(0, len(texts), 64)])  # noqa: E731
     a, b = list(frame["a"]), list(frame["b"])
@@ -49,7 +59,7 @@ def train_verifier(
     from kosmos.training.tracking import run
 
     encode = encode or local_encoder(settings.home / "model-cache" / "embeddings")
-    frame = pd.DataFrame([row for seed in SEEDS for row in training_pairs(seed)])
+    frame = generated_pairs()
     version = sdk.register_dataset(
         project,
         DATASET,
