@@ -54,7 +54,11 @@ def test_index_contract_add_search_remove_drop_and_reload(make_index) -> None:
     assert index.size(2) == 1 and index.search(2, vectors[4], 1)[0][1] == pytest.approx(1.0, abs=1e-5)
     index.drop(1)
     stored[1] = ([1, 2], vectors[:2])  # what the database holds: a dropped namespace reloads from it
-    assert {i for i, _ in index.search(1, vectors[1], 5)} == {1, 2}
+    deadline = time.monotonic() + 10  # a shared index fills it in the background: misses meanwhile
+    while not (found := {i for i, _ in index.search(1, vectors[1], 5)}):
+        assert time.monotonic() < deadline, "the namespace was never filled from the database"
+        time.sleep(0.05)
+    assert found == {1, 2}
     assert index.search(4, vectors[1], 5) == []  # never seen, nothing stored
     with pytest.raises(ValueError, match="384"):
         index.add(3, [1], np.zeros(10, dtype=np.float32))

@@ -15,6 +15,7 @@ tries again: it recovers on its own when the server returns.
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -31,6 +32,7 @@ TIMEOUT_MS = 1000
 """The longest a statement may run before the lookup becomes a miss."""
 RETRY_SECONDS = 1.0
 """How long calls are refused (misses) after the engine failed, before it is tried again."""
+log = logging.getLogger(__name__)
 UNDEFINED_TABLE = "42P01"
 LOCK_BASE = 0x6B6F736D00000000  # "kosm": advisory locks of this index, apart from other users'
 EF_SEARCH = 64
@@ -72,6 +74,7 @@ class PgVectorIndex(VectorIndex):
             },
         )
         self._known: set[int] = set()
+        self._filling: set[int] = set()
         self._down_until = 0.0
         self._lock = threading.Lock()
         self._extension = False
@@ -100,33 +103,74 @@ class PgVectorIndex(VectorIndex):
             raise IndexUnavailable(f"pgvector index: {type(exc).__name__}") from exc
 
     def _ensure(self, connection: Any, namespace: int, create: bool = True) -> bool:
-        """Make the namespace's table on first use, filled from the metadata database. Reads
-        (``create=False``) make it only when the metadata database holds entries for it, so a
-        lookup in a namespace dropped meanwhile leaves no empty table behind. Whether it exists."""
+        """Whether the namespace's table exists, making it when it can be made at once.
+
+        A namespace the metadata database holds entries for (a switch from the embedded index,
+        a lost index database) is filled in a background thread, never on a request: until it is
+        done, lookups are misses and stores are skipped. An empty one is made on its first store
+        (``create``); a lookup never makes one, so a namespace dropped meanwhile leaves no table."""
         if namespace in self._known:
             return True
         if not self._extension:
             connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
             self._extension = True
+        if connection.scalar(text("SELECT to_regclass(:t)"), {"t": self._table(namespace)}) is not None:
+            with self._lock:
+                self._known.add(namespace)
+            return True
+        ids, _ = self.loader(namespace)
+        if ids:
+            self._fill_later(namespace)
+            if create:
+                raise IndexUnavailable(f"namespace {namespace} is being filled from the metadata database")
+            return False
+        if not create:
+            return False
+        self._create(connection, namespace, [], np.zeros((0, self.dimensions), dtype=np.float32))
+        return True
+
+    def _create(self, connection: Any, namespace: int, ids: Sequence[int], vectors: np.ndarray) -> None:
         table = self._table(namespace)
         lock = {"key": LOCK_BASE + namespace}  # two processes never make the same table at once
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), lock)
-        exists = connection.scalar(text("SELECT to_regclass(:t)"), {"t": table})
-        if exists is None:
-            ids, vectors = self.loader(namespace)
-            if not ids and not create:
-                return False
+        if connection.scalar(text("SELECT to_regclass(:t)"), {"t": table}) is None:
             connection.execute(
                 text(f"CREATE TABLE {table} (id bigint PRIMARY KEY, embedding vector({self.dimensions}))")
             )
-            if ids:  # before the index: one HNSW build is much faster than one insert per row
+            if len(ids):  # before the index: one HNSW build is much faster than one insert per row
                 self._insert(connection, table, ids, self.check(vectors))
             connection.execute(
                 text(f"CREATE INDEX {table}_hnsw ON {table} USING hnsw (embedding vector_ip_ops)")
             )
         with self._lock:
             self._known.add(namespace)
-        return True
+
+    def fill(self, namespace: int) -> int:
+        """Make and fill the namespace's table from the metadata database now (blocking; no
+        statement timeout). Returns the entries it holds."""
+        ids, vectors = self.loader(namespace)
+        with self.engine.begin() as connection:
+            connection.execute(text("SET LOCAL statement_timeout = 0"))
+            connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
+            self._create(connection, namespace, ids, vectors)
+        return self.size(namespace)
+
+    def _fill_later(self, namespace: int) -> None:
+        with self._lock:
+            if namespace in self._filling:
+                return
+            self._filling.add(namespace)
+
+        def run() -> None:
+            try:
+                self.fill(namespace)
+            except Exception as exc:  # the next lookup tries again
+                log.warning("could not fill pgvector namespace %s: %s", namespace, type(exc).__name__)
+            finally:
+                with self._lock:
+                    self._filling.discard(namespace)
+
+        threading.Thread(target=run, name=f"pgvector-fill-{namespace}", daemon=True).start()
 
     @staticmethod
     def _insert(connection: Any, table: str, ids: Sequence[int], vectors: np.ndarray) -> None:
