@@ -35,7 +35,10 @@ def false_hits(stats: dict[str, Any]) -> str:
     if not stats.get("audits"):
         return "no audits yet"
     low, high = stats["false_hit_interval"]
-    return f"{stats['false_hit_rate']:.1%} ({low:.1%}-{high:.1%}, {stats['audits']} audits)"
+    text = f"{stats['false_hit_rate']:.1%} ({low:.1%}-{high:.1%}, {stats['audits']} audits)"
+    if stats.get("bound") in ("within", "above"):
+        text += f", {stats['bound']} {stats['max_false_hit_rate']:.1%}"
+    return text
 
 
 def namespace_figures(stats: dict[str, Any]) -> dict[str, Any]:
@@ -51,7 +54,18 @@ def namespace_figures(stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def summarize(rows: Iterable[Any], events: dict[str, int] | None = None) -> dict[str, Any]:
+def bound_verdict(interval: list[float] | None, bound: float) -> str:
+    """``within`` (the whole 95% interval under ``bound``), ``above`` (all of it over), or
+    ``unknown`` (too few audits to tell)."""
+    if interval is None:
+        return "unknown"
+    low, high = interval
+    return "within" if high <= bound else "above" if low > bound else "unknown"
+
+
+def summarize(
+    rows: Iterable[Any], events: dict[str, int] | None = None, bound: float | None = None
+) -> dict[str, Any]:
     """Figures over usage rows carrying ``cache``, ``latency_ms`` and ``tokens_saved``, and the cache
     events of the same window (``flagged``, ``audit_agreed``, ``audit_disagreed`` counts)."""
     events = events or {}
@@ -67,7 +81,11 @@ def summarize(rows: Iterable[Any], events: dict[str, int] | None = None) -> dict
     miss_ms = [r.latency_ms for r in rows if r.cache in ("miss", "refresh")]
     saved_ms = (np.mean(miss_ms) - np.mean(hit_ms)) * hits if hit_ms and miss_ms else None
     interval = wilson(disagreed, audits)
+    figures: dict[str, Any] = {}
+    if bound is not None:
+        figures = {"max_false_hit_rate": bound, "bound": bound_verdict(list(interval or []) or None, bound)}
     return {
+        **figures,
         "requests": len(rows),
         "outcomes": outcomes,
         "hits": hits,

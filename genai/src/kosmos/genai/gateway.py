@@ -51,6 +51,9 @@ class CachePolicy(BaseModel):
     ttl_seconds: int | None = Field(None, ge=1, description="How long an answer stays cached.")
     max_entries: int | None = Field(None, ge=1, description="Entries per namespace before eviction.")
     cache_sampled: bool | None = Field(None, description="Also cache temperature > 0 requests.")
+    max_false_hit_rate: float | None = Field(
+        None, gt=0, lt=1, description="The false-hit rate the project accepts (its error bound)."
+    )
     audit_rate: float | None = Field(
         None, ge=0, le=1, description="Share of would-be hits answered by the model and compared."
     )

@@ -86,7 +86,7 @@ def cache_stats(project: Name, call: CallDep, hours: float = HOURS) -> dict[str,
     spaces = gateway.cache.namespaces(project_id)
     return {
         "hours": hours,
-        **summarize(rows, events),
+        **summarize(rows, events, gateway.effective(project_id).cache["max_false_hit_rate"]),
         "invalidated": events["invalidated"],
         "evicted": events["evicted"],
         "namespaces": len(spaces),
@@ -119,8 +119,9 @@ def cache_namespaces(project: Name, call: CallDep, hours: float = HOURS) -> list
         if row.cache_namespace is not None:
             by_space.setdefault(row.cache_namespace, []).append(row)
     spaces = gateway.cache.namespaces(project_id)
+    bound = gateway.effective(project_id).cache["max_false_hit_rate"]
     return [
-        {**space, "stats": summarize(by_space.get(space["id"], []), events.get(space["id"]))}
+        {**space, "stats": summarize(by_space.get(space["id"], []), events.get(space["id"]), bound)}
         for space in spaces
     ]
 

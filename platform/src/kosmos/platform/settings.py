@@ -358,6 +358,13 @@ class CacheSettings(_Section):
     verifier_min_probability: float = Field(
         default=0.5, gt=0, lt=1, description="The verifier's probability a candidate needs to be served."
     )
+    max_false_hit_rate: float = Field(
+        default=0.01,
+        gt=0,
+        lt=1,
+        description="The false-hit rate a project accepts (its error bound): statistics say whether each "
+        "namespace's audited estimate is within it, above it, or not known yet.",
+    )
     audit_rate: float = Field(
         default=0.02,
         ge=0,
