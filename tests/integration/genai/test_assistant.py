@@ -71,3 +71,23 @@ def test_bad_questions_are_refused_clearly(kc) -> None:
         sdk.ask_assistant("demo", "", client=kc)
     with pytest.raises(InvalidInput, match="question"):
         sdk.ask_assistant("demo", "x" * 2001, client=kc)
+
+
+def test_the_answer_streams_after_the_facts_and_matches_the_whole_answer(kc, llm_env) -> None:
+    question = "How do I register a new version of a dataset?"
+    events = list(sdk.ask_assistant_stream("demo", question, client=kc))
+    kinds = [e["type"] for e in events]
+    assert kinds[0] == "facts" and kinds[-1] == "done" and set(kinds[1:-1]) == {"delta"}, kinds
+    assert any(s["citation"].startswith("docs/") for s in events[0]["sources"])
+    streamed = "".join(e["text"] for e in events[1:-1])
+    done = events[-1]
+    assert len(kinds) > 3 and done["model"]["status"] == 200  # the words came in several pieces
+    # the same question again, whole: a cache hit with the answer the stream settled on
+    again = sdk.ask_assistant("demo", question, client=kc)
+    assert again["model"]["cache"] == "hit" and again["answer"] == done["answer"]
+    if done["answer"] is not None:  # shown: exactly the words that streamed
+        assert done["answer"] == streamed.strip()
+    else:  # retracted: the stream showed words the facts do not support
+        assert "which no fact or source says" in done["model"]["withheld"]
+    with KosmosClient(url=llm_env["url"], token=llm_env["other"]) as otto, pytest.raises(NotFound):
+        next(sdk.ask_assistant_stream("demo", "Which deployments are degraded?", client=otto))

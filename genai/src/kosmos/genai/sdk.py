@@ -6,6 +6,7 @@ LLM calls themselves go through any OpenAI client: see ``openai_base_url``.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 from kosmos.platform.client import KosmosClient, client_or_default
@@ -199,6 +200,22 @@ def ask_assistant(
     body = {"question": question, **({"previous": previous} if previous else {})}
     with client_or_default(client) as c:
         return c.request("POST", f"/projects/{project}/assistant", json=body, timeout=timeout_s)
+
+
+def ask_assistant_stream(
+    project: str,
+    question: str,
+    *,
+    previous: str | None = None,
+    timeout_s: float = 180.0,
+    client: KosmosClient | None = None,
+) -> Iterator[dict[str, Any]]:
+    """Ask the assistant and get its answer as it is made: a ``facts`` event (project, facts,
+    summary, sources) at once, ``delta`` events with the model's words, then ``done`` with the
+    answer as it may be shown (None when withheld: retract what was streamed) and ``model``."""
+    body = {"question": question, "stream": True, **({"previous": previous} if previous else {})}
+    with client_or_default(client) as c:
+        yield from c.stream_json(f"/projects/{project}/assistant", body, timeout=timeout_s)
 
 
 # -- cache ------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ talk HTTP themselves.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -93,6 +94,31 @@ class KosmosClient:
         if raw and response.is_success:
             return response.content
         return _decode(response)
+
+    def stream_json(self, path: str, body: Any, *, timeout: float | None = None) -> Iterator[Any]:
+        """POST ``body`` to ``/api/v1{path}`` and yield each line of a newline-delimited JSON answer
+        as it arrives; an error answer raises the :class:`KosmosError` the server named."""
+        started = False
+        for attempt in range(self.retries + 1):
+            try:
+                with self._http.stream(
+                    "POST", API_PREFIX + path, json=body,
+                    timeout=timeout if timeout is not None else httpx.USE_CLIENT_DEFAULT,
+                ) as response:  # fmt: skip
+                    if not response.is_success:
+                        response.read()
+                        _decode(response)
+                    for line in response.iter_lines():
+                        if line.strip():
+                            started = True
+                            yield json.loads(line)
+                return
+            except _RETRYABLE as exc:  # retried only while nothing was yielded
+                if started or attempt == self.retries:
+                    raise ConnectionFailed(
+                        f"cannot reach the Kosmos control plane at {self.url}: {exc}"
+                    ) from exc
+                time.sleep(min(0.2 * 2**attempt, 2.0))
 
     @property
     def dataplane_url(self) -> str:

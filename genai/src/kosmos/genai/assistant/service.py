@@ -13,6 +13,7 @@ semantic cache and tracing all apply.
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -75,12 +76,8 @@ def _summary(facts: list[dict[str, Any]], passages: list[tuple[Passage, float]])
     return "\n\n".join(parts)
 
 
-async def ask(call: Call, project: str, question: str, previous: str | None = None) -> dict[str, Any]:
-    """Answer ``question`` for the caller in ``project``: passages, facts, and the model's words
-    (``previous``: the question asked just before, for a follow-up)."""
-    from kosmos.genai import chat
-    from kosmos.genai.api import gateway_of
-
+async def _prepare(call: Call, project: str, question: str, previous: str | None) -> dict[str, Any]:
+    """Everything but the model's words: the project, facts, passages, and the gateway request."""
     question = question.strip()  # the route's schema bounds its length
     if not question:
         raise InvalidInput.field("question", "is empty")
@@ -101,31 +98,79 @@ async def ask(call: Call, project: str, question: str, previous: str | None = No
     else:
         system = BUILT_IN_PROMPT.replace("{{facts}}", fact_text).replace("{{sources}}", sources)
         body["messages"].insert(0, {"role": "system", "content": system})
-    outcome = await chat.complete(call, gateway_of(call), project, body, "chat")
-    assert isinstance(outcome, chat.ChatOutcome)  # the body does not stream
-    model: dict[str, Any] = {"name": settings.model, "status": 200 if outcome.ok else outcome.http_status}
-    answer = None
-    if outcome.ok:
-        answer = outcome.text.strip()
-        model |= {"cache": outcome.cache, "prompt": outcome.prompt_label, "request_id": outcome.request_id}
-        unsaid = grounding.ungrounded(answer, "\n".join((fact_text, sources, question)))
-        if unsaid:  # the facts are the answer: wording that contradicts them is not shown as is
-            model["withheld"] = f"it named {', '.join(unsaid[:3])}, which no fact or source says"
-            answer = None
-    else:
-        model["error"] = ((outcome.error or {}).get("error") or {}).get("message") or str(outcome.error)[:300]
-    return {
+    reply = {
         "question": question,
         "project": target,
-        "answer": answer,
         "summary": _summary(facts, passages),
         "facts": facts,
         "sources": [
             {"n": n, "title": p.title, "citation": p.citation, "text": p.text, "score": round(score, 3)}
             for n, (p, score) in enumerate(passages, 1)
         ],
-        "model": model,
     }
+    return {"reply": reply, "body": body, "grounds": "\n".join((fact_text, sources, question))}
+
+
+def _worded(outcome: Any, grounds: str, name: str) -> tuple[str | None, dict[str, Any]]:
+    """The model's answer as shown (None when withheld or failed) and what to say about it."""
+    model: dict[str, Any] = {"name": name, "status": 200 if outcome.ok else outcome.http_status}
+    if not outcome.ok:
+        model["error"] = ((outcome.error or {}).get("error") or {}).get("message") or str(outcome.error)[:300]
+        return None, model
+    answer = outcome.text.strip()
+    model |= {"cache": outcome.cache, "prompt": outcome.prompt_label, "request_id": outcome.request_id}
+    unsaid = grounding.ungrounded(answer, grounds)
+    if unsaid:  # the facts are the answer: wording that contradicts them is not shown as is
+        model["withheld"] = f"it named {', '.join(unsaid[:3])}, which no fact or source says"
+        return None, model
+    return answer, model
+
+
+async def ask(call: Call, project: str, question: str, previous: str | None = None) -> dict[str, Any]:
+    """Answer ``question`` for the caller in ``project``: passages, facts, and the model's words
+    (``previous``: the question asked just before, for a follow-up)."""
+    from kosmos.genai import chat
+    from kosmos.genai.api import gateway_of
+
+    prepared = await _prepare(call, project, question, previous)
+    outcome = await chat.complete(call, gateway_of(call), project, prepared["body"], "chat")
+    assert isinstance(outcome, chat.ChatOutcome)  # the body does not stream
+    answer, model = _worded(outcome, prepared["grounds"], call.settings.assistant.model)
+    return {**prepared["reply"], "answer": answer, "model": model}
+
+
+async def ask_stream(
+    call: Call, project: str, question: str, previous: str | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """The same answer as events: ``facts`` first (the project, facts, summary and sources, at
+    once), then ``delta`` events with the model's words as they come, then ``done`` with the
+    answer as it may be shown: when the wording turns out to contradict the facts, ``done``
+    withholds it (``answer`` is None, ``model.withheld`` says why) and the client retracts it."""
+    from kosmos.genai import chat
+    from kosmos.genai.api import gateway_of
+
+    prepared = await _prepare(call, project, question, previous)  # errors here are the route's 4xx
+    return _events(call, project, prepared, chat, gateway_of(call))
+
+
+async def _events(call: Call, project: str, prepared: dict[str, Any], chat: Any, gateway: Any) -> Any:
+    yield {"type": "facts", **prepared["reply"]}
+    result = await chat.complete(call, gateway, project, {**prepared["body"], "stream": True}, "chat")
+    if isinstance(result, chat.ChatStream):
+        chunks = result.chunks()
+        try:
+            async for chunk in chunks:
+                for choice in chunk.get("choices") or []:
+                    text = (choice.get("delta") or {}).get("content")
+                    if text:
+                        yield {"type": "delta", "text": text}
+        finally:
+            await chunks.aclose()
+        outcome = result.outcome
+    else:
+        outcome = result
+    answer, model = _worded(outcome, prepared["grounds"], call.settings.assistant.model)
+    yield {"type": "done", "answer": answer, "model": model}
 
 
 def _has_prompt(call: Call, project: str, name: str) -> bool:

@@ -56,9 +56,31 @@ def render() -> None:
     question = st.chat_input("Ask the assistant") or picked
     if question:
         st.chat_message("user").write(question)
-        with st.chat_message("assistant"), st.spinner("Reading the docs and your project ..."):
-            with client() as c:
-                previous = history[-1]["question"] if history else None
-                reply = sdk.ask_assistant(project(), question, previous=previous, client=c)
-            show(reply)
+        with st.chat_message("assistant"):
+            reply = _streamed(question, history[-1]["question"] if history else None)
         history.append(reply)
+
+
+def _streamed(question: str, previous: str | None) -> dict[str, Any]:
+    """The facts at once, the model's words as they come, then the answer as it may be shown
+    (the streamed words are replaced: a wording that contradicts the facts is retracted)."""
+    slot = st.empty()
+    with client() as c:
+        with st.spinner("Reading the docs and your project ..."):
+            events = sdk.ask_assistant_stream(project(), question, previous=previous, client=c)
+            found = next(events)
+        with slot.container():
+            words = st.empty()
+            for fact in found["facts"]:
+                st.info(fact["summary"])
+        text, done = "", {"answer": None, "model": {"name": "", "error": "the answer stopped"}}
+        for event in events:
+            if event["type"] == "delta":
+                text += event["text"]
+                words.markdown(text + " ▌")
+            elif event["type"] == "done":
+                done = event
+    reply = {**found, "answer": done["answer"], "model": done["model"]}
+    with slot.container():
+        show(reply)
+    return reply
