@@ -48,3 +48,31 @@ def test_memory_index_partitions_large_namespaces_and_still_finds_neighbours(mon
     assert index._spaces[1].centroids is not None  # it really used the IVF path
     index.remove(1, list(range(0, 3000, 2)))
     assert all(i % 2 == 1 for i, _ in index.search(1, vectors[1], 10))
+
+
+def test_memory_index_bounds_the_rows_it_scores_in_crowded_cells(monkeypatch) -> None:
+    """Paraphrases of one question crowd one cell: the search scores the nearest cells first and
+    stops near MAX_ROWS, and still finds the near-duplicate."""
+    monkeypatch.setattr(memory_index, "EXACT_UP_TO", 500)
+    monkeypatch.setattr(memory_index, "MAX_ROWS", 300)
+    rng = np.random.default_rng(3)
+    centres = _unit(rng, 20)
+    crowd = np.repeat(centres, 150, axis=0) + 0.05 * rng.standard_normal((3000, 384)).astype(np.float32)
+    crowd /= np.linalg.norm(crowd, axis=1, keepdims=True)
+    index = memory_index.MemoryIndex(lambda ns: ([], np.zeros((0, 384))), 384)
+    index.add(1, list(range(3000)), crowd)
+    space = index._spaces[1]
+    index.search(1, crowd[0], 1)  # trains the partition
+    assert (
+        space.sizes.sum() == 3000
+        and (space.sizes == np.bincount(space.cells[:3000], minlength=len(space.sizes))).all()
+    )
+    scored = len(space.candidates(crowd[7]))
+    assert scored <= 300 + space.sizes.max()  # the nearest cell, then only cells that still fit
+    assert index.search(1, crowd[7], 1)[0][0] == 7
+    index.remove(1, [7, 8])
+    index.add(1, [9], crowd[9:10])  # replacing keeps the counts right
+    assert (
+        space.sizes.sum() == 2998
+        and (space.sizes == np.bincount(space.cells[:2998], minlength=len(space.sizes))).all()
+    )
