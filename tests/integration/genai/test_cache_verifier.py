@@ -78,6 +78,9 @@ def test_the_cache_asks_the_registered_verifier(trained, postgres_url) -> None:
         cache.embed(stored), cache.embed(swapped),
     )  # fmt: skip
     assert p_paraphrase > p_swapped  # the reordered roles cost probability
+    # the fast path (plain arrays) gives what scikit-learn's predict_proba gives
+    frame = verifier.features([stored], [paraphrase], cache.embed(stored), cache.embed(paraphrase))
+    assert p_paraphrase == pytest.approx(verifier.model.predict_proba(frame)[0, 1], abs=1e-9)
     assert verifier.probability(stored, other, cache.embed(stored), cache.embed(other)) < 0.5
     # the cache serves exactly what the verifier accepts: a bar between the two probabilities
     cache.verifier = Verifier(verifier.model, (p_paraphrase + p_swapped) / 2, verifier.source)

@@ -222,15 +222,14 @@ class SemanticCache:
         if not candidates:
             return result
         now = _now()
+        ids = [i for i, _ in candidates]
         with self.database.transaction() as session:
             rows = {
                 r.id: r
-                for r in session.scalars(
-                    select(CacheEntry).where(
-                        CacheEntry.id.in_([i for i, _ in candidates]),
-                        CacheEntry.namespace_id == namespace.id,
-                    )
-                )
+                # by primary key only: with the namespace in the WHERE too, SQLite walked the
+                # namespace's index (every entry of it: 10 ms at 100k) instead of the key
+                for r in session.scalars(select(CacheEntry).where(CacheEntry.id.in_(ids)))
+                if r.namespace_id == namespace.id
             }
             gone: list[int] = []
             for entry_id, similarity in candidates:
