@@ -116,6 +116,25 @@ def test_experiments_page_shows_runs_curves_comparison_and_pictures(ui_env) -> N
     with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:
         assert training.run_images("demo", ui_env["run_id"], client=c) == ["evaluation/roc_curve.png"]
     assert [c for i in at.image for c in i.captions] == ["evaluation/roc_curve.png"], _text(at)
+    assert at.query_params["run"] == [ui_env["run_id"]]  # the address links to the run shown
+
+
+def test_a_link_to_a_run_opens_that_run(ui_env, llm_env) -> None:
+    ids = {}
+    with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:
+        for name, auc in (("linked-a", 0.4), ("linked-b", 0.6)):  # b is best, so first by default
+            settings = llm_env["settings"]
+            with run("demo", "ui-links", run_name=name, settings=settings, client=c, code_path=HERE) as r:
+                r.log_metrics({"roc_auc": auc})
+            ids[name] = r.run_id
+    for link, shown in (({}, "linked-b"), ({"run": ids["linked-a"]}, "linked-a")):
+        at = AppTest.from_string("from kosmos.ui.pages import experiments\nexperiments.render()\n")
+        at.session_state["token"], at.session_state["url"] = ui_env["token"], ui_env["url"]
+        at.session_state["project"] = "demo"
+        at.query_params.update({"experiment": "ui-links", **link})
+        at.run(timeout=180)
+        _ok(at)
+        assert next(s for s in at.selectbox if s.label == "Run").value == shown, link
 
 
 def test_a_sweep_is_ranked_best_first_compared_by_name_and_drawn(ui_env, llm_env) -> None:

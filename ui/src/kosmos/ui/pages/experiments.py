@@ -166,7 +166,11 @@ def _sweep(runs: list[dict], names: dict[str, str], params: list[str], main: str
 def _run_details(c: Any, runs: list[dict], names: dict[str, str]) -> None:
     st.subheader("One run")
     by_label = {names[r["run_id"]]: r["run_id"] for r in runs}
-    run_id = by_label[st.selectbox("Run", list(by_label))]
+    ids = list(by_label.values())
+    linked = st.query_params.get("run")  # a link to one run: ?experiment=...&run=<run id>
+    start = ids.index(linked) if linked in ids else 0
+    run_id = by_label[st.selectbox("Run", list(by_label), index=start)]
+    st.query_params["run"] = run_id
     run = next(r for r in runs if r["run_id"] == run_id)
     losses = [k for k in run["metrics"] if k.endswith("_loss")][:4]
     curves = {key: curve for key in losses if (curve := _curve(c, run_id, key)) is not None}
