@@ -116,7 +116,7 @@ def test_experiments_page_shows_runs_curves_comparison_and_pictures(ui_env) -> N
     with KosmosClient(url=ui_env["url"], token=ui_env["token"]) as c:
         assert training.run_images("demo", ui_env["run_id"], client=c) == ["evaluation/roc_curve.png"]
     assert [c for i in at.image for c in i.captions] == ["evaluation/roc_curve.png"], _text(at)
-    assert at.query_params["run"] == [ui_env["run_id"]]  # the address links to the run shown
+    assert at.query_params["run"] == ui_env["run_id"]  # the address links to the run shown
 
 
 def test_a_link_to_a_run_opens_that_run(ui_env, llm_env) -> None:
