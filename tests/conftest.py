@@ -447,3 +447,23 @@ def pgvector_url(pgvector_server: PgVectorServer) -> str:
     with psycopg.connect(admin, autocommit=True) as connection:
         connection.execute(f"CREATE DATABASE {name}")
     return pgvector_server.url.replace("/postgres?", f"/{name}?")
+
+
+def new_project(database: Database) -> int:
+    """A team and a project of their own in ``database`` (unique names); the project's id."""
+    from kosmos.platform.db.models import Project, Team
+
+    with database.transaction() as session:
+        team = Team(name=f"t-{uuid.uuid4().hex[:6]}")
+        session.add(team)
+        session.flush()
+        row = Project(name=f"p-{uuid.uuid4().hex[:6]}", team_id=team.id)
+        session.add(row)
+        session.flush()
+        return row.id
+
+
+@pytest.fixture(scope="session")
+def make_project() -> Callable[[Database], int]:
+    """``make_project(database)``: a new team and project there; returns the project's id."""
+    return new_project

@@ -3,8 +3,6 @@ model under an alias), loaded by the cache from the registry, and what happens w
 
 from __future__ import annotations
 
-import uuid
-
 import pytest
 
 from kosmos.genai.gateway import Gateway
@@ -51,21 +49,12 @@ def test_the_verifier_is_trained_versioned_and_registered_through_kosmos(trained
     assert result["metrics"]["heldout_family_refused_number"] > 0.9
 
 
-def test_the_cache_asks_the_registered_verifier(trained, postgres_url) -> None:
+def test_the_cache_asks_the_registered_verifier(trained, postgres_url, make_project) -> None:
     settings = trained["settings"]
     verifier = Verifier.load(settings.mlflow_tracking_uri, "demo/cache-verifier", 0.5)
     assert verifier.source == "demo/cache-verifier@champion (version 1)"
     database = Database(postgres_url)
-    with database.transaction() as session:
-        from kosmos.platform.db.models import Project, Team
-
-        team = Team(name=f"t-{uuid.uuid4().hex[:6]}")
-        session.add(team)
-        session.flush()
-        project = Project(name=f"p-{uuid.uuid4().hex[:6]}", team_id=team.id)
-        session.add(project)
-        session.flush()
-        project_id = project.id
+    project_id = make_project(database)
     cache = SemanticCache(database, CacheSettings(threshold=0.5))
     ns = cache.namespace(Partition(project_id, "chat", "1"))
     stored = "How do I move money from my savings to my checking account?"

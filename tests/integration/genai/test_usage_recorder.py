@@ -8,7 +8,6 @@ import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from datetime import UTC, datetime
 from types import SimpleNamespace
 
@@ -22,21 +21,13 @@ from kosmos.deployment.models import DecisionRow
 from kosmos.genai.models_db import LLMUsage
 from kosmos.genai.usage import UsageRecorder
 from kosmos.platform.db.engine import Database
-from kosmos.platform.db.models import Project, Team
+from kosmos.platform.db.models import Project
 
 
 @pytest.fixture
-def project(database_url: str):
+def project(database_url: str, make_project):
     database = Database(database_url)
-    with database.transaction() as session:
-        team = Team(name=f"t-{uuid.uuid4().hex[:6]}")
-        session.add(team)
-        session.flush()
-        row = Project(name=f"p-{uuid.uuid4().hex[:6]}", team_id=team.id)
-        session.add(row)
-        session.flush()
-        project_id = row.id
-    yield database, project_id
+    yield database, make_project(database)
     database.dispose()
 
 

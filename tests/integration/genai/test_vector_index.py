@@ -5,7 +5,6 @@ engine going down makes misses, never errors or wrong answers, until it comes ba
 from __future__ import annotations
 
 import time
-import uuid
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ import pytest
 from kosmos.genai.semantic_cache import Partition, SemanticCache
 from kosmos.genai.vector_index import INDEXES, IndexUnavailable, index_class
 from kosmos.platform.db.engine import Database
-from kosmos.platform.db.models import Project, Team
 from kosmos.platform.settings import CacheSettings
 
 QUESTION = "How do I reset my password?"
@@ -87,17 +85,9 @@ def encode(tmp_path_factory):
 
 
 @pytest.fixture
-def project(postgres_url: str):
+def project(postgres_url: str, make_project):
     database = Database(postgres_url)
-    with database.transaction() as session:
-        team = Team(name=f"t-{uuid.uuid4().hex[:6]}")
-        session.add(team)
-        session.flush()
-        row = Project(name=f"p-{uuid.uuid4().hex[:6]}", team_id=team.id)
-        session.add(row)
-        session.flush()
-        project_id = row.id
-    yield database, project_id
+    yield database, make_project(database)
     database.dispose()
 
 
