@@ -7,7 +7,7 @@ import pytest
 
 from kosmos.genai.gateway import Gateway
 from kosmos.genai.semantic_cache import Partition, SemanticCache
-from kosmos.genai.verifier import Verifier, VerifierMissing
+from kosmos.genai.verifier import Verifier
 from kosmos.genai.verifier.train import train_verifier
 from kosmos.platform import KosmosClient
 from kosmos.platform.bootstrap import bootstrap
@@ -83,12 +83,17 @@ def test_the_cache_asks_the_registered_verifier(trained, postgres_url, make_proj
     database.dispose()
 
 
-def test_a_missing_verifier_is_a_miss_embedded_and_an_error_in_production(trained) -> None:
+def test_a_missing_verifier_is_a_miss_embedded_and_stops_a_production_start(trained) -> None:
+    from kosmos.genai._plugin import plugin
+    from kosmos.platform.plugins import StartupRefused
+
     settings, database = trained["settings"], trained["database"]
     cache = settings.gateway.cache.model_copy(update={"verifier": "demo/no-such-verifier@champion"})
     embedded = settings.model_copy(update={"gateway": settings.gateway.model_copy(update={"cache": cache})})
     gateway = Gateway(embedded, database)
     assert gateway.cache.verifier is None and "no-such-verifier" in (gateway.cache.verifier_error or "")
     production = embedded.model_copy(update={"profile": "production"})
-    with pytest.raises(VerifierMissing, match="no-such-verifier"):
-        Gateway(production, database)
+    with pytest.raises(StartupRefused, match="no-such-verifier"):  # `kosmos up` stops on it
+        plugin.bootstrap(production)
+    # a gateway that finds it gone while running answers misses, never errors
+    assert Gateway(production, database).cache.verifier_error

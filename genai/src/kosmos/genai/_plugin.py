@@ -36,7 +36,7 @@ def _bootstrap(settings: Settings) -> None:
     if settings.gateway.cache.verifier and settings.profile == "production":
         from kosmos.genai.verifier import Verifier
 
-        # a clear error at startup rather than on the first LLM call
+        # VerifierMissing stops `kosmos up` with the reference: never serve half-configured
         Verifier.load(settings.mlflow_tracking_uri, settings.gateway.cache.verifier, 0.5)
     deploy_default_llm(settings)
 

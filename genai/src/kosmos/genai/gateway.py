@@ -167,8 +167,9 @@ class Gateway:
         self._lock = threading.Lock()
 
     def _load_verifier(self) -> None:
-        """The configured cache verifier; missing, the cache answers misses (embedded) or the
-        gateway refuses to start (production, where ``kosmos up`` checks it first)."""
+        """The configured cache verifier. Missing, every lookup is a miss (never a 500): in the
+        production profile ``kosmos up`` has already refused to start on it (genai's bootstrap),
+        so this only happens when the alias goes away while the platform runs."""
         config = self.settings.gateway.cache
         if not config.verifier:
             return
@@ -179,8 +180,6 @@ class Gateway:
                 self.settings.mlflow_tracking_uri, config.verifier, config.verifier_min_probability
             )
         except VerifierMissing as exc:
-            if self.settings.profile == "production":
-                raise
             log.error("%s; every cache lookup is a miss until it is registered", exc)
             self.cache.verifier_error = str(exc)
 

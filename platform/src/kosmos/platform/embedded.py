@@ -24,7 +24,7 @@ from kosmos.platform import heartbeats
 from kosmos.platform.bootstrap import bootstrap
 from kosmos.platform.db.engine import Database
 from kosmos.platform.mlflow_access import service_env
-from kosmos.platform.plugins import EmbeddedService, bootstrap_order, installed_plugins
+from kosmos.platform.plugins import EmbeddedService, StartupRefused, bootstrap_order, installed_plugins
 from kosmos.platform.ray_cluster import auth_env, head_command, serve_env
 from kosmos.platform.settings import Settings
 
@@ -187,6 +187,8 @@ def run_embedded(settings: Settings) -> int:
                 print(f"preparing {plugin.name} ...", flush=True)
                 try:
                     plugin.bootstrap(settings)
+                except StartupRefused:
+                    raise
                 except Exception as exc:  # demo content is optional; the platform itself is up
                     log.exception("preparing %s failed", plugin.name)
                     print(

@@ -24,6 +24,12 @@ ENTRY_POINT_GROUP = "kosmos.plugins"
 log = logging.getLogger(__name__)
 
 
+class StartupRefused(RuntimeError):
+    """Raised by a plugin's bootstrap when the platform cannot serve as configured: `kosmos up`
+    stops with the message instead of running half-configured (other bootstrap failures are
+    optional demo content and only warn)."""
+
+
 @dataclass(frozen=True)
 class EmbeddedService:
     """A process ``kosmos up`` starts for a plugin, e.g. the web UI."""
@@ -47,7 +53,8 @@ class Plugin:
     """A Typer app mounted as ``kosmos <name>``, or a mapping of group name to Typer app."""
     embedded_services: Callable[[Settings], list[EmbeddedService]] | None = None
     bootstrap: Callable[[Settings], None] | None = None
-    """Runs on every `kosmos up` once all services answer (seed demo data; must be idempotent)."""
+    """Runs on every `kosmos up` once all services answer (seed demo data; must be idempotent).
+    Raising ``StartupRefused`` stops `kosmos up`; any other failure is a warning."""
     bootstrap_after: tuple[str, ...] = ()
     """Plugins whose bootstrap must run before this one's (deployment needs training's model)."""
     migrations: str | None = None

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from kosmos.genai.verifier.features import LEXICAL, pair_features
+from kosmos.platform.plugins import StartupRefused
 
 log = logging.getLogger(__name__)
 COLUMNS = ["cosine", *LEXICAL]
@@ -16,8 +17,9 @@ COLUMNS = ["cosine", *LEXICAL]
 template questions they learned the templates, and refused real paraphrases; bench/RESULTS.md)."""
 
 
-class VerifierMissing(RuntimeError):
-    """The configured verifier cannot be loaded from the registry."""
+class VerifierMissing(StartupRefused):
+    """The configured verifier cannot be loaded from the registry (in the production profile,
+    `kosmos up` stops on it)."""
 
 
 def parse_reference(reference: str) -> tuple[str, str, str]:
