@@ -21,15 +21,24 @@ ANSWER = {"text": "Use the transfer page.", "finish_reason": "stop", "usage": {"
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory, free_port, live_platform, platform_home):
+    """A platform of its own. A training run points this process's MLflow client at that
+    platform's MLflow: put it back afterwards, or the next module's in-process gateway traces go
+    to an MLflow that is gone ("No Experiment with id=2 exists")."""
+    import mlflow
+
+    before = mlflow.get_tracking_uri()
     home = tmp_path_factory.mktemp("verifier-home")
     settings = platform_home(home)
     database = Database(settings.database_url)
     admin = bootstrap(settings, database).token
-    with live_platform(settings, database, free_port()) as url:
-        settings = settings.model_copy(update={"client": settings.client.model_copy(update={"url": url})})
-        with KosmosClient(url=url, token=admin) as client:
-            result = train_verifier("demo", settings, client)
-            yield {"settings": settings, "database": database, "client": client, "result": result}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("MLFLOW_TRACKING_TOKEN", raising=False)  # run() sets it for this platform
+        with live_platform(settings, database, free_port()) as url:
+            settings = settings.model_copy(update={"client": settings.client.model_copy(update={"url": url})})
+            with KosmosClient(url=url, token=admin) as client:
+                result = train_verifier("demo", settings, client)
+                yield {"settings": settings, "database": database, "client": client, "result": result}
+        mlflow.set_tracking_uri(before)
     database.dispose()
 
 
