@@ -56,18 +56,17 @@ def encoder():
 
 def quality() -> None:
     from kosmos.genai.cache_guard import meaning_differs
-    from kosmos.genai.verifier.model import Verifier
+    from kosmos.genai.verifier.features import feature_frame
     from kosmos.genai.verifier.train import fit, generated_pairs
 
     embed = encoder()
     started = time.perf_counter()
     model = fit(generated_pairs(), embed)
     print(f"\n## Verifier quality (fitted in {time.perf_counter() - started:.0f} s on generated pairs)")
-    verifier = Verifier(model, 0.5)
     for name in SETS:
         rows = pairs(name)
         a, b = [p["a"] for p in rows], [p["b"] for p in rows]
-        features = verifier.features(a, b, embed(a), embed(b))
+        features = feature_frame(a, b, embed(a), embed(b))
         probability = model.predict_proba(features)[:, 1]
         cosine = features["cosine"].to_numpy()
         guard = np.array([meaning_differs(p["b"], p["a"]) is None for p in rows])
@@ -75,8 +74,11 @@ def quality() -> None:
         print(f"\n### {name}: {hit.sum()} paraphrases, {(~hit).sum()} near-misses\n")
         print("| rule | paraphrase hits | false hits |")
         print("| --- | --- | --- |")
-        shipped = (cosine >= 0.7) & guard
-        print(f"| shipped: cosine >= 0.7 + guard | {shipped[hit].mean():.1%} | {shipped[~hit].mean():.1%} |")
+        for floor in (0.5, 0.6, 0.7, 0.8, 0.9):  # the reference at every threshold, not only its default
+            served = (cosine >= floor) & guard
+            label = "shipped default: " if floor == 0.7 else ""
+            rates = f"{served[hit].mean():.1%} | {served[~hit].mean():.1%}"
+            print(f"| {label}cosine >= {floor} + guard | {rates} |")
         for floor in (0.5, 0.7):
             for bar in (0.5, 0.6, 0.7, 0.8, 0.9):
                 for with_guard in (True, False):

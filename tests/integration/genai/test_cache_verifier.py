@@ -8,6 +8,7 @@ import pytest
 from kosmos.genai.gateway import Gateway
 from kosmos.genai.semantic_cache import Partition, SemanticCache
 from kosmos.genai.verifier import Verifier
+from kosmos.genai.verifier.features import feature_frame
 from kosmos.genai.verifier.train import train_verifier
 from kosmos.platform import KosmosClient
 from kosmos.platform.bootstrap import bootstrap
@@ -77,7 +78,7 @@ def test_the_cache_asks_the_registered_verifier(trained, postgres_url, make_proj
     )  # fmt: skip
     assert p_paraphrase > p_swapped  # the reordered roles cost probability
     # the fast path (plain arrays) gives what scikit-learn's predict_proba gives
-    frame = verifier.features([stored], [paraphrase], cache.embed(stored), cache.embed(paraphrase))
+    frame = feature_frame([stored], [paraphrase], cache.embed(stored), cache.embed(paraphrase))
     assert p_paraphrase == pytest.approx(verifier.model.predict_proba(frame)[0, 1], abs=1e-9)
     assert verifier.probability(stored, other, cache.embed(stored), cache.embed(other)) < 0.5
     # the cache serves exactly what the verifier accepts: a bar between the two probabilities

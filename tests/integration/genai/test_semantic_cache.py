@@ -15,7 +15,6 @@ from kosmos.genai.limits import ProjectLimits, limiter
 from kosmos.genai.models_db import CacheEntry, CacheEvent
 from kosmos.genai.semantic_cache import Partition, SemanticCache
 from kosmos.platform.db.engine import Database
-from kosmos.platform.db.models import Project, Team
 from kosmos.platform.settings import CacheSettings, Settings
 
 QUESTION = "How do I reset my password?"
@@ -32,16 +31,9 @@ def encode(tmp_path_factory):
 
 
 @pytest.fixture
-def env(database_url: str, encode):
+def env(database_url: str, encode, make_project):
     database = Database(database_url)
-    with database.transaction() as session:
-        team = Team(name=f"t-{uuid.uuid4().hex[:6]}")
-        session.add(team)
-        session.flush()
-        projects = [Project(name=f"p{i}-{uuid.uuid4().hex[:6]}", team_id=team.id) for i in range(2)]
-        session.add_all(projects)
-        session.flush()
-        ids = [p.id for p in projects]
+    ids = [make_project(database), make_project(database)]
     cache = SemanticCache(database, CacheSettings(), embed=encode)
     yield cache, database, ids
     cache.flush_hits()

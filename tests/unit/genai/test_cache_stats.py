@@ -40,8 +40,8 @@ def test_the_error_bound_is_judged_on_the_whole_interval() -> None:
     from kosmos.genai.cache_stats import bound_verdict
 
     assert bound_verdict(None, 0.01) == "unknown"
-    assert bound_verdict(list(wilson(0, 10)), 0.01) == "unknown"  # 0 of 10 could still be 27%
-    assert bound_verdict(list(wilson(0, 1000)), 0.01) == "within"  # upper bound 0.38%
-    assert bound_verdict(list(wilson(30, 200)), 0.01) == "above"
+    assert bound_verdict(wilson(0, 10), 0.01) == "unknown"  # 0 of 10 could still be 27%
+    assert bound_verdict(wilson(0, 1000), 0.01) == "within"  # upper bound 0.38%
+    assert bound_verdict(wilson(30, 200), 0.01) == "above"
     stats = summarize([], {"audit_agreed": 1000}, bound=0.01)
     assert stats["bound"] == "within" and false_hits(stats).endswith("within 1.0%")

@@ -32,7 +32,13 @@ def _cli() -> dict[str, Any]:
 
 def _bootstrap(settings: Settings) -> None:
     from kosmos.genai.demo import deploy_default_llm
+    from kosmos.genai.semantic_cache import check_config
+    from kosmos.platform.plugins import StartupRefused
 
+    try:  # a cache that cannot work stops `kosmos up` with the setting to change, not a 500 later
+        check_config(settings.gateway.cache, settings.database_url)
+    except ValueError as exc:
+        raise StartupRefused(str(exc)) from exc
     if settings.gateway.cache.verifier and settings.profile == "production":
         from kosmos.genai.verifier import Verifier
 

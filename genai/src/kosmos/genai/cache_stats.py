@@ -54,7 +54,7 @@ def namespace_figures(stats: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def bound_verdict(interval: list[float] | None, bound: float) -> str:
+def bound_verdict(interval: tuple[float, float] | None, bound: float) -> str:
     """``within`` (the whole 95% interval under ``bound``), ``above`` (all of it over), or
     ``unknown`` (too few audits to tell)."""
     if interval is None:
@@ -83,7 +83,7 @@ def summarize(
     interval = wilson(disagreed, audits)
     figures: dict[str, Any] = {}
     if bound is not None:
-        figures = {"max_false_hit_rate": bound, "bound": bound_verdict(list(interval or []) or None, bound)}
+        figures = {"max_false_hit_rate": bound, "bound": bound_verdict(interval, bound)}
     return {
         **figures,
         "requests": len(rows),

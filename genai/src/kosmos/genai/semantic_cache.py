@@ -87,6 +87,19 @@ class Lookup:
         return self.entry_id is not None
 
 
+def check_config(config: CacheSettings, database_url: str) -> None:
+    """Refuse a cache configuration that cannot work, naming the setting: an unknown index, or a
+    pgvector index without a PostgreSQL database to live in."""
+    index_class(config.index)  # ValueError listing the valid names
+    if config.index == "pgvector":
+        url = config.index_url.get_secret_value() if config.index_url else database_url
+        if not url.startswith("postgresql"):
+            raise ValueError(
+                "gateway.cache.index is pgvector but neither gateway.cache.index_url nor the metadata "
+                f"database is PostgreSQL ({url.split(':', 1)[0]}); set gateway.cache.index_url"
+            )
+
+
 def _checksum(vector: bytes, answer: dict[str, Any]) -> str:
     return hashlib.sha256(vector + json.dumps(answer, sort_keys=True).encode()).hexdigest()
 
@@ -110,6 +123,7 @@ class SemanticCache:
         self.cache_dir = cache_dir
         self.config = config
         self._embed = embed
+        check_config(config, database.url)
         url = config.index_url.get_secret_value() if config.index_url else database.url
         self.index: VectorIndex = index_class(config.index)(self._load, DIMENSIONS, url=url)
         self._lock = threading.Lock()

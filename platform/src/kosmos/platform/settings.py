@@ -351,6 +351,7 @@ class CacheSettings(_Section):
     )
     verifier: str | None = Field(
         default=None,
+        pattern=r"^[^/@\s]+/[^/@\s]+(@[^/@\s]+)?$",
         description="A registered pair classifier, project/model@alias (see `kosmos cache train-verifier`), "
         "asked about every candidate that passed the threshold and the guard; unset: no verifier. Missing "
         "from the registry: an error at startup in the production profile, misses in the embedded one.",

@@ -146,16 +146,17 @@ async def ask_stream(
     once), then ``delta`` events with the model's words as they come, then ``done`` with the
     answer as it may be shown: when the wording turns out to contradict the facts, ``done``
     withholds it (``answer`` is None, ``model.withheld`` says why) and the client retracts it."""
+    prepared = await _prepare(call, project, question, previous)  # errors here are the route's 4xx
+    return _events(call, project, prepared)
+
+
+async def _events(call: Call, project: str, prepared: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     from kosmos.genai import chat
     from kosmos.genai.api import gateway_of
 
-    prepared = await _prepare(call, project, question, previous)  # errors here are the route's 4xx
-    return _events(call, project, prepared, chat, gateway_of(call))
-
-
-async def _events(call: Call, project: str, prepared: dict[str, Any], chat: Any, gateway: Any) -> Any:
     yield {"type": "facts", **prepared["reply"]}
-    result = await chat.complete(call, gateway, project, {**prepared["body"], "stream": True}, "chat")
+    body = {**prepared["body"], "stream": True}
+    result = await chat.complete(call, gateway_of(call), project, body, "chat")
     if isinstance(result, chat.ChatStream):
         chunks = result.chunks()
         try:

@@ -111,6 +111,10 @@ class PgVectorIndex(VectorIndex):
         (``create``); a lookup never makes one, so a namespace dropped meanwhile leaves no table."""
         if namespace in self._known:
             return True
+        if namespace in self._filling:  # not the loader's full read again on every lookup meanwhile
+            if create:
+                raise IndexUnavailable(f"namespace {namespace} is being filled from the metadata database")
+            return False
         if not self._extension:
             connection.execute(text("CREATE EXTENSION IF NOT EXISTS vector"))
             self._extension = True

@@ -2,9 +2,7 @@
 
 Two kinds of features, both cheap once the two embeddings exist (the cache has them already):
 
-- the embeddings: their cosine, and the element-wise product and absolute difference (the
-  standard pair representation of sentence-pair classifiers), where a learned model finds the
-  directions along which a negation or an opposite action moves a sentence;
+- the embeddings' cosine;
 - word-level checks the embeddings cannot see: whether numbers, negation or named entities
   differ (the rules of ``cache_guard``), the overlap of content words, words found in only one
   question, and whether the shared words appear in another order (swapped roles: "from A to B"
@@ -16,6 +14,7 @@ from __future__ import annotations
 import re
 
 import numpy as np
+import pandas as pd
 
 from kosmos.genai.cache_guard import meaning_differs
 
@@ -96,6 +95,10 @@ _STOP = frozenset(
 _NEGATION = frozenset({"not", "no", "never", "without", "cannot", "can't", "don't", "doesn't", "isn't",
                        "won't", "didn't", "aren't", "wasn't", "shouldn't", "couldn't", "nor"})  # fmt: skip
 LEXICAL = ("guard", "numbers", "negation", "entities", "jaccard", "only_a", "only_b", "reordered", "length")
+COLUMNS = ["cosine", *LEXICAL]
+"""A verifier's inputs, in order. (The embeddings' product and difference, the usual pair features,
+were tried and left out: fitted on template questions they learned the templates and refused real
+paraphrases; bench/RESULTS.md.)"""
 
 
 def _content(text: str) -> list[str]:
@@ -142,8 +145,15 @@ def lexical(a: str, b: str) -> list[float]:
 def pair_features(
     a_texts: list[str], b_texts: list[str], a_vectors: np.ndarray, b_vectors: np.ndarray
 ) -> np.ndarray:
-    """One row per pair: cosine, the lexical features, then product and difference of the embeddings."""
+    """One row per pair, in ``COLUMNS`` order: the embeddings' cosine, then the lexical features."""
     a_vectors, b_vectors = np.atleast_2d(a_vectors), np.atleast_2d(b_vectors)
     cosine = (a_vectors * b_vectors).sum(axis=1, keepdims=True)
     words = np.array([lexical(a, b) for a, b in zip(a_texts, b_texts, strict=True)], dtype=np.float32)
-    return np.hstack([cosine, words, a_vectors * b_vectors, np.abs(a_vectors - b_vectors)]).astype(np.float32)
+    return np.hstack([cosine, words]).astype(np.float32).astype(np.float64)
+
+
+def feature_frame(
+    a_texts: list[str], b_texts: list[str], a_vectors: np.ndarray, b_vectors: np.ndarray
+) -> pd.DataFrame:
+    """``pair_features`` as the frame a registered model was fitted on (named columns)."""
+    return pd.DataFrame(pair_features(a_texts, b_texts, a_vectors, b_vectors), columns=COLUMNS)

@@ -6,15 +6,12 @@ import logging
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
-from kosmos.genai.verifier.features import LEXICAL, pair_features
+from kosmos.genai.verifier.features import COLUMNS, feature_frame, pair_features
 from kosmos.platform.plugins import StartupRefused
 
 log = logging.getLogger(__name__)
-COLUMNS = ["cosine", *LEXICAL]
-"""The model's inputs, in order (the embeddings' product and difference are not used: trained on
-template questions they learned the templates, and refused real paraphrases; bench/RESULTS.md)."""
+__all__ = ["COLUMNS", "Verifier", "VerifierMissing", "parse_reference"]
 
 
 class VerifierMissing(StartupRefused):
@@ -60,7 +57,10 @@ class Verifier:
         import mlflow.sklearn
         from mlflow import MlflowClient
 
-        project, model, alias = parse_reference(reference)
+        try:
+            project, model, alias = parse_reference(reference)
+        except ValueError as exc:
+            raise VerifierMissing(str(exc)) from exc
         name = f"{project}.{model}"
         try:
             version = MlflowClient(tracking_uri).get_model_version_by_alias(name, alias)
@@ -69,18 +69,12 @@ class Verifier:
             raise VerifierMissing(f"cache verifier {reference!r} cannot be loaded: {exc}") from exc
         return cls(fitted, min_probability, f"{project}/{model}@{alias} (version {version.version})")
 
-    def features(
-        self, cached: list[str], queries: list[str], cached_vectors: Any, vectors: Any
-    ) -> pd.DataFrame:
-        rows = pair_features(cached, queries, np.asarray(cached_vectors), np.asarray(vectors))
-        return pd.DataFrame(rows[:, : len(COLUMNS)].astype("float64"), columns=COLUMNS)
-
     def probability(self, cached: str, query: str, cached_vector: Any, vector: Any) -> float:
-        frame = self.features([cached], [query], cached_vector, vector)
         if self._linear is not None:  # scikit-learn's input checks cost 2 ms a call; this 20 us
             mean, scale, coef, intercept = self._linear
-            z = float(((frame.to_numpy()[0] - mean) / scale) @ coef + intercept)
-            return 1.0 / (1.0 + np.exp(-z))
+            row = pair_features([cached], [query], np.asarray(cached_vector), np.asarray(vector))[0]
+            return float(1.0 / (1.0 + np.exp(-(((row - mean) / scale) @ coef + intercept))))
+        frame = feature_frame([cached], [query], np.asarray(cached_vector), np.asarray(vector))
         return float(self.model.predict_proba(frame)[0, 1])
 
     def accepts(self, cached: str, query: str, cached_vector: Any, vector: Any) -> tuple[bool, float]:

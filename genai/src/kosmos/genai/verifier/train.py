@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from kosmos.genai.verifier.model import COLUMNS, Verifier
+from kosmos.genai.verifier.features import COLUMNS, feature_frame
 from kosmos.genai.verifier.pairs import FAMILIES, training_pairs
 from kosmos.platform.client import KosmosClient
 from kosmos.platform.settings import Settings
@@ -41,7 +41,7 @@ def fit(frame: pd.DataFrame, encode: Any) -> Any:
 def _features(frame: pd.DataFrame, encode: Any) -> pd.DataFrame:
     embed = lambda texts: np.vstack([encode(texts[i : i + 64]) for i in range(0, len(texts), 64)])  # noqa: E731
     a, b = list(frame["a"]), list(frame["b"])
-    return Verifier(None, 0.5).features(a, b, embed(a), embed(b))
+    return feature_frame(a, b, embed(a), embed(b))
 
 
 def train_verifier(
