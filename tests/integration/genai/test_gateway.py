@@ -99,6 +99,27 @@ def test_audited_hits_are_answered_again_and_estimate_the_false_hit_rate(llm_env
     assert figures["false_hit_rate"] == 0
     assert figures["false_hit_interval"] == pytest.approx([0.0, z2 / (figures["audits"] + z2)])
     assert sdk.cache_stats("demo", hours=1, client=kc)["audits"] >= 1
+    # the audit's model call is metered on its own row, under the hit's request id, and weighed
+    # against what the cache saved; it is not a request of the caller's
+    database = Database(llm_env["settings"].database_url)
+    deadline = time.monotonic() + 15  # usage rows are written in batches, off the request's path
+    try:
+        while True:
+            with database.transaction() as session:
+                query = select(LLMUsage).where(LLMUsage.request_id == h2["x-request-id"])
+                rows = [
+                    (r.cache, r.status, r.prompt_tokens, r.completion_tokens) for r in session.scalars(query)
+                ]
+            if len(rows) == 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+    finally:
+        database.dispose()
+    assert sorted(r[0] for r in rows) == ["audit", "hit"], rows
+    _, status, prompt_tokens, completion_tokens = next(r for r in rows if r[0] == "audit")
+    assert status == "ok" and completion_tokens > 0
+    spaces = sdk.cache_namespaces("demo", hours=1, client=kc)
+    assert sum(s["stats"]["audit_tokens"] for s in spaces) >= prompt_tokens + completion_tokens
 
 
 def _stats(kc: KosmosClient, until: Callable[[dict], bool]) -> dict:
@@ -112,7 +133,11 @@ def _stats(kc: KosmosClient, until: Callable[[dict], bool]) -> dict:
 
 def _usage_row(database: Database, request_id: str) -> LLMUsage | None:
     with database.transaction() as session:
-        return session.scalar(select(LLMUsage).where(LLMUsage.request_id == request_id))
+        return session.scalar(
+            select(LLMUsage).where(
+                LLMUsage.request_id == request_id, LLMUsage.cache.is_distinct_from("audit")
+            )
+        )
 
 
 def test_pii_never_reaches_the_model_the_cache_usage_traces_or_logs(llm_env, kc, caplog, capfd) -> None:

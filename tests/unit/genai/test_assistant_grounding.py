@@ -33,3 +33,70 @@ def test_answers_that_word_the_facts_pass_with_rounding_percentages_and_citation
         "No deployment is degraded.",
     ):
         assert ungrounded(fine, FACTS) == [], fine
+
+
+DEPLOYMENTS = [
+    {
+        "tool": "deployments",
+        "data": [
+            {"name": "fraud-detector", "model": "fraud-detector", "status": "healthy", "reason": None},
+            {"name": "assistant-llm", "model": "smollm2-135m-instruct", "status": "healthy", "reason": None},
+        ],
+    }
+]
+MODELS = [
+    {
+        "tool": "models",
+        "data": [
+            {"model": "fraud-detector", "alias": "champion", "version": 1, "metrics": {"roc_auc": 0.8742}}
+        ],
+    }
+]
+
+
+def test_states_the_facts_do_not_give_are_contradictions() -> None:
+    from kosmos.genai.assistant.grounding import contradicted
+
+    # answers SmolLM2-135M gave on make run's demo, every deployment healthy (stop 34)
+    assert contradicted("The fraud-detector deployment is not healthy.", DEPLOYMENTS) == [
+        "fraud-detector not healthy"
+    ]
+    said = "The status of your deployments is:\n- `deployment.rollout` is `unstable`\n- it is `degraded`"
+    assert contradicted(said, DEPLOYMENTS) == ["unstable", "degraded"]
+    assert contradicted("fraud-detector is healthy and so is assistant-llm.", DEPLOYMENTS) == []
+    assert contradicted("No deployment is degraded.", DEPLOYMENTS) == []
+    assert contradicted("The model is degraded.", MODELS) == []  # no states among these facts
+
+
+def test_a_lookup_answer_must_give_one_of_its_results() -> None:
+    from kosmos.genai.assistant.grounding import restates
+
+    question = "What is the champion model's ROC-AUC?"
+    assert not restates(
+        "The champion model's ROC-AUC is the Receirawa-Coomroff-AuCiRAC model.", MODELS, question
+    )
+    assert restates("The champion's ROC-AUC is 0.874.", MODELS, question)
+    assert restates("About 87.4% [1].", MODELS, question)
+    assert not restates("Yes, there is. The server cannot keep up.", DEPLOYMENTS, "Is anything broken?")
+    assert restates("All of them are healthy.", DEPLOYMENTS, "Is anything broken?")
+    assert restates("See the docs.", [{"tool": "deployments", "data": []}], "Is anything broken?")
+
+
+def test_a_small_models_loops_are_not_answers() -> None:
+    from kosmos.genai.assistant.grounding import degenerate
+
+    loop = "The version that is the champion is version 1.  The version that is the champion is version 1."
+    assert degenerate(loop)
+    assert degenerate("1. **Install the Deployment-Rollback-Deployment-Deployment-Deployment-Deployment")
+    assert degenerate("Version 1 is champion. Its ROC-AUC is 0.874, from run baseline.") is None
+
+
+def test_a_question_about_one_field_needs_that_fields_value() -> None:
+    from kosmos.genai.assistant.grounding import restates
+
+    facts = [{"tool": "models", "data": [{**MODELS[0]["data"][0], "trained": {"run": "baseline"}}]}]
+    question = "What is the champion model's ROC-AUC?"
+    # SmolLM2-135M on make run's demo: it names the run, not the ROC-AUC asked for
+    assert not restates("The ROC-AUC is the Receirawa model, a hybrid of a baseline model.", facts, question)
+    assert restates("It is 0.8742, from run baseline.", facts, question)
+    assert restates("Trained in run baseline.", facts, "How was the champion trained?")

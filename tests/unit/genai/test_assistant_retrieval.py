@@ -122,3 +122,19 @@ def test_a_follow_up_keeps_the_lookups_of_the_question_before() -> None:
     assert [t.name for t in tools.pick("How do I create a token?", encode, champion)] == []
     degraded = "Which deployments are degraded?"
     assert [t.name for t in tools.pick("list the datasets", encode, degraded)] == ["datasets"]
+
+
+@pytest.mark.parametrize(
+    ("question", "named"),
+    [
+        ("Which deployments of project secret are degraded?", "secret"),
+        ("Is project `risk-2` healthy?", "risk-2"),
+        ("Which feature views does this project define?", None),  # "define" is a verb, not a name
+        ("What changed in my project today?", None),
+        ("How do I create a project?", None),
+    ],
+)
+def test_a_question_names_another_project_only_by_name(question: str, named: str | None) -> None:
+    from kosmos.genai.assistant.service import _named_project
+
+    assert _named_project(question) == named

@@ -18,8 +18,14 @@ def test_wilson_matches_published_values() -> None:
     assert low < 0.05 < high and high - low < 0.1
 
 
-def _row(cache: str, latency_ms: float, tokens_saved: int = 0) -> SimpleNamespace:
-    return SimpleNamespace(cache=cache, latency_ms=latency_ms, tokens_saved=tokens_saved)
+def _row(cache: str, latency_ms: float, tokens_saved: int = 0, tokens: int = 0) -> SimpleNamespace:
+    return SimpleNamespace(
+        cache=cache,
+        latency_ms=latency_ms,
+        tokens_saved=tokens_saved,
+        prompt_tokens=tokens,
+        completion_tokens=0,
+    )
 
 
 def test_summary_counts_hits_and_estimates_false_hits_from_audits_only() -> None:
@@ -45,3 +51,11 @@ def test_the_error_bound_is_judged_on_the_whole_interval() -> None:
     assert bound_verdict(wilson(30, 200), 0.01) == "above"
     stats = summarize([], {"audit_agreed": 1000}, bound=0.01)
     assert stats["bound"] == "within" and false_hits(stats).endswith("within 1.0%")
+
+
+def test_audits_are_weighed_against_what_the_cache_saved_not_counted_as_requests() -> None:
+    rows = [_row("hit", 5, 40)] * 4 + [_row("miss", 900, 0, 40)] + [_row("audit", 950, 0, 45)]
+    stats = summarize(rows, {"audit_agreed": 1})
+    assert stats["requests"] == 5 and stats["outcomes"] == {"hit": 4, "miss": 1}
+    assert stats["tokens_saved"] == 160 and stats["audit_tokens"] == 45
+    assert stats["latency_saved_s"] == pytest.approx((900 - 5) * 4 / 1000)  # the audit's 950 ms is no miss

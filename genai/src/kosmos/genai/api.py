@@ -244,6 +244,7 @@ def usage(
                 "requests": len(items),
                 "errors": sum(r.status == "error" for r in items),
                 "cancelled": sum(r.status == "cancelled" for r in items),
+                "cache_audits": sum(r.cache == "audit" for r in items),
                 "prompt_tokens": sum(r.prompt_tokens for r in items),
                 "completion_tokens": sum(r.completion_tokens for r in items),
                 "latency_p50_ms": float(np.percentile(latencies, 50)),

@@ -66,13 +66,17 @@ def bound_verdict(interval: tuple[float, float] | None, bound: float) -> str:
 def summarize(
     rows: Iterable[Any], events: dict[str, int] | None = None, bound: float | None = None
 ) -> dict[str, Any]:
-    """Figures over usage rows carrying ``cache``, ``latency_ms`` and ``tokens_saved``, and the cache
-    events of the same window (``flagged``, ``audit_agreed``, ``audit_disagreed`` counts)."""
+    """Figures over usage rows carrying ``cache``, ``latency_ms``, ``tokens_saved`` and the token
+    counts, and the cache events of the same window (``flagged``, ``audit_agreed``,
+    ``audit_disagreed`` counts). ``audit_tokens``: what the audits' model calls cost, to weigh
+    against ``tokens_saved``."""
     events = events or {}
     flagged = events.get("flagged", 0)
     disagreed = events.get("audit_disagreed", 0)
     audits = disagreed + events.get("audit_agreed", 0)
     rows = list(rows)
+    audit_tokens = sum(r.prompt_tokens + r.completion_tokens for r in rows if r.cache == "audit")
+    rows = [r for r in rows if r.cache != "audit"]  # the audits' own model calls are not requests
     outcomes: dict[str, int] = {}
     for row in rows:
         outcomes[row.cache] = outcomes.get(row.cache, 0) + 1
@@ -98,6 +102,7 @@ def summarize(
         "flagged": flagged,
         "flagged_rate": flagged / hits if hits else None,
         "tokens_saved": int(sum(r.tokens_saved for r in rows)),
+        "audit_tokens": int(audit_tokens),
         "hit_latency_p50_ms": float(np.percentile(hit_ms, 50)) if hit_ms else None,
         "miss_latency_p50_ms": float(np.percentile(miss_ms, 50)) if miss_ms else None,
         "latency_saved_s": round(saved_ms / 1000, 3) if saved_ms is not None else None,

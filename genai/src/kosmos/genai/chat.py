@@ -285,14 +285,32 @@ def _record(
     gateway.decisions.add(llm_record(project, call.principal.user_name, prepared, outcome))
 
 
-async def _audit(call: Call, gateway: Gateway, project: str, prepared: Prepared) -> None:
+async def _audit(call: Call, gateway: Gateway, project: str, prepared: Prepared, request_id: str) -> None:
     """Answer an audited hit again on the first route, after the cached answer was served, and
-    record whether the two agreed (the sample behind the estimated false-hit rate)."""
+    record whether the two agreed (the sample behind the estimated false-hit rate). The model call
+    is metered as a usage row of its own (``cache: audit``), not charged to the caller's quota."""
+    started = time.perf_counter()
     try:
-        responses, first = await _open(call, project, prepared.routes[0], prepared, [])
+        route = prepared.routes[0]
+        responses, first = await _open(call, project, route, prepared, [])
         if responses is None or "error" in first:
             return
         chunks = [first] + [item async for item in responses]
+        usage = chunks[-1].get("usage") or {}
+        gateway.recorder.add(
+            prepared.project_id,
+            call.principal.user_name,
+            {
+                "deployment": route.name, "endpoint": prepared.kind, "request_id": request_id,
+                "model_version": chunks[-1].get("model_version"),
+                "prompt_tokens": usage.get("prompt_tokens", 0),
+                "completion_tokens": usage.get("completion_tokens", 0),
+                "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                "status": "error" if "error" in chunks[-1] else "ok", "cache": "audit",
+                "prompt": prepared.prompt_label,
+                "cache_namespace": prepared.namespace.id if prepared.namespace else None,
+            },
+        )  # fmt: skip
         if "error" in chunks[-1]:
             return
         text = pii.redact("".join(_text(c, prepared.kind) for c in chunks[:-1])).text
@@ -325,7 +343,8 @@ def _from_cache(
     outcome.response_id = protocol.new_id("chatcmpl" if prepared.kind == "chat" else "cmpl")
     _record(call, gateway, project, prepared, outcome)
     if prepared.audit:  # after the answer, never before it
-        task = asyncio.get_running_loop().create_task(_audit(call, gateway, project, prepared))
+        audit = _audit(call, gateway, project, prepared, outcome.request_id)
+        task = asyncio.get_running_loop().create_task(audit)
         _pending.add(task)
         task.add_done_callback(_pending.discard)
     if not request.stream:

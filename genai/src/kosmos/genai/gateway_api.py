@@ -100,6 +100,7 @@ def _usage(call: Call, project: str, since: datetime) -> tuple[int, list[Any]]:
         rows = ctx.session.execute(
             select(
                 LLMUsage.cache, LLMUsage.latency_ms, LLMUsage.tokens_saved, LLMUsage.cache_namespace,
+                LLMUsage.prompt_tokens, LLMUsage.completion_tokens,
             ).where(LLMUsage.project_id == project_id, LLMUsage.at >= since, LLMUsage.cache.is_not(None))
         ).all()  # fmt: skip
     return project_id, rows
@@ -215,7 +216,11 @@ def report_outcome(project: Name, request_id: str, body: OutcomeIn, call: CallDe
         with call.tx() as ctx:
             project_id = ctx.project(project, Role.viewer).id
             row = ctx.session.scalar(
-                select(LLMUsage).where(LLMUsage.project_id == project_id, LLMUsage.request_id == request_id)
+                select(LLMUsage).where(
+                    LLMUsage.project_id == project_id,
+                    LLMUsage.request_id == request_id,
+                    LLMUsage.cache.is_distinct_from("audit"),  # the audit of a hit shares its id
+                )
             )
             if row is not None:
                 row.outcome = body.outcome

@@ -32,7 +32,9 @@ BUILT_IN_PROMPT = (
     "most four sentences, using only the facts and sources below, and cite sources by number like "
     "[1]. If they do not answer the question, say so.\n\nFacts:\n{{facts}}\n\nSources:\n{{sources}}"
 )
-_OTHER_PROJECT = re.compile(r"\bproject\s+[`'\"]?([a-z0-9][a-z0-9_-]{0,62})", re.I)
+_OTHER_PROJECT = re.compile(r"(?:\b(\w+)\s+)?\bproject\s+[`'\"]?([a-z0-9][a-z0-9_-]{0,62})", re.I)
+_DETERMINERS = {"this", "the", "my", "our", "your", "current", "that", "a", "each", "every", "which"}
+"""Before "project", these make the word after it a verb ("does this project define"), not a name."""
 
 
 def _encoder(call: Call) -> Any:
@@ -48,11 +50,19 @@ def _passages(call: Call, question: str) -> list[tuple[Passage, float]]:
     return index.search(question, settings.passages)
 
 
+def _named_project(text: str) -> str | None:
+    """The project a question names ("of project secret"), if any."""
+    for before, name in _OTHER_PROJECT.findall(text):
+        if before.lower() not in _DETERMINERS:
+            return name.lower()
+    return None
+
+
 def _facts(call: Call, project: str, question: str, previous: str | None) -> tuple[str, list[dict[str, Any]]]:
     """Which project the question is about (the caller must see it) and the tools' results; a
     follow-up keeps the project and the lookups of ``previous``."""
-    named = _OTHER_PROJECT.search(question) or (_OTHER_PROJECT.search(previous) if previous else None)
-    target = named[1].lower() if named else project
+    named = _named_project(question) or (_named_project(previous) if previous else None)
+    target = named or project
     with call.tx() as ctx:
         ctx.project(project, Role.viewer)
         if target != project:
@@ -111,17 +121,33 @@ async def _prepare(call: Call, project: str, question: str, previous: str | None
     return {"reply": reply, "body": body, "grounds": "\n".join((fact_text, sources, question))}
 
 
-def _worded(outcome: Any, grounds: str, name: str) -> tuple[str | None, dict[str, Any]]:
-    """The model's answer as shown (None when withheld or failed) and what to say about it."""
+def _worded(outcome: Any, prepared: dict[str, Any], name: str) -> tuple[str | None, dict[str, Any]]:
+    """The model's answer as shown (None when withheld or failed) and what to say about it: withheld
+    when it names what no fact or source says, gives a state the facts do not, answers a lookup
+    without any of its results, or loops (``kosmos.genai.assistant.grounding``)."""
     model: dict[str, Any] = {"name": name, "status": 200 if outcome.ok else outcome.http_status}
     if not outcome.ok:
         model["error"] = ((outcome.error or {}).get("error") or {}).get("message") or str(outcome.error)[:300]
         return None, model
     answer = outcome.text.strip()
     model |= {"cache": outcome.cache, "prompt": outcome.prompt_label, "request_id": outcome.request_id}
-    unsaid = grounding.ungrounded(answer, grounds)
-    if unsaid:  # the facts are the answer: wording that contradicts them is not shown as is
-        model["withheld"] = f"it named {', '.join(unsaid[:3])}, which no fact or source says"
+    facts, question = prepared["reply"]["facts"], prepared["reply"]["question"]
+    unsaid = grounding.ungrounded(answer, prepared["grounds"])
+    contradicted = grounding.contradicted(answer, facts)
+    why = (  # the facts are the answer: wording that contradicts them is not shown as is
+        f"it named {', '.join(unsaid[:3])}, which no fact or source says"
+        if unsaid
+        else f"it said {', '.join(contradicted[:3])}, which the facts contradict"
+        if contradicted
+        else grounding.degenerate(answer)
+        or (
+            None
+            if grounding.restates(answer, facts, question)
+            else "it gave none of the facts it was asked for"
+        )
+    )
+    if why:
+        model["withheld"] = why
         return None, model
     return answer, model
 
@@ -135,7 +161,7 @@ async def ask(call: Call, project: str, question: str, previous: str | None = No
     prepared = await _prepare(call, project, question, previous)
     outcome = await chat.complete(call, gateway_of(call), project, prepared["body"], "chat")
     assert isinstance(outcome, chat.ChatOutcome)  # the body does not stream
-    answer, model = _worded(outcome, prepared["grounds"], call.settings.assistant.model)
+    answer, model = _worded(outcome, prepared, call.settings.assistant.model)
     return {**prepared["reply"], "answer": answer, "model": model}
 
 
@@ -170,7 +196,7 @@ async def _events(call: Call, project: str, prepared: dict[str, Any]) -> AsyncIt
         outcome = result.outcome
     else:
         outcome = result
-    answer, model = _worded(outcome, prepared["grounds"], call.settings.assistant.model)
+    answer, model = _worded(outcome, prepared, call.settings.assistant.model)
     yield {"type": "done", "answer": answer, "model": model}
 
 

@@ -4,8 +4,9 @@ Each tool runs in the caller's transaction, after the caller's role on the proje
 was checked, so it sees exactly what the caller's token may see. Tools are picked by a
 nearest-example classifier on the question's embedding (the gateway's local MiniLM): each
 tool, and "none" (a how-to question the docs answer), has example questions; the question
-gets the tools whose nearest example is about as near as the nearest of all (``MARGIN``), or
-none when that is a how-to example or nothing is near (``MIN_SIMILARITY``). A tiny model cannot
+gets the tools whose nearest example is about as near as the nearest of all (``MARGIN``), also
+when that one is a how-to example (the docs come with every answer, so a lookup too many costs a
+facts box and one too few the answer), and none when nothing is near (``MIN_SIMILARITY``). A tiny model cannot
 be trusted to call functions, and words alone miss "Is anything broken in production?".
 Measured on held-out questions: ``bench/assistant_tools.py``.
 """
@@ -282,9 +283,9 @@ class ToolPicker:
         top = max(scores.values())
         if top < MIN_SIMILARITY and previous:  # near nothing ("and the challenger?"): a follow-up
             return self.pick(f"{previous} {question}")
-        if top < MIN_SIMILARITY or scores["none"] == top:
+        if top < MIN_SIMILARITY:
             return []
-        return [t for t in TOOLS if scores[t.name] >= top - MARGIN and scores[t.name] > scores["none"]]
+        return [t for t in TOOLS if scores[t.name] >= top - MARGIN]
 
 
 _pickers: weakref.WeakKeyDictionary[Callable[[list[str]], Any], ToolPicker] = weakref.WeakKeyDictionary()
