@@ -26,7 +26,8 @@ _VERSION = re.compile(r"\bversion\s+(\d+)\b|\bv(\d+)\b", re.I)
 
 @dataclass(frozen=True)
 class Known:
-    """A question, the lookup it needs (None: the docs answer it), and what the reply must say."""
+    """A question, the lookup it needs (None: the docs answer it, a lookup besides is allowed), and
+    what the reply must say."""
 
     question: str
     tool: str | None
@@ -209,7 +210,8 @@ def check_known_answers(base: str, token: str, report: Path) -> list[dict[str, A
             }
             rows.append(row)
             expected_tools = [known.tool] if known.tool else []
-            if (known.tool not in tools if known.tool else tools) or missing or wrong:
+            # a how-to question may get a lookup too (its facts box costs little); it needs its page
+            if (known.tool and known.tool not in tools) or missing or wrong:
                 failures.append({**row, "expected_tools": expected_tools})
     report.write_text(json.dumps(rows, indent=2))
     assert not failures, json.dumps(failures, indent=2)

@@ -113,8 +113,8 @@ def _run_quickstart(env: dict[str, str], tmp_path: Path) -> None:
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
-PAGES = [  # (title in the sidebar, text that only real content shows)
-    ("Projects", "demo"),
+PAGES = [  # (title in the sidebar, text that only real content shows, on that page only)
+    ("Projects", "Ray cluster"),
     ("Datasets", "fraud-training"),
     ("Features", "merchant_txn_count_30d"),
     ("Experiments", "best roc_auc first"),  # the quickstart sweep, ranked
@@ -152,21 +152,42 @@ def _choose(page: Any, label: str, option: str) -> None:
     _settle(page)
 
 
+def _loaded(page: Any, path: str, expected: str, started: float) -> float:
+    """Seconds from ``started`` until the page at ``path`` shows ``expected`` and its script is
+    done (no status widget), the same for 100 ms: what a person waits, give or take 50 ms."""
+    running = page.locator('[data-testid="stStatusWidget"]')
+    shown = page.get_by_text(expected).first  # attached, not visible: grid cells are drawn on a canvas
+    done_at = None
+    while time.monotonic() - started < 60:
+        done = (
+            page.url.split("?")[0].rstrip("/").endswith(path) and running.count() == 0 and shown.count() > 0
+        )
+        if done and done_at is None:
+            done_at = time.monotonic()
+        elif not done:
+            done_at = None
+        elif time.monotonic() - done_at >= 0.1:
+            return done_at - started
+        page.wait_for_timeout(25)
+    pytest.fail(f"{path} did not show {expected!r} in 60 s")
+
+
 def _open(page: Any, title: str, expected: str) -> float:
     """Open a page from the sidebar; the seconds from the click until its content is there."""
     started = time.monotonic()
     page.get_by_role("link", name=title).first.click()  # the sidebar's link (its icon is part of the name)
+    path = {"Projects": "", "Audit log": "/audit", "LLM playground": "/playground"}.get(
+        title, f"/{title.lower()}"
+    )
+    took = _loaded(page, path, expected, started)
     _settle(page)
-    # attached, not visible: table cells live in the grid's accessible DOM, drawn on a canvas
-    page.get_by_text(expected).first.wait_for(state="attached", timeout=60_000)
-    took = time.monotonic() - started
-    _no_error(page, title)
     page.screenshot(path=str(ARTIFACTS / f"{title.lower().replace(' ', '-')}.png"), full_page=True)
     return took
 
 
 def _as_a_viewer(browser: Any, env: dict[str, str], ui: int) -> None:
-    """A token capped at viewer: the sidebar shows that role, and Promote is disabled saying why."""
+    """A token capped at viewer, signing in from a link to the Models page: the link holds, the
+    sidebar shows the role, and Promote is disabled."""
     made = _kosmos(
         env, "tokens", "create", "browser-viewer", "--project", "demo", "--role", "viewer", "-o", "json"
     )
@@ -175,15 +196,18 @@ def _as_a_viewer(browser: Any, env: dict[str, str], ui: int) -> None:
     page.set_default_timeout(60_000)
     page.goto(f"http://127.0.0.1:{ui}/models?project=demo")
     page.get_by_label("API token").fill(json.loads(made.stdout)["token"])
-    page.get_by_role("button", name="Sign in").click()
-    page.get_by_text("Signed in as").wait_for()
-    _settle(page)
-    assert "viewer on demo" in page.get_by_text("Signed in as").inner_text()
-    promote = page.get_by_role("button", name="Promote", exact=True)
-    promote.wait_for()
-    assert promote.is_disabled()
-    page.screenshot(path=str(ARTIFACTS / "models-as-viewer.png"), full_page=True)
-    page.context.close()
+    try:
+        page.get_by_role("button", name="Sign in").click()
+        page.get_by_text("Signed in as").wait_for()
+        _settle(page)
+        assert "viewer on demo" in page.get_by_text("Signed in as").inner_text()
+        assert "/models?project=demo" in page.url  # a link opened before signing in lands there after
+        promote = page.get_by_role("button", name="Promote", exact=True)
+        promote.wait_for()
+        assert promote.is_disabled()
+    finally:
+        page.screenshot(path=str(ARTIFACTS / "models-as-viewer.png"), full_page=True)
+        page.context.close()
 
 
 def _use_the_web_ui(env: dict[str, str], ui: int, token: str) -> None:
@@ -219,7 +243,7 @@ def _use_the_web_ui(env: dict[str, str], ui: int, token: str) -> None:
             # the second visit: what a person moving between pages waits (the first builds caches)
             again = {title: round(_open(page, title, expected), 2) for title, expected in PAGES}
             (ARTIFACTS / "page-loads-again.json").write_text(json.dumps(again, indent=2))
-            assert sorted(again.values())[len(again) // 2] < 1.5, again  # the median, on a busy machine
+            assert max(again.values()) < 1.5, again  # issue 24: every page under 1.5 s on 2 cores
 
             # chat with the demo LLM, streamed through the gateway
             _open(page, "LLM playground", "Endpoint")

@@ -101,7 +101,7 @@ def _the_web_page_shows_it(env: dict[str, Any], request_id: str) -> None:
     from streamlit.testing.v1 import AppTest
 
     at = AppTest.from_string(
-        "from kosmos.ui.pages import decisions\ndecisions.render()\n", default_timeout=120
+        "from kosmos.ui.views import decisions\ndecisions.render()\n", default_timeout=120
     )
     for key, value in {"token": env["viewer"], "url": env["url"], "project": "demo"}.items():
         at.session_state[key] = value

@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 
 from kosmos.genai import engines
-from kosmos.genai.engines.base import Delta, InferenceEngine, PromptTooLong, SamplingParams
+from kosmos.genai.engines.base import (
+    Delta,
+    InferenceEngine,
+    PromptTooLong,
+    SamplingParams,
+    UnsupportedParameter,
+)
 from kosmos.genai.models import default_llm_folder
 from kosmos.genai.spec import LLMSpec
 from kosmos.platform.settings import Settings
@@ -71,6 +77,19 @@ def test_a_stop_sequence_cuts_the_text_before_it(loop, engine) -> None:
 def test_the_same_seed_gives_the_same_sample(loop, engine) -> None:
     runs = {_run(loop, engine, PROMPT, max_tokens=10, temperature=1.0, seed=7)[0] for _ in range(2)}
     assert len(runs) == 1
+
+
+def test_repetition_penalties_change_a_looping_answer_or_are_refused_by_name(loop, engine) -> None:
+    looping = "Repeat after me: card card card card card card card card"
+    plain, _ = _run(loop, engine, looping, max_tokens=16, temperature=0)
+    try:
+        penalized, _ = _run(loop, engine, looping, max_tokens=16, temperature=0, frequency_penalty=2.0)
+    except UnsupportedParameter as refused:  # never silently ignored
+        assert refused.param == "frequency_penalty" and engine.name == "transformers", engine.name
+        return
+    if engine.name == "fake":  # its words do not depend on the model's logits
+        return
+    assert plain.lower().count("card") > penalized.lower().count("card"), (plain, penalized)
 
 
 def test_a_prompt_over_the_context_is_refused_before_generating(loop, engine) -> None:

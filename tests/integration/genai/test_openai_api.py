@@ -77,6 +77,17 @@ def test_completions_stop_sequences_and_seeds(llm_env) -> None:
         for _ in range(2)
     ]
     assert runs[0].choices[0].message.content == runs[1].choices[0].message.content
+    # penalties reach vLLM: a prompt that invites a loop loops less (greedy both times)
+    loop = [{"role": "user", "content": "Write the word card twenty times."}]
+    plain, penalized = (
+        client.chat.completions.create(
+            model=LLM, messages=loop, temperature=0, max_tokens=24, frequency_penalty=penalty
+        )
+        .choices[0]
+        .message.content.lower()
+        for penalty in (0.0, 1.5)
+    )
+    assert plain.count("card") > penalized.count("card"), (plain, penalized)
 
 
 def test_embeddings_are_unit_vectors_that_put_similar_texts_close(llm_env) -> None:
@@ -106,6 +117,8 @@ def test_bad_requests_get_openai_shaped_errors(llm_env) -> None:
     with pytest.raises(openai.BadRequestError) as too_long:
         client.chat.completions.create(model=LLM, messages=[{"role": "user", "content": "fraud " * 2000}])
     assert too_long.value.code == "context_length_exceeded" and "1024 tokens" in too_long.value.message
+    with pytest.raises(openai.BadRequestError, match="frequency_penalty"):
+        client.chat.completions.create(model=LLM, messages=QUESTION, frequency_penalty=3)
     with pytest.raises(openai.BadRequestError, match="role"):
         client.chat.completions.create(model=LLM, messages=[{"role": "alien", "content": "hi"}])
     response = httpx.post(

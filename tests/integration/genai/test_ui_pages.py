@@ -63,7 +63,7 @@ def ui_env(llm_env) -> dict[str, Any]:
 
 
 def _page(ui_env: dict[str, Any], name: str, *, token: str | None = None) -> AppTest:
-    at = AppTest.from_string(f"from kosmos.ui.pages import {name}\n{name}.render()\n", default_timeout=180)
+    at = AppTest.from_string(f"from kosmos.ui.views import {name}\n{name}.render()\n", default_timeout=180)
     at.session_state["token"] = token or ui_env["token"]
     at.session_state["url"] = ui_env["url"]
     at.session_state["project"] = "demo"
@@ -128,7 +128,7 @@ def test_a_link_to_a_run_opens_that_run(ui_env, llm_env) -> None:
                 r.log_metrics({"roc_auc": auc})
             ids[name] = r.run_id
     for link, shown in (({}, "linked-b"), ({"run": ids["linked-a"]}, "linked-a")):
-        at = AppTest.from_string("from kosmos.ui.pages import experiments\nexperiments.render()\n")
+        at = AppTest.from_string("from kosmos.ui.views import experiments\nexperiments.render()\n")
         at.session_state["token"], at.session_state["url"] = ui_env["token"], ui_env["url"]
         at.session_state["project"] = "demo"
         at.query_params.update({"experiment": "ui-links", **link})

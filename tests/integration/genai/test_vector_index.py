@@ -77,6 +77,28 @@ def test_pgvector_refuses_a_url_that_is_not_postgresql() -> None:
         index_class("pgvector")(lambda ns: ([], np.zeros((0, 384))), 384, url="sqlite:///x.db")
 
 
+def test_kosmos_doctor_checks_the_shared_index_where_it_is_configured(
+    pgvector_url: str, postgres_url: str, free_port, tmp_path
+) -> None:
+    from kosmos.platform.doctor import run_checks
+    from kosmos.platform.settings import Settings
+
+    def checked(index: str, url: str | None, database_url: str | None = postgres_url) -> list:
+        cache = {"index": index, "index_url": url}
+        settings = Settings(home=tmp_path, database={"url": database_url}, gateway={"cache": cache})
+        return [c for c in run_checks(settings) if c.service == "semantic cache index (pgvector)"]
+
+    assert checked("memory", None) == []  # the in-process index needs nothing
+    [found] = checked("pgvector", pgvector_url)
+    assert found.ok and found.detail.startswith("pgvector "), found
+    [plain] = checked("pgvector", None)  # the metadata database: PostgreSQL without pgvector here
+    assert not plain.ok and "no pgvector extension" in plain.detail, plain
+    [gone] = checked("pgvector", f"postgresql+psycopg://postgres@127.0.0.1:{free_port()}/x")
+    assert not gone.ok and gone.detail.startswith("cannot connect"), gone
+    [sqlite] = checked("pgvector", None, database_url=None)  # SQLite under the home
+    assert not sqlite.ok and "gateway.cache.index_url" in sqlite.detail, sqlite
+
+
 @pytest.fixture(scope="module")
 def encode(tmp_path_factory):
     from kosmos.genai.embeddings import local_encoder

@@ -220,3 +220,13 @@ def test_llm_deployments_refuse_strategies_the_llm_router_does_not_carry_out(str
     llm = DeploymentSpec(model="assistant", llm={})
     assert llm.strategy_problem(Strategy(strategy)) and llm.strategy_problem(Strategy.canary) is None
     assert DeploymentSpec(model="fraud", rollout=rollout).strategy_problem(Strategy(strategy)) is None
+
+
+def test_a_parameter_the_engine_cannot_apply_is_a_400_naming_it() -> None:
+    from kosmos.genai.engines.base import UnsupportedParameter
+    from kosmos.genai.serving import invalid
+
+    error = invalid(UnsupportedParameter("frequency_penalty", "frequency_penalty needs the vllm engine"))
+    assert error.status == 400
+    assert error.body["error"]["param"] == "frequency_penalty"
+    assert error.body["error"]["code"] == "unsupported_parameter"

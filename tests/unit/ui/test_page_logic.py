@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 
 from kosmos.ui.common import readable, rounded
-from kosmos.ui.pages.experiments import best_first, main_metric
-from kosmos.ui.pages.features import drift_chart, staleness
+from kosmos.ui.views.experiments import best_first, main_metric
+from kosmos.ui.views.features import drift_chart, staleness
 
 
 def test_runs_rank_by_the_headline_metric_in_its_direction() -> None:

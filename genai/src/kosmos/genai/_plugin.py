@@ -47,8 +47,15 @@ def _bootstrap(settings: Settings) -> None:
     deploy_default_llm(settings)
 
 
+def _doctor(settings: Settings) -> list[Any]:
+    from kosmos.genai.vector_index.pgvector import doctor_checks
+
+    return doctor_checks(settings.gateway.cache, settings.database_url)
+
+
 plugin = Plugin(
     name="genai",
+    doctor=_doctor,
     router=_router,
     dataplane_router=_dataplane_router,
     cli=_cli,

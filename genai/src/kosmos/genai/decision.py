@@ -19,7 +19,16 @@ from typing import Any
 
 from kosmos.genai.gateway import Prepared
 
-SAMPLING = ("temperature", "top_p", "max_tokens", "seed", "stop", "n", "presence_penalty")
+SAMPLING = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "seed",
+    "stop",
+    "n",
+    "presence_penalty",
+    "frequency_penalty",
+)
 
 
 def llm_record(project: str, caller: str, prepared: Prepared, outcome: Any) -> dict[str, Any]:

@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 CACHE_HEADER = "X-Kosmos-Cache"
 CACHE_MODES = ("skip", "refresh", "sampled")
 MAX_PROMPT_CHARS = 200_000
+PARTITIONING = (
+    "max_tokens", "max_completion_tokens", "stop", "seed", "top_p", "frequency_penalty", "presence_penalty",
+)  # fmt: skip
+"""Generation settings that partition the cache (with the temperature): another answer may differ."""
 
 
 class CachePolicy(BaseModel):
@@ -340,9 +344,7 @@ class Gateway:
         if query is None or sampled or (request.stop and prepared.kind == "completion"):
             prepared.cache = "bypass"
             return
-        params = {
-            k: prepared.body.get(k) for k in ("max_tokens", "max_completion_tokens", "stop", "seed", "top_p")
-        }
+        params = {k: prepared.body.get(k) for k in PARTITIONING}
         params["temperature"] = request.temperature
         partition = Partition(
             project_id=prepared.project_id,

@@ -25,7 +25,7 @@ from ray import serve
 from kosmos.deployment.model_cache import fetch_version
 from kosmos.deployment.serving import _Window, model_app_name, window_stats
 from kosmos.genai import engines, protocol
-from kosmos.genai.engines.base import PromptTooLong, SamplingParams
+from kosmos.genai.engines.base import PromptTooLong, SamplingParams, UnsupportedParameter
 from kosmos.genai.spec import LLMSpec
 from kosmos.platform.settings import Settings
 
@@ -43,6 +43,8 @@ class OpenAIError(Exception):
 
 
 def invalid(exc: ValidationError | ValueError) -> OpenAIError:
+    if isinstance(exc, UnsupportedParameter):
+        return OpenAIError(400, str(exc), "invalid_request_error", "unsupported_parameter", exc.param)
     if isinstance(exc, ValidationError):
         first = exc.errors()[0]
         param = ".".join(str(p) for p in first["loc"])
@@ -104,6 +106,8 @@ class LLMServer:
             top_p=request.top_p,
             stop=tuple(request.stop or ()),
             seed=request.seed,
+            frequency_penalty=request.frequency_penalty,
+            presence_penalty=request.presence_penalty,
         )
 
     async def generate(self, body: dict[str, Any], kind: str) -> AsyncIterator[dict[str, Any]]:

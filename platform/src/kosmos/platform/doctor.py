@@ -297,6 +297,22 @@ def run_checks(settings: Settings) -> list[Check]:
                 "features.registry is sql but features.registry_url is not set",
             )
         )
+    checks += _plugin_checks(settings)
     if metadata.ok:
         checks += _background_services(settings)
+    return checks
+
+
+def _plugin_checks(settings: Settings) -> list[Check]:
+    """What each installed package's configuration needs (its ``doctor`` hook)."""
+    from kosmos.platform.plugins import installed_plugins
+
+    checks: list[Check] = []
+    for installed in installed_plugins():
+        if installed.plugin.doctor is None:
+            continue
+        try:
+            checks += installed.plugin.doctor(settings)
+        except Exception as exc:  # a broken check is a finding, not a crash of the doctor
+            checks.append(Check(f"{installed.plugin.name} checks", "", False, f"{type(exc).__name__}: {exc}"))
     return checks

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from fastapi import APIRouter
 
+    from kosmos.platform.doctor import Check
     from kosmos.platform.settings import Settings
 
 ENTRY_POINT_GROUP = "kosmos.plugins"
@@ -63,6 +64,8 @@ class Plugin:
     """The module that declares the plugin's tables on the platform's ``Base`` (imported on demand)."""
     sdk: dict[str, str] = field(default_factory=dict)
     """Notebook namespaces the plugin adds to ``import kosmos``: name -> ``module:attribute``."""
+    doctor: Callable[[Settings], list[Check]] | None = None
+    """Checks of the services the plugin's configuration needs, run by `kosmos doctor`."""
     deployment_kinds: dict[str, str] = field(default_factory=dict)
     """Kinds of deployment the plugin adds: the deployment-spec field that selects the kind (``llm``)
     -> ``module:attribute`` of an object with ``validate(dict) -> dict`` (raises ValueError) and

@@ -7,7 +7,7 @@ import streamlit as st
 from kosmos.platform import KosmosClient, KosmosError
 from kosmos.ui import sessions
 from kosmos.ui.common import api_url
-from kosmos.ui.pages import (
+from kosmos.ui.views import (
     assistant,
     audit,
     cache,
@@ -118,9 +118,18 @@ def sidebar() -> bool:
     return True
 
 
+def _blank() -> None:
+    """A page's stand-in before sign-in: the form above it is all there is."""
+
+
 def main() -> None:
     st.set_page_config(page_title="Kosmos", page_icon=":material/public:", layout="wide")
     if "token" not in st.session_state and not _resume() and not sign_in():
+        # the pages' addresses stay known while the form shows: a link (/models?project=demo)
+        # opens that page once signed in, and Streamlit does not list the pages/ folder's files
+        every = [(title, path) for entries in PAGES.values() for _, title, path, _ in entries]
+        pages = [st.Page(_blank, title=t, url_path=p, default=p == "projects") for t, p in every]
+        st.navigation(pages, position="hidden")
         return
     has_project = sidebar()
     pages = {

@@ -103,6 +103,8 @@ async def _prepare(call: Call, project: str, question: str, previous: str | None
         "max_tokens": settings.max_tokens,
         "temperature": 0,
     }
+    if settings.frequency_penalty:
+        body["frequency_penalty"] = settings.frequency_penalty
     if await run_in_threadpool(_has_prompt, call, project, settings.prompt):
         body["kosmos"] = {"prompt": f"prompts:/{settings.prompt}@production", "variables": variables}
     else:
@@ -156,10 +158,9 @@ async def ask(call: Call, project: str, question: str, previous: str | None = No
     """Answer ``question`` for the caller in ``project``: passages, facts, and the model's words
     (``previous``: the question asked just before, for a follow-up)."""
     from kosmos.genai import chat
-    from kosmos.genai.api import gateway_of
 
     prepared = await _prepare(call, project, question, previous)
-    outcome = await chat.complete(call, gateway_of(call), project, prepared["body"], "chat")
+    outcome = await _complete(call, project, prepared["body"])
     assert isinstance(outcome, chat.ChatOutcome)  # the body does not stream
     answer, model = _worded(outcome, prepared, call.settings.assistant.model)
     return {**prepared["reply"], "answer": answer, "model": model}
@@ -178,11 +179,10 @@ async def ask_stream(
 
 async def _events(call: Call, project: str, prepared: dict[str, Any]) -> AsyncIterator[dict[str, Any]]:
     from kosmos.genai import chat
-    from kosmos.genai.api import gateway_of
 
     yield {"type": "facts", **prepared["reply"]}
     body = {**prepared["body"], "stream": True}
-    result = await chat.complete(call, gateway_of(call), project, body, "chat")
+    result = await _complete(call, project, body)
     if isinstance(result, chat.ChatStream):
         chunks = result.chunks()
         try:
@@ -198,6 +198,20 @@ async def _events(call: Call, project: str, prepared: dict[str, Any]) -> AsyncIt
         outcome = result
     answer, model = _worded(outcome, prepared, call.settings.assistant.model)
     yield {"type": "done", "answer": answer, "model": model}
+
+
+async def _complete(call: Call, project: str, body: dict[str, Any]) -> Any:
+    """The gateway call; again without the penalty when the model's engine has none (transformers
+    answers 400 ``unsupported_parameter`` rather than ignoring it)."""
+    from kosmos.genai import chat
+    from kosmos.genai.api import gateway_of
+
+    result = await chat.complete(call, gateway_of(call), project, body, "chat")
+    refused = isinstance(result, chat.ChatOutcome) and result.http_status == 400
+    if refused and (result.error or {}).get("error", {}).get("code") == "unsupported_parameter":
+        body = {k: v for k, v in body.items() if not k.endswith("_penalty")}
+        result = await chat.complete(call, gateway_of(call), project, body, "chat")
+    return result
 
 
 def _has_prompt(call: Call, project: str, name: str) -> bool:

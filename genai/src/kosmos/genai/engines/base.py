@@ -27,6 +27,10 @@ class SamplingParams:
     top_p: float = 1.0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    frequency_penalty: float = 0.0
+    """OpenAI's: lowers a token's logit by this times how often the answer already used it."""
+    presence_penalty: float = 0.0
+    """OpenAI's: lowers a token's logit by this once the answer used it at all."""
 
 
 @dataclass
@@ -41,6 +45,14 @@ class Delta:
 
 class PromptTooLong(ValueError):
     """The prompt plus ``max_tokens`` does not fit the model's context window."""
+
+
+class UnsupportedParameter(ValueError):
+    """A request parameter this engine cannot apply: a 400 naming it, never silently ignored."""
+
+    def __init__(self, param: str, message: str) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 def check_context(prompt_ids: list[int], params: SamplingParams, context: int) -> None:

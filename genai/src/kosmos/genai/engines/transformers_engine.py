@@ -21,7 +21,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from kosmos.genai.engines.base import Delta, InferenceEngine, SamplingParams, check_context
+from kosmos.genai.engines.base import (
+    Delta,
+    InferenceEngine,
+    SamplingParams,
+    UnsupportedParameter,
+    check_context,
+)
 
 if TYPE_CHECKING:
     from kosmos.genai.spec import LLMSpec
@@ -139,6 +145,12 @@ class TransformersEngine(InferenceEngine):
 
     async def generate(self, prompt_ids: list[int], params: SamplingParams) -> AsyncIterator[Delta]:
         check_context(prompt_ids, params, self._context)
+        if params.frequency_penalty or params.presence_penalty:  # a 400 naming the field, not ignored
+            raise UnsupportedParameter(
+                "frequency_penalty" if params.frequency_penalty else "presence_penalty",
+                "frequency_penalty and presence_penalty need the vllm engine; this model is served by "
+                "the transformers engine (the LLM spec's engine)",
+            )
         if params.seed is not None:
             async for delta in self._generate_seeded(prompt_ids, params):
                 yield delta

@@ -244,6 +244,9 @@ class VLLMEngine(InferenceEngine):
             body["stop"] = list(params.stop)
         if params.seed is not None:
             body["seed"] = params.seed
+        for name in ("frequency_penalty", "presence_penalty"):
+            if getattr(params, name):
+                body[name] = getattr(params, name)
         # leaving this block early (the client went away) closes the connection: vLLM aborts the request
         async with self.client.stream("POST", "/v1/completions", json=body) as response:
             if response.status_code != 200:

@@ -19,14 +19,19 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import DBAPIError, ProgrammingError, SQLAlchemyError
+from sqlalchemy.pool import NullPool
 
 from kosmos.genai.vector_index.base import IndexUnavailable, Loader, VectorIndex
+
+if TYPE_CHECKING:
+    from kosmos.platform.doctor import Check
+    from kosmos.platform.settings import CacheSettings
 
 TIMEOUT_MS = 1000
 """The longest a statement may run before the lookup becomes a miss."""
@@ -244,3 +249,38 @@ class PgVectorIndex(VectorIndex):
             return self._call(namespace, work)
         except NamespaceGone:
             return 0
+
+
+def doctor_checks(config: CacheSettings, database_url: str) -> list[Check]:
+    """`kosmos doctor`: the shared index answers and has the ``vector`` extension (no check for
+    the in-process index)."""
+    from kosmos.genai.semantic_cache import check_config
+    from kosmos.platform.doctor import Check
+
+    if config.index != "pgvector":
+        return []
+    service = "semantic cache index (pgvector)"
+    try:
+        check_config(config, database_url)
+    except ValueError as exc:
+        return [Check(service, "", False, str(exc))]
+    url = config.index_url.get_secret_value() if config.index_url else database_url
+    engine = create_engine(url, connect_args={"connect_timeout": 2}, poolclass=NullPool)
+    target = engine.url.render_as_string(hide_password=True)
+    try:
+        with engine.connect() as connection:
+            installed = connection.scalar(
+                text("SELECT extversion FROM pg_extension WHERE extname = 'vector'")
+            )
+            available = connection.scalar(
+                text("SELECT default_version FROM pg_available_extensions WHERE name = 'vector'")
+            )
+    except Exception as exc:
+        return [Check(service, target, False, f"cannot connect: {type(exc).__name__}")]
+    finally:
+        engine.dispose()
+    if installed:
+        return [Check(service, target, True, f"pgvector {installed}")]
+    if available:  # the first store creates it (CREATE EXTENSION needs the right to do so)
+        return [Check(service, target, True, f"pgvector {available} available, created on first use")]
+    return [Check(service, target, False, "this PostgreSQL has no pgvector extension: install it there")]

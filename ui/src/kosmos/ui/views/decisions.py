@@ -9,7 +9,7 @@ import streamlit as st
 
 from kosmos.deployment import sdk
 from kosmos.ui.common import client, page, project, table
-from kosmos.ui.pages.models import lineage_dot
+from kosmos.ui.views.models import lineage_dot
 
 
 def _facts(record: dict[str, Any]) -> None:

@@ -9,7 +9,7 @@ import streamlit as st
 from kosmos.genai import sdk
 from kosmos.platform import Role
 from kosmos.ui.common import act, client, needs, page, project, table
-from kosmos.ui.pages.playground import llm_models
+from kosmos.ui.views.playground import llm_models
 
 EXAMPLES = {"company": "Kosmos Bank"}
 """Sample values for variables the demo prompts use; others start as <name>."""
