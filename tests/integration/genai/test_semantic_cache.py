@@ -193,3 +193,28 @@ def test_audits_compare_answers_and_are_counted_per_namespace(env) -> None:
     totals = cache.events(a, _epoch())
     assert (totals["audit_agreed"], totals["audit_disagreed"], totals["flagged"]) == (1, 1, 1)
     assert other.id not in cache.events_by_namespace(a, _epoch())
+
+
+def test_a_namespace_whose_audits_exceed_the_bound_gets_a_higher_threshold(env) -> None:
+    cache, _, (a, _) = env
+    ns, entry = _stored(cache, Partition(a, "chat", "1"))
+    threshold = cache.namespaces(a)[0]["threshold"]
+
+    def audit(agreed: bool) -> float:
+        cache.record_audit(a, ns.id, entry, "chat", agreed, 0.9, bound=0.01)
+        return next(s["threshold"] for s in cache.namespaces(a) if s["id"] == ns.id)
+
+    assert [audit(True) for _ in range(20)] == [threshold] * 20  # agreeing audits change nothing
+    # 1 of 21: Wilson's interval 0.8%-22.7% still holds the 1% bound: unknown, nothing changes
+    assert audit(False) == threshold
+    assert audit(False) == pytest.approx(threshold + 0.05)  # 2 of 22: 2.5%-27.8%, all above 1%
+    totals = cache.events(a, _epoch())
+    assert totals["threshold_raised"] == 1
+    # the evidence starts again at the new threshold: 9 disagreements are fewer than MIN_AUDITS
+    assert [audit(False) for _ in range(9)] == [pytest.approx(threshold + 0.05)] * 9
+    assert audit(False) == pytest.approx(threshold + 0.10)  # the 10th: all 10 disagreed
+    # without a bound (the caller passes none) audits never move the threshold
+    for _ in range(10):
+        cache.record_audit(a, ns.id, entry, "chat", False, 0.9)
+    now = next(s["threshold"] for s in cache.namespaces(a) if s["id"] == ns.id)
+    assert now == pytest.approx(threshold + 0.10)

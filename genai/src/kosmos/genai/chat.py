@@ -318,9 +318,11 @@ async def _audit(call: Call, gateway: Gateway, project: str, prepared: Prepared,
         assert lookup is not None and lookup.entry_id is not None and prepared.namespace is not None
         cached = (lookup.answer or {}).get("text", "")
         agreed = await run_in_threadpool(gateway.cache.agrees, text, cached)
+        policy = await run_in_threadpool(gateway.effective, prepared.project_id)  # may read the database
+        bound = policy.cache["max_false_hit_rate"]
         await run_in_threadpool(
             gateway.cache.record_audit, prepared.project_id, prepared.namespace.id, lookup.entry_id,
-            prepared.model, agreed, lookup.similarity or 1.0,
+            prepared.model, agreed, lookup.similarity or 1.0, bound,
         )  # fmt: skip
     except Exception as exc:  # an audit never fails anything
         log.warning("could not audit a cache hit: %s", type(exc).__name__)

@@ -37,6 +37,12 @@ CANDIDATES = 5  # how many neighbours the guard may look at
 NAMESPACE_SECONDS = 5.0  # how long a process trusts the namespace row it read
 ANSWERS_AGREE = 0.85  # cosine of two answers' embeddings above which an audit counts them as one
 RAISE_BY = 0.005  # how far past a disagreeing question's similarity an entry's own bar goes
+THRESHOLD_STEP = 0.05
+"""How much a namespace's threshold goes up when its audits put false hits above the project's bound."""
+MAX_THRESHOLD = 0.99
+MIN_AUDITS = 10
+"""Audits at the threshold in force before it may be raised: one comparison can be wrong (two
+wordings of one answer may read as a disagreement)."""
 FLUSH_SECONDS = 5.0  # hits are written this often (they order eviction; nothing else waits on them)
 
 
@@ -480,11 +486,21 @@ class SemanticCache:
             ]
 
     def record_audit(
-        self, project_id: int, namespace: int, entry_id: int, model: str, agreed: bool, similarity: float
+        self,
+        project_id: int,
+        namespace: int,
+        entry_id: int,
+        model: str,
+        agreed: bool,
+        similarity: float,
+        bound: float | None = None,
     ) -> None:
         """Count one audit of a served hit (``agreed``: the model's fresh answer said the same). A
         disagreement raises the entry's own bar past ``similarity``: that question, and any less
-        similar one, will not get this answer again; closer paraphrases still do."""
+        similar one, will not get this answer again; closer paraphrases still do. With ``bound``
+        (the project's ``max_false_hit_rate``), a namespace whose audits since its threshold last
+        changed (at least ``MIN_AUDITS``) put the whole 95% interval of its false-hit rate above the
+        bound gets a higher threshold (``THRESHOLD_STEP``), recorded as a ``threshold_raised`` event."""
         with self.database.transaction() as session:
             session.add(
                 CacheEvent(
@@ -496,6 +512,53 @@ class SemanticCache:
             entry = session.get(CacheEntry, entry_id)
             if not agreed and entry is not None and entry.namespace_id == namespace:
                 entry.min_similarity = max(entry.min_similarity or 0.0, similarity + RAISE_BY)
+            if not agreed and bound is not None:
+                self._enforce(session, project_id, namespace, model, bound)
+
+    def _enforce(self, session: Any, project_id: int, namespace: int, model: str, bound: float) -> None:
+        """Raise the namespace's threshold when its audits say it serves wrong answers too often."""
+        from kosmos.genai.cache_stats import bound_verdict, wilson
+
+        space = session.get(CacheNamespace, namespace, with_for_update=True)
+        if space is None or space.threshold >= MAX_THRESHOLD:
+            return
+        raised = session.scalar(
+            select(func.max(CacheEvent.at)).where(
+                CacheEvent.namespace_id == namespace, CacheEvent.kind == "threshold_raised"
+            )
+        )
+        audited = (
+            select(CacheEvent.kind, func.count())
+            .where(
+                CacheEvent.namespace_id == namespace, CacheEvent.kind.in_(("audit_agreed", "audit_disagreed"))
+            )
+            .group_by(CacheEvent.kind)
+        )
+        if raised is not None:  # evidence about the threshold in force only
+            audited = audited.where(CacheEvent.at > raised)
+        counts = {kind: int(n) for kind, n in session.execute(audited).all()}
+        wrong, audits = counts.get("audit_disagreed", 0), sum(counts.values())
+        interval = wilson(wrong, audits)
+        if audits < MIN_AUDITS or bound_verdict(interval, bound) != "above":
+            return
+        before, space.threshold = (
+            space.threshold,
+            min(MAX_THRESHOLD, round(space.threshold + THRESHOLD_STEP, 3)),
+        )
+        assert interval is not None
+        session.add(
+            CacheEvent(
+                project_id=project_id, kind="threshold_raised", entries=0, namespace_id=namespace,
+                model=model, actor="gateway",
+                reason=f"{wrong} of {audits} audits disagreed ({interval[0]:.1%}-{interval[1]:.1%}), above "
+                f"the bound {bound:.1%}: threshold {before:.2f} -> {space.threshold:.2f}",
+            )
+        )  # fmt: skip
+        log.warning(
+            "cache namespace %s: threshold raised to %.2f (false hits above the bound)",
+            namespace,
+            space.threshold,
+        )
 
     def events_by_namespace(self, project_id: int, since: datetime) -> dict[int, dict[str, int]]:
         """Flags and audits since ``since``, by namespace: ``{namespace: {kind: count}}``."""
