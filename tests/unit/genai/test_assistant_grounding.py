@@ -100,3 +100,13 @@ def test_a_question_about_one_field_needs_that_fields_value() -> None:
     assert not restates("The ROC-AUC is the Receirawa model, a hybrid of a baseline model.", facts, question)
     assert restates("It is 0.8742, from run baseline.", facts, question)
     assert restates("Trained in run baseline.", facts, "How was the champion trained?")
+
+
+def test_a_whole_number_is_not_a_metric_rounded() -> None:
+    from kosmos.genai.assistant.grounding import restates
+
+    # SmolLM2-135M, asked for the ROC-AUC, defined the metric in a numbered list: "1." is no 0.8742
+    said = "The ROC-AUC is the ratio of two areas.\n\n1. The model makes a decision.\n2. It takes"
+    assert not restates(said, MODELS, "What is the champion model's ROC-AUC?")
+    assert ungrounded("Its ROC-AUC is 1.", FACTS) == []  # version 1 is a fact: held as itself
+    assert ungrounded("It has 3 versions.", FACTS) == ["3"]

@@ -438,11 +438,11 @@ class AssistantSettings(_Section):
     passages: int = Field(default=3, ge=1, le=10, description="Doc passages retrieved per question.")
     max_tokens: int = Field(default=96, ge=16, le=2048, description="Longest answer the model may write.")
     frequency_penalty: float = Field(
-        default=0.0,
+        default=1.0,
         ge=0,
         le=2,
         description="Sent with the question: keeps a small model from repeating itself (an engine "
-        "without penalties gets the question again without it).",
+        "without penalties gets the question again without it). bench/assistant_wording.py.",
     )
 
 

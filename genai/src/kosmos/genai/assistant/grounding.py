@@ -5,7 +5,7 @@ answer that names a number (a metric, a version, a count) or an identifier (anyt
 backticks, a dotted path like ``kosmos.training.x``, a snake_case name) that neither the facts,
 the cited sources nor the question hold is withheld, and the facts are shown instead. A number
 counts as held when some number there rounds to it (0.876 for 0.8756), also as a percentage
-(87.6% for 0.8756).
+(87.6% or 88% for 0.8756); a whole number only as itself ("1" is not 0.8756).
 """
 
 from __future__ import annotations
@@ -34,6 +34,8 @@ def _held(token: str, percent: bool, known: list[float]) -> bool:
     value = float(token.replace(",", ""))
     decimals = len(token.split(".")[1]) if "." in token else 0
     for number in known:
+        if decimals == 0 and not percent and number != int(number):
+            continue  # "1" is not 0.8742 rounded: a whole number must be one
         if round(number, decimals) == value:
             return True
         if percent and round(number * 100, decimals) == value:
