@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 Truth = dict[str, Any]
-_NUMBER = re.compile(r"(?<![\w.])(\d[\d,]*(?:\.\d+)?)(%?)(?!\w)")
+_NUMBER = re.compile(r"(?<![\w.])(\d+(?:,\d{3})*(?:\.\d+)?)(%?)(?!\w)")
 _VERSION = re.compile(r"\bversion\s+(\d+)\b|\bv(\d+)\b", re.I)
 
 
@@ -146,19 +146,23 @@ def _truth(c: httpx.Client) -> Truth:
     models = {m["name"]: c.get(f"models/{m['name']}").json() for m in c.get("models").json()}
     champion = _champion({"models": models})
     features = c.get("features").json()
+    aliased = {(name, v) for name, m in models.items() for v in m["aliases"].values()}
     return {
         "models": models,
         "lineage": c.get(f"models/fraud-detector/versions/{champion}/lineage").json(),
+        # every aliased version's run, parameters and data: what the assistant's facts may cite
+        "lineages": [c.get(f"models/{name}/versions/{v}/lineage").json() for name, v in sorted(aliased)],
         "deployments": {d["name"]: d for d in c.get("deployments").json()},
         "datasets": {d["name"]: d for d in c.get("datasets").json()},
         "features": {k: features[k] for k in ("feature_views", "feature_services")},
     }
 
 
-def _disagreements(answer: str, truth_text: str, reply: dict[str, Any]) -> list[str]:
+def _disagreements(answer: str, truth: Truth, reply: dict[str, Any]) -> list[str]:
     """What a shown answer names that the known answers, the question and the cited passages do not:
     numbers (also as percentages, and rounded) and versions."""
-    held = truth_text + reply["question"] + " ".join(s["text"] for s in reply["sources"])
+    versions = _versions(truth) | {int(a or b) for a, b in _VERSION.findall(reply["question"])}
+    held = json.dumps(truth) + reply["question"] + " ".join(s["text"] for s in reply["sources"])
     known = {
         float(n.replace(",", "")) for n, _ in _NUMBER.findall(held) if n.replace(",", "").count(".") <= 1
     }
@@ -171,9 +175,15 @@ def _disagreements(answer: str, truth_text: str, reply: dict[str, Any]) -> list[
         value = float(raw)
         if not any(round(k, places) == value or (percent and round(100 * k, places) == value) for k in known):
             wrong.append(number + percent)
-    versions = {int(a or b) for a, b in _VERSION.findall(truth_text)}
     wrong += [f"version {a or b}" for a, b in _VERSION.findall(answer) if int(a or b) not in versions]
     return wrong
+
+
+def _versions(truth: Truth) -> set[int]:
+    """Every version the platform has: of each model and each dataset."""
+    found = {v["version"] for m in truth["models"].values() for v in m["versions"]}
+    found |= {d["version"] for d in truth["datasets"].values()}
+    return found | ({(g.get("dataset") or {}).get("version") for g in truth["lineages"]} - {None})
 
 
 def check_known_answers(base: str, token: str, report: Path) -> list[dict[str, Any]]:
@@ -182,7 +192,6 @@ def check_known_answers(base: str, token: str, report: Path) -> list[dict[str, A
     headers = {"Authorization": f"Bearer {token}"}
     with httpx.Client(base_url=f"{base}/api/v1/projects/demo/", headers=headers, timeout=180) as c:
         truth = _truth(c)
-        truth_text = json.dumps(truth)
         rows, failures = [], []
         for known in QUESTIONS:
             started = time.monotonic()
@@ -196,7 +205,7 @@ def check_known_answers(base: str, token: str, report: Path) -> list[dict[str, A
             shown = reply["summary"] + "\n" + "\n".join(s["citation"] for s in reply["sources"])
             missing = [e for e in known.expect(truth) if not any(alt in shown for alt in e.split("|"))]
             answer = reply["answer"] or ""
-            wrong = _disagreements(answer, truth_text, reply) if answer else []
+            wrong = _disagreements(answer, truth, reply) if answer else []
             wrong += [w for w in known.wrong(truth) if re.search(w, answer, re.I | re.M)]
             row = {
                 "question": known.question,
