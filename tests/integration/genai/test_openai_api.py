@@ -77,7 +77,7 @@ def test_completions_stop_sequences_and_seeds(llm_env) -> None:
         for _ in range(2)
     ]
     assert runs[0].choices[0].message.content == runs[1].choices[0].message.content
-    # penalties reach vLLM: a prompt that invites a loop loops less (greedy both times)
+    # penalties reach vLLM: the same greedy answer changes (ignored, it would be the same text)
     loop = [{"role": "user", "content": "Write the word card twenty times."}]
     plain, penalized = (
         client.chat.completions.create(
@@ -87,7 +87,7 @@ def test_completions_stop_sequences_and_seeds(llm_env) -> None:
         .message.content.lower()
         for penalty in (0.0, 1.5)
     )
-    assert plain.count("card") > penalized.count("card"), (plain, penalized)
+    assert plain != penalized, plain
 
 
 def test_embeddings_are_unit_vectors_that_put_similar_texts_close(llm_env) -> None:
