@@ -17,7 +17,8 @@ def test_an_unknown_index_and_a_pgvector_index_without_postgresql_are_named() ->
     with pytest.raises(ValueError, match=r"set gateway\.cache\.index_url"):
         check_config(CacheSettings(index="pgvector"), "sqlite:///k.db")
     check_config(CacheSettings(index="pgvector"), "postgresql+psycopg://db/kosmos")  # its own database
-    check_config(CacheSettings(index="pgvector", index_url="postgresql://pg/cache"), "sqlite:///k.db")
+    own = check_config(CacheSettings(index="pgvector", index_url="postgresql://pg/cache"), "sqlite:///k.db")
+    assert own == "postgresql://pg/cache"  # the URL in force: its own, not the metadata database
     check_config(CacheSettings(), "sqlite:///k.db")
 
 

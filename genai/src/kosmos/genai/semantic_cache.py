@@ -93,17 +93,18 @@ class Lookup:
         return self.entry_id is not None
 
 
-def check_config(config: CacheSettings, database_url: str) -> None:
+def check_config(config: CacheSettings, database_url: str) -> str:
     """Refuse a cache configuration that cannot work, naming the setting: an unknown index, or a
-    pgvector index without a PostgreSQL database to live in."""
+    pgvector index without a PostgreSQL database to live in. Returns the index's URL in force
+    (``gateway.cache.index_url``, else the metadata database)."""
     index_class(config.index)  # ValueError listing the valid names
-    if config.index == "pgvector":
-        url = config.index_url.get_secret_value() if config.index_url else database_url
-        if not url.startswith("postgresql"):
-            raise ValueError(
-                "gateway.cache.index is pgvector but neither gateway.cache.index_url nor the metadata "
-                f"database is PostgreSQL ({url.split(':', 1)[0]}); set gateway.cache.index_url"
-            )
+    url = config.index_url.get_secret_value() if config.index_url else database_url
+    if config.index == "pgvector" and not url.startswith("postgresql"):
+        raise ValueError(
+            "gateway.cache.index is pgvector but neither gateway.cache.index_url nor the metadata "
+            f"database is PostgreSQL ({url.split(':', 1)[0]}); set gateway.cache.index_url"
+        )
+    return url
 
 
 def _checksum(vector: bytes, answer: dict[str, Any]) -> str:
@@ -129,8 +130,7 @@ class SemanticCache:
         self.cache_dir = cache_dir
         self.config = config
         self._embed = embed
-        check_config(config, database.url)
-        url = config.index_url.get_secret_value() if config.index_url else database.url
+        url = check_config(config, database.url)
         self.index: VectorIndex = index_class(config.index)(self._load, DIMENSIONS, url=url)
         self._lock = threading.Lock()
         self._touched: dict[int, tuple[int, datetime]] = {}

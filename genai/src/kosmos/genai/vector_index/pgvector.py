@@ -261,10 +261,9 @@ def doctor_checks(config: CacheSettings, database_url: str) -> list[Check]:
         return []
     service = "semantic cache index (pgvector)"
     try:
-        check_config(config, database_url)
+        url = check_config(config, database_url)
     except ValueError as exc:
         return [Check(service, "", False, str(exc))]
-    url = config.index_url.get_secret_value() if config.index_url else database_url
     engine = create_engine(url, connect_args={"connect_timeout": 2}, poolclass=NullPool)
     target = engine.url.render_as_string(hide_password=True)
     try:
