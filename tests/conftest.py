@@ -79,6 +79,9 @@ def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[P
             monkeypatch.delenv(key)
     monkeypatch.setenv("KOSMOS_RAY__SERVE_PORT", str(SERVE_PORT))  # the run's Ray's data plane
     get_settings.cache_clear()
+    from kosmos.platform import fluent
+
+    fluent._current.set(None)  # no test inherits another's kosmos.login
     yield home
     get_settings.cache_clear()
 

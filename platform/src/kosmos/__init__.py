@@ -30,6 +30,7 @@ _ERRORS = (
     "Conflict",
     "ServiceUnavailable",
     "ConnectionFailed",
+    "UnknownEntity",
 )
 
 
@@ -44,14 +45,7 @@ def __getattr__(name: str) -> Any:
         from kosmos.platform.identity import sdk
 
         return getattr(sdk, name)
-    if name in (
-        "KosmosError",
-        "NotFound",
-        "Forbidden",
-        "InvalidInput",
-        "Unauthenticated",
-        "ServiceUnavailable",
-    ):
+    if name in _ERRORS:
         from kosmos.platform import errors
 
         return getattr(errors, name)

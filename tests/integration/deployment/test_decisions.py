@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -94,7 +96,29 @@ def test_a_prediction_is_recorded_explained_and_replayed_bit_for_bit(deploy_env)
             sdk.explain("demo", "no-such-request", client=c)
     with _client(env, outsider) as c, pytest.raises(NotFound):  # no role on demo: the same 404
         sdk.explain("demo", request_id, client=c)
+    _the_cli_explains_it_as_docs_write_it(env, request_id, record)
     _the_web_page_shows_it(env, request_id)
+
+
+def _the_cli_explains_it_as_docs_write_it(env: dict[str, Any], request_id: str, record: dict) -> None:
+    """`kosmos explain ID -p demo` (options after the id, as README.md and docs/decisions.md write
+    it): every row of the request, event times as UTC times, not epoch numbers."""
+    from typer.testing import CliRunner
+
+    from kosmos.platform.cli.main import app
+
+    runner = CliRunner(env={"KOSMOS_CLIENT__URL": env["url"], "KOSMOS_CLIENT__TOKEN": env["viewer"]})
+    shown = runner.invoke(app, ["explain", request_id, "-p", "demo"])
+    assert shown.exit_code == 0, shown.output
+    lines = [line.split() for line in shown.output.splitlines()]
+    fraud_rate = [line for line in lines if "merchant_fraud_rate_30d" in line]
+    assert [line[0] for line in fraud_rate] == ["0", "1"], shown.output  # both rows of the request
+    stamp = record["features"]["merchant_fraud_rate_30d"]["event_timestamps"][1]
+    when = datetime.fromtimestamp(float(stamp), UTC).strftime("%Y-%m-%d %H:%M:%S")  # tables show UTC so
+    assert when in shown.output and str(stamp) not in shown.output
+    as_json = runner.invoke(app, ["replay", request_id, "-p", "demo", "-o", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    assert json.loads(as_json.output)["exact"] is True
 
 
 def _the_web_page_shows_it(env: dict[str, Any], request_id: str) -> None:

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -13,7 +17,7 @@ import pytest
 from kosmos.deployment import sdk
 from kosmos.deployment.optimize import call_cost
 from kosmos.platform import KosmosClient
-from kosmos.platform.errors import Conflict, InvalidInput, NotFound
+from kosmos.platform.errors import Conflict, InvalidInput, NotFound, UnknownEntity
 
 SERVICE = "fraud_detection_v1"
 pytestmark = pytest.mark.timeout(600)  # Serve replicas start in seconds to tens of seconds on 2 cores
@@ -96,6 +100,16 @@ def test_deploy_and_predict_with_online_features(deploy_env) -> None:
         batch = sdk.predict_batch("demo", "fraud-main", _rows(deploy_env, 1) * 1200, client=c)
         assert batch["rows"] == 1200 and batch["model_versions"] == [1]
         assert batch["predictions"][0] == batch["predictions"][-1]  # same row, same features, same score
+        # a typo in an id gets no plausible score made of imputed values: 404 naming key and value
+        typo = {**_rows(deploy_env, 1)[0], "merchant_id": 999999}
+        with pytest.raises(UnknownEntity) as unknown:
+            sdk.predict("demo", "fraud-main", [*_rows(deploy_env, 1), typo], client=c)
+        assert unknown.value.status_code == 404 and "unknown merchant_id 999999" in str(unknown.value)
+        assert [(d["field"], d["value"]) for d in unknown.value.details] == [
+            ("inputs[1].merchant_id", 999999)
+        ]
+        with pytest.raises(UnknownEntity, match=r"inputs\[1000\]\.merchant_id"):  # named in the whole batch
+            sdk.predict_batch("demo", "fraud-main", _rows(deploy_env, 1) * 1000 + [typo], client=c)
         # a DataFrame in, a DataFrame out: one row per input on its index, a column per class label
         scored = sdk.predict(
             "demo", "fraud-main", pd.DataFrame(_rows(deploy_env, 3), index=[7, 8, 9]), client=c
@@ -160,13 +174,26 @@ def test_a_missing_version_is_refused_and_the_old_one_keeps_serving(deploy_env) 
 def test_canary_with_an_injected_fault_rolls_back_automatically(deploy_env) -> None:
     rollout = {"steps": [50, 100], "step_seconds": 2, "slo": {"min_requests": 5, "max_error_rate": 0.05}}
     _create(deploy_env, "fraud-canary", rollout=rollout)
+    # as an MLOps engineer runs it: `--wait` exits with the rollout's outcome (8: rolled back), not
+    # with the status read after it (the stable version is healthy again seconds later)
+    kosmos = str(Path(sys.executable).parent / "kosmos")
+    env = {**os.environ, "KOSMOS_CLIENT__URL": deploy_env["url"], "KOSMOS_CLIENT__TOKEN": deploy_env["admin"]}
+    waiting = subprocess.Popen(
+        [kosmos, "deploy", "rollout", "fraud-canary", "-v", "3", "-p", "demo", "--wait", "--timeout", "300"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
     with _client(deploy_env) as c:
-        sdk.rollout("demo", "fraud-canary", 3, client=c)  # v3 fails every request
+        _wait(
+            c, "fraud-canary", lambda d: d["candidate_version"] == 3, timeout_s=60
+        )  # v3 fails every request
         with pytest.raises(Conflict, match="already rolling out"):
             sdk.rollout("demo", "fraud-canary", 2, client=c)
     state, _versions, failures = _drive(
         deploy_env, "fraud-canary", lambda d: (d["details"].get("last_rollback") or {}).get("version") == 3
     )
+    out, _ = waiting.communicate(timeout=120)
+    assert waiting.returncode == 8, out
+    assert "v3 was rolled back" in out
     assert state["candidate_version"] is None and state["traffic"] == {"1": 100}
     assert "breached its SLO" in state["details"]["last_rollback"]["reason"]
     assert len(failures) >= 5  # the canary did take traffic before it was judged
@@ -231,7 +258,8 @@ def test_shadow_mirrors_without_answering_then_blue_green_switches(deploy_env) -
 
 
 def test_ab_split_is_stable_per_key(deploy_env) -> None:
-    _create(deploy_env, "fraud-ab", rollout={"strategy": "ab", "ab_key": "user_id", "ab_split": 50})
+    rollout = {"strategy": "ab", "ab_key": "user_id", "ab_split": 50}
+    _create(deploy_env, "fraud-ab", rollout=rollout, missing_entities="impute")
     with _client(deploy_env) as c:
         sdk.rollout("demo", "fraud-ab", 2, client=c)
         _wait(c, "fraud-ab", lambda d: d["details"].get("candidate_ready") is True)
@@ -244,6 +272,21 @@ def test_ab_split_is_stable_per_key(deploy_env) -> None:
             for _ in range(3):
                 assert sdk.predict("demo", "fraud-ab", [row], client=c)["model_version"] == first[user]
         assert set(first.values()) == {1, 2}, first
+        # the user chose impute: scored, and the decision record names what was imputed and why
+        imputed = sdk.predict(
+            "demo", "fraud-ab", [{"user_id": 999999, "merchant_id": 1, "amount": 1.0}], client=c
+        )
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                record = sdk.explain("demo", imputed["request_id"], client=c)["record"]
+                break
+            except NotFound:
+                assert time.monotonic() < deadline, "no decision record"
+                time.sleep(0.3)
+        assert record["missing_entities"]["policy"] == "impute"
+        named = {(e["key"], e["value"]) for e in record["missing_entities"]["imputed"]}
+        assert ("user_id", 999999) in named
         sdk.promote("demo", "fraud-ab", reason="B won", client=c)
         assert _wait(c, "fraud-ab", _healthy)["stable_version"] == 2
 

@@ -143,3 +143,50 @@ def test_non_admin_cannot_create_users_or_teams(platform_env) -> None:
         ).status_code
         == 403
     )
+
+
+# Writes a viewer may make: reads that take a body, and a viewer's own feedback on an answer.
+VIEWER_WRITES = {
+    ("POST", "/api/v1/projects/{project}/features/online"),
+    ("POST", "/api/v1/projects/{project}/deployments/{name}/predict"),
+    ("POST", "/api/v1/projects/{project}/deployments/{name}/predict/batch"),
+    ("POST", "/api/v1/projects/{project}/decisions/{request_id}/replay"),
+    ("POST", "/api/v1/projects/{project}/cache/entries/{entry}/flag"),
+    ("POST", "/api/v1/projects/{project}/llm/requests/{request_id}/outcome"),
+    ("POST", "/api/v1/projects/{project}/prompts/{name}/render"),
+    ("POST", "/api/v1/projects/{project}/assistant"),
+    ("POST", "/api/v1/projects/{project}/openai/v1/chat/completions"),
+    ("POST", "/api/v1/projects/{project}/openai/v1/completions"),
+    ("POST", "/api/v1/projects/{project}/openai/v1/embeddings"),
+}
+
+
+def test_a_viewer_capped_token_gets_403_before_any_body_on_every_write_route(platform_env) -> None:
+    """A viewer-capped token of a maintainer: every write route of the project answers 403 to a
+    body that is not even JSON, so the refusal never depends on the body (it is never read)."""
+    from kosmos.platform.api.app import api_routes
+
+    platform_env.user_with_token("mia", project="demo", role="maintainer")
+    capped = platform_env.ok(
+        "POST",
+        "/api/v1/tokens",
+        json={"name": "read-only", "user": "mia", "project": "demo", "role": "viewer"},
+    )["token"]
+    writes = sorted(
+        (method, route.path)
+        for route in api_routes(platform_env.client.app)
+        if route.path.startswith("/api/v1/projects/{project}/")
+        for method in route.methods - {"GET", "HEAD"}
+    )
+    assert len(writes) > 30, writes
+    answers = {}
+    for method, path in writes:
+        url = path.replace("{project}", "demo")
+        url = url.replace("{version}", "1").replace("{entry}", "1")
+        for name in ("name", "table", "namespace", "alias", "request_id", "user"):
+            url = url.replace("{" + name + "}", "x1")
+        response = platform_env.call(method, url, token=capped, content=b"\x00 not json")
+        answers[(method, path)] = response.status_code
+    refused = {k for k, code in answers.items() if code == 403}
+    assert refused == set(answers) - VIEWER_WRITES, {k: v for k, v in answers.items() if k not in refused}
+    assert all(answers[k] != 403 for k in VIEWER_WRITES if k in answers)

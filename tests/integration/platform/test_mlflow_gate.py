@@ -115,3 +115,35 @@ def test_roles_tags_and_the_registry_follow_kosmos_rules(gate, monkeypatch) -> N
     # a revoked token is refused at once (the cache is off in this test)
     gate["kosmos"].delete("/tokens/carol-t", user="carol")
     assert _status(lambda: carol.search_registered_models()) == 401
+
+
+def test_a_developer_saves_a_model_under_their_own_name_after_kosmos_login(gate, monkeypatch) -> None:
+    """The README's road with a developer token: ``kosmos.login`` once, then ``run`` and
+    ``log_model`` (MLflow 3 sends ``mlflow.user`` again when it logs a model)."""
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+
+    import kosmos
+    from kosmos.training.tracking import run
+
+    url, tokens = gate["url"], gate["tokens"]
+    kosmos.login(url=gate["api"], token=tokens["alice"])  # no client=, no KOSMOS_CLIENT__TOKEN
+    frame = pd.DataFrame({"amount": [1.0, 5.0, 2.0, 9.0], "count": [1, 3, 1, 4]})
+    model = LogisticRegression().fit(frame, [0, 1, 0, 1])
+    with run("demo", "models", settings=gate["settings"], code_path=HERE) as r:
+        uri = r.log_model(model, input_example=frame.head(2))
+    alice = as_user(tokens["alice"], monkeypatch, url)
+    stored = alice.get_run(r.run_id)
+    assert stored.info.user_id == "alice" and stored.data.tags["mlflow.user"] == "alice"
+    assert stored.data.tags["kosmos.user"] == "alice"
+    logged = alice.search_logged_models([stored.info.experiment_id])
+    assert [m.source_run_id for m in logged] == [r.run_id] and uri
+    # the same tag naming someone else, or taken away, is still refused
+    with pytest.raises(MlflowException, match="say whose"):
+        alice.set_tag(r.run_id, "mlflow.user", "mallory")
+    with pytest.raises(MlflowException, match="say whose"):
+        alice.delete_tag(r.run_id, "kosmos.user")
+    alice.set_tag(r.run_id, "mlflow.user", "alice")  # what Kosmos set, sent again: no change
+    assert alice.get_run(r.run_id).data.tags["mlflow.user"] == "alice"
+    for name in dir(kosmos):  # every name the package lists resolves
+        assert getattr(kosmos, name) is not None, name

@@ -210,7 +210,8 @@ def test_a_sweep_picks_the_best_child_by_metric(training_server, training_data) 
     with KosmosClient(url=training_server["url"], token=training_server["dev"]) as c:
         frame = _training_set(c, training_data)
         sdk.register_dataset("demo", "sweep-set", frame, feature_service="fraud_detection_v1", client=c)
-        grid = [{"learning_rate": 0.3, "max_iter": 5}, {"learning_rate": 0.1, "max_iter": 100}]
+        # entries of other shapes, as a sweep over model types has: the best's own keys come back
+        grid = [{"learning_rate": 0.3, "max_iter": 5}, {"max_leaf_nodes": 15, "l2_regularization": 1.0}]
         result = sweep(
             "demo",
             "sweeps",
@@ -230,6 +231,7 @@ def test_a_sweep_picks_the_best_child_by_metric(training_server, training_data) 
     best = max(children, key=lambda r: r["metrics"]["pr_auc"])
     assert result.best_run_id == best["run_id"]
     assert result.best_value == pytest.approx(best["metrics"]["pr_auc"])
+    assert result.best_params == grid[int(best["run_name"].removeprefix("trial-"))]
     assert set(table.columns) == {r["run_id"] for r in children}
     assert "metric.pr_auc" in table.index and "param.learning_rate" in table.index
 

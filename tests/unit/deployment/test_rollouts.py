@@ -45,7 +45,8 @@ def test_rollback_drops_the_candidate_or_returns_to_the_previous_version() -> No
     rollouts.start(r, 2)
     rollouts.candidate_ready(r)
     assert rollouts.rollback(r, "bad") == 1
-    assert r.traffic == {"1": 100} and r.details["last_rollback"] == {"version": 2, "reason": "bad"}
+    assert r.traffic == {"1": 100} and r.details["last_rollback"]["version"] == 2
+    assert r.details["last_rollback"]["reason"] == "bad" and r.details["last_rollback"]["at"]
     with pytest.raises(Conflict, match="no earlier version"):
         rollouts.rollback(r, "again")
     rollouts.start(r, 3, Strategy.direct)
@@ -74,6 +75,7 @@ def test_shadow_and_ab_policies() -> None:
         "model": "fraud",
         "log_sample_rate": 1.0,  # every request gets a decision record unless the spec says less
         "retention_days": 30,
+        "missing_entities": "reject",  # an unknown entity is a 404 unless the spec says impute
     }
     ab = _record(strategy="ab", ab_key="user_id", ab_split=20)
     rollouts.start(ab, 2)

@@ -12,7 +12,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from kosmos.deployment import decisions, predictions, service
 from kosmos.deployment.rollouts import app_name
 from kosmos.deployment.spec import Autoscaling, DeploymentSpec, Strategy
-from kosmos.platform.api import Call, CallDep
+from kosmos.platform.api import Call, CallDep, requires
+from kosmos.platform.db.models import Role
 from kosmos.platform.errors import InvalidInput, NotFound, ServiceUnavailable
 from kosmos.platform.identity.names import Name
 from kosmos.platform.logs import request_id_var
@@ -52,7 +53,12 @@ class ScaleBody(BaseModel):
     autoscaling: Autoscaling | None = Field(None, description="Or autoscaling bounds.")
 
 
-@router.post("", summary="Create a deployment (the reconciler starts it)", status_code=201)
+@router.post(
+    "",
+    dependencies=[requires(Role.developer)],
+    summary="Create a deployment (the reconciler starts it)",
+    status_code=201,
+)
 def create(project: Name, body: CreateBody, call: CallDep) -> dict[str, Any]:
     spec = DeploymentSpec.model_validate(body.model_dump(exclude={"name"}))
     with call.tx() as ctx:
@@ -71,25 +77,41 @@ def get(project: Name, name: Name, call: CallDep) -> dict[str, Any]:
         return service.get(ctx, project, name)
 
 
-@router.post("/{name}/rollout", summary="Roll out another model version (canary, shadow, ...)")
+@router.post(
+    "/{name}/rollout",
+    dependencies=[requires(Role.developer)],
+    summary="Roll out another model version (canary, shadow, ...)",
+)
 def rollout(project: Name, name: Name, body: RolloutBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         return service.rollout(ctx, call.settings, project, name, body.version, body.strategy)
 
 
-@router.post("/{name}/promote", summary="Give the rolled-out version all traffic now")
+@router.post(
+    "/{name}/promote",
+    dependencies=[requires(Role.developer)],
+    summary="Give the rolled-out version all traffic now",
+)
 def promote(project: Name, name: Name, body: ReasonBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         return service.promote(ctx, call.settings, project, name, body.reason)
 
 
-@router.post("/{name}/rollback", summary="Drop the rolled-out version, or return to the previous one")
+@router.post(
+    "/{name}/rollback",
+    dependencies=[requires(Role.developer)],
+    summary="Drop the rolled-out version, or return to the previous one",
+)
 def rollback(project: Name, name: Name, body: ReasonBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         return service.rollback(ctx, call.settings, project, name, body.reason)
 
 
-@router.post("/{name}/replay", summary="What a version would have decided on recorded traffic")
+@router.post(
+    "/{name}/replay",
+    dependencies=[requires(Role.developer)],
+    summary="What a version would have decided on recorded traffic",
+)
 def replay_window(project: Name, name: Name, body: ReplayBody, call: CallDep) -> dict[str, Any]:
     from kosmos.deployment.batch_replay import replay_window
 
@@ -99,13 +121,20 @@ def replay_window(project: Name, name: Name, body: ReplayBody, call: CallDep) ->
         )
 
 
-@router.post("/{name}/scale", summary="Change replicas or autoscaling bounds")
+@router.post(
+    "/{name}/scale", dependencies=[requires(Role.developer)], summary="Change replicas or autoscaling bounds"
+)
 def scale(project: Name, name: Name, body: ScaleBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         return service.scale(ctx, project, name, replicas=body.replicas, autoscaling=body.autoscaling)
 
 
-@router.delete("/{name}", summary="Delete a deployment (the reconciler removes it)", status_code=204)
+@router.delete(
+    "/{name}",
+    dependencies=[requires(Role.maintainer)],
+    summary="Delete a deployment (the reconciler removes it)",
+    status_code=204,
+)
 def delete(project: Name, name: Name, call: CallDep) -> Response:
     with call.tx() as ctx:
         service.delete(ctx, project, name)

@@ -7,6 +7,7 @@ Exit codes: 0 done, 2 invalid input, 3 unauthenticated, 4 forbidden, 5 not found
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,7 @@ def _progress(d: dict[str, Any]) -> None:
 def _finish(
     project: str, name: str, wait: bool, timeout: float, output: Output, result: dict[str, Any]
 ) -> None:
+    before = (result.get("details") or {}).get("last_rollback")
     if wait:
         try:
             result = sdk.wait(project, name, timeout_s=timeout, on_change=_progress)
@@ -39,8 +41,14 @@ def _finish(
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(EXIT_TIMEOUT) from None
     render(result, output, COLUMNS)
-    rolled_back = wait and (result["details"] or {}).get("last_rollback") and result["status"] != "healthy"
-    if wait and (result["status"] == "failed" or rolled_back):
+    # the outcome is the change's, not today's status: after an automatic rollback the stable
+    # version is healthy again within seconds, but the rollout failed
+    rolled = (result.get("details") or {}).get("last_rollback")
+    if wait and (result["status"] == "failed" or (rolled and rolled != before)):
+        if rolled and rolled != before:
+            typer.echo(
+                f"error: v{rolled.get('version')} was rolled back: {rolled.get('reason', '')}", err=True
+            )
         raise typer.Exit(EXIT_FAILED)
 
 
@@ -232,12 +240,28 @@ def events(name: str, project: str = ProjectOption, limit: int = 50, output: Out
     render(found, output, ["at", "action", "actor", "details"])
 
 
+def _when(stamps: list[Any]) -> str | None:
+    """An event time (epoch seconds, as Feast returns it) as UTC ISO text."""
+    if not stamps or stamps[0] in (None, 0):
+        return None
+    return datetime.fromtimestamp(float(stamps[0]), UTC).isoformat()
+
+
 def _readable(details: dict) -> str:
     return ", ".join(f"{k}={v}" for k, v in (details or {}).items() if not isinstance(v, dict | list))
 
 
-explain_app = typer.Typer(help="Why a request was answered as it was: its decision record and lineage.")
-replay_app = typer.Typer(help="Recompute a prediction from its decision record; compare and check skew.")
+# One command each, mounted as a group (a plugin adds groups): a group stops reading options at
+# its first argument unless told otherwise, and `kosmos explain ID -p demo` is how docs write it.
+_ONE_COMMAND = {"allow_interspersed_args": True}
+explain_app = typer.Typer(
+    help="Why a request was answered as it was: its decision record and lineage.",
+    context_settings=_ONE_COMMAND,
+)
+replay_app = typer.Typer(
+    help="Recompute a prediction from its decision record; compare and check skew.",
+    context_settings=_ONE_COMMAND,
+)
 
 
 @explain_app.callback(invoke_without_command=True)
@@ -276,11 +300,13 @@ def explain(
     features = record.get("features") or {}
     if features:
         rows = [
-            {"feature": name, "view": item.get("view"), "value": item["values"][0],
-             "event_time": (item.get("event_timestamps") or [None])[0]}
+            {"row": i, "feature": name, "view": item.get("view"), "value": value,
+             "event_time": _when((item.get("event_timestamps") or [])[i:i + 1])}
             for name, item in features.items()
+            for i, value in enumerate(item["values"])
         ]  # fmt: skip
-        render(rows, output, ["feature", "view", "value", "event_time"])
+        rows.sort(key=lambda r: r["row"])  # a request's rows one after another
+        render(rows, output, ["row", "feature", "view", "value", "event_time"])
     output_ = record.get("output") or {}
     typer.echo(f"     output: {output_.get('predictions', record.get('error'))}")
 

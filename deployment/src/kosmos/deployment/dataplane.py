@@ -57,10 +57,18 @@ class Route:
     """Share of successful requests that get a decision record."""
     model: str = ""
     retention_days: int = 30
+    missing_entities: str = "reject"
 
     @property
     def source(self) -> RecordSource:
-        return RecordSource(self.project, self.name, self.model, self.feature_service, self.retention_days)
+        return RecordSource(
+            self.project,
+            self.name,
+            self.model,
+            self.feature_service,
+            self.retention_days,
+            self.missing_entities,
+        )
 
 
 def route_of(record: DeploymentRecord, project: str) -> Route:
@@ -81,6 +89,7 @@ def route_of(record: DeploymentRecord, project: str) -> Route:
         log_sample_rate=float(spec.get("log_sample_rate", 1.0)),
         model=str(spec.get("model", "")),
         retention_days=int(spec.get("decision_retention_days", 30)),
+        missing_entities=str(spec.get("missing_entities", "reject")),
     )
 
 

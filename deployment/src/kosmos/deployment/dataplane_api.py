@@ -16,8 +16,15 @@ from fastapi.responses import JSONResponse
 from kosmos.deployment import predictions
 from kosmos.deployment.dataplane import Route
 from kosmos.deployment.decisions import model_record
-from kosmos.deployment.feature_join import BadRows, FeatureJoin, Joined
-from kosmos.deployment.serving import MAX_ROWS, call_version, invalid_answer, problem, request_rows
+from kosmos.deployment.feature_join import BadRows, FeatureJoin, Joined, UnknownEntities
+from kosmos.deployment.serving import (
+    MAX_ROWS,
+    call_version,
+    invalid_answer,
+    problem,
+    request_rows,
+    unknown_answer,
+)
 from kosmos.platform.api import Call, CallDep
 from kosmos.platform.errors import InvalidInput, KosmosError, NotFound
 from kosmos.platform.identity.names import Name
@@ -76,10 +83,14 @@ async def _predict(request: Request, route: Route, body: Any, call: Call) -> dic
     received = [dict(r) for r in rows]  # as received: the join adds features and drops entity keys
     joined = Joined()
     if route.feature_service:
+        join = _join(request, route)
+        join.missing_entities = route.missing_entities  # the spec may have changed since it was made
         try:
-            joined = await _join(request, route)(rows)
+            joined = await join(rows)
         except BadRows as exc:
             return invalid_answer(request_id, exc.problems)
+        except UnknownEntities as exc:
+            return unknown_answer(request_id, exc.problems)
         except (KosmosError, ValueError, TypeError) as exc:
             return invalid_answer(request_id, [problem("features", str(exc))])
     version = route.direct_version
@@ -101,6 +112,7 @@ async def _predict(request: Request, route: Route, body: Any, call: Call) -> dic
                     traffic=traffic,
                     shadow_version=None,
                     at=at,
+                    imputed=joined.imputed,
                 )
             )
     if ok is False:

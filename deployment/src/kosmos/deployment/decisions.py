@@ -361,6 +361,7 @@ class RecordSource:
     model: str
     feature_service: str | None
     retention_days: int
+    missing_entities: str = "reject"
 
 
 def model_record(
@@ -376,6 +377,7 @@ def model_record(
     traffic: dict[str, Any],
     shadow_version: int | None,
     at: float,
+    imputed: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """The record of one tabular prediction (built on the request's path: references only, no copies;
     the recorder makes it JSON and redacts ``input`` in its thread)."""
@@ -395,6 +397,7 @@ def model_record(
         "input": received,
         "feature_service": source.feature_service,
         "features": features,
+        "missing_entities": {"policy": source.missing_entities, "imputed": imputed or []},
         "output": None if error else {"predictions": out["predictions"], "classes": out.get("classes")},
         "error": error.get("message") if error else None,
         "status": "error" if error else "ok",

@@ -27,6 +27,18 @@ class BadRows(Exception):
         self.problems = problems
 
 
+class UnknownEntities(Exception):
+    """Rows whose entity key has no online features at all: a typo in an id must not get a
+    plausible score made of imputed values (policy ``missing_entities: reject``)."""
+
+    def __init__(self, problems: list[dict[str, Any]]) -> None:
+        super().__init__("; ".join(f"{p['field']}: {p['reason']}" for p in problems))
+        self.problems = problems
+
+
+MISSING_ENTITY_POLICIES = ("reject", "impute")
+
+
 @dataclass
 class Joined:
     """What a join put into the rows: the feature columns, and where each value came from."""
@@ -36,6 +48,8 @@ class Joined:
     """Feast's answer, column by column (entity keys, features, ``<feature>__ts`` event times)."""
     views: dict[str, str] = field(default_factory=dict)
     """Feature column -> the feature view (or on-demand view) that holds it."""
+    imputed: list[dict[str, Any]] = field(default_factory=list)
+    """Entities with no online features that the model got missing values for (policy impute)."""
 
     def provenance(self) -> dict[str, dict[str, Any]]:
         """Per feature column: its view, its values by row, and each value's event time (epoch
@@ -60,9 +74,12 @@ class FeatureJoin:
         project: str,
         feature_service: str,
         model_columns: Callable[[], Awaitable[set[str]]],
+        missing_entities: str = "reject",
     ) -> None:
         self.settings, self.project, self.feature_service = settings, project, feature_service
+        self.missing_entities = missing_entities
         self._model_columns = model_columns
+        self._view_keys: dict[str, list[str]] | None = None
         self._keys: set[str] | None = None
         self._request_inputs: list[str] | None = None
         self._views: dict[str, str] | None = None
@@ -109,7 +126,7 @@ class FeatureJoin:
 
         repo = self._repo()
         if time.monotonic() - self._read_at > REGISTRY_TTL_S:
-            self._keys, self._request_inputs, self._views = None, None, None
+            self._keys, self._request_inputs, self._views, self._view_keys = None, None, None, None
             self._read_at = time.monotonic()
         keys = self._entity_keys(repo)
         present = [k for k in keys if all(k in row for row in rows)]
@@ -143,12 +160,55 @@ class FeatureJoin:
             include_event_timestamps=True,
         )
         used = [c for c in values if c not in keys and not c.endswith("__ts")]
+        unknown = self._unknown(repo, rows, values)
+        if unknown and self.missing_entities != "impute":
+            raise UnknownEntities(unknown)
         for i, row in enumerate(rows):
             for column in used:
                 row.setdefault(column, values[column][i])
             for k in keys:
                 row.pop(k, None)
-        return Joined(used, values, self._feature_views(repo))
+        return Joined(used, values, self._feature_views(repo), unknown)
+
+    def _stored_view_keys(self, repo: Any) -> dict[str, list[str]]:
+        """Each stored view of the service -> its join keys (on-demand views have none)."""
+        if self._view_keys is None:
+            store = repo.store()
+            service = store.get_feature_service(self.feature_service, allow_cache=True)
+            found: dict[str, list[str]] = {}
+            for projection in service.feature_view_projections:
+                try:
+                    view = store.get_feature_view(projection.name, allow_registry_cache=True)
+                except Exception:
+                    continue  # an on-demand view: computed from the request
+                keys = [projection.join_key_map.get(c.name, c.name) for c in view.entity_columns]
+                found[projection.name_to_use()] = keys
+            self._view_keys = found
+        return self._view_keys
+
+    def _unknown(
+        self, repo: Any, rows: list[dict[str, Any]], values: dict[str, list[Any]]
+    ) -> list[dict[str, Any]]:
+        """Entity values for which a stored view has no online row at all (every feature of the
+        view without an event time), one problem per row and key."""
+        views = self._feature_views(repo)
+        problems: list[dict[str, Any]] = []
+        seen: set[tuple[int, str]] = set()
+        for view, join_keys in self._stored_view_keys(repo).items():
+            stamps = [values[f"{c}__ts"] for c, v in views.items() if v == view and f"{c}__ts" in values]
+            if not stamps:
+                continue
+            for i, row in enumerate(rows):
+                if any(s[i] for s in stamps):  # None or 0: Feast found no row for this entity
+                    continue
+                for key in join_keys:
+                    if key in row and (i, key) not in seen:
+                        seen.add((i, key))
+                        problems.append({
+                            "field": f"inputs[{i}].{key}", "key": key, "value": row[key], "view": view,
+                            "reason": f"unknown {key} {row[key]!r}: no online features in {view}",
+                        })  # fmt: skip
+        return problems
 
 
 def _finite_number(value: Any) -> bool:

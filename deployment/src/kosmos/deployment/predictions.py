@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
-from kosmos.platform.errors import InvalidInput, ServiceUnavailable
+from kosmos.platform.errors import InvalidInput, ServiceUnavailable, UnknownEntity
 
 BATCH_CHUNK = 500
 MAX_BATCH_ROWS = 20_000
@@ -51,6 +51,9 @@ def answer(result: dict[str, Any]) -> JSONResponse:
     if error["type"] == "invalid_input":
         problems = error["problems"]
         raise InvalidInput("; ".join(f"{p['field']}: {p['reason']}" for p in problems[:5]), details=problems)
+    if error["type"] == "unknown_entity":
+        problems = error["problems"]
+        raise UnknownEntity("; ".join(f"{p['field']}: {p['reason']}" for p in problems[:5]), details=problems)
     raise ServiceUnavailable(error.get("message", "the model failed"))
 
 
@@ -68,7 +71,7 @@ async def predict_batch(
     parts = (predict({**body, "inputs": chunk, "_part": n}) for n, chunk in enumerate(chunks))
     results = await asyncio.gather(*parts)
     for offset, result in zip(range(0, len(rows), BATCH_CHUNK), results, strict=True):
-        if "error" in result and result["error"]["type"] == "invalid_input":
+        if "error" in result and result["error"]["type"] in ("invalid_input", "unknown_entity"):
             result["error"]["problems"] = [_shift(p, offset) for p in result["error"]["problems"]]
         if "error" in result:
             return answer(result)

@@ -127,7 +127,7 @@ def rollback(record: DeploymentRecord, reason: str) -> int:
         record.strategy = "none"
         record.traffic = {str(record.stable_version): 100}
         record.step_started_at = None
-        rolled = {"version": dropped, "reason": reason}
+        rolled = {"version": dropped, "reason": reason, "at": datetime.now(UTC).isoformat()}
         retiring = _retire(record, dropped)
         _changed(record, shadow=None, candidate_ready=False, last_rollback=rolled, retiring=retiring)
         return record.stable_version
@@ -137,7 +137,7 @@ def rollback(record: DeploymentRecord, reason: str) -> int:
     current = record.stable_version
     record.stable_version = int(previous)
     record.traffic = {str(previous): 100}
-    rolled = {"version": current, "reason": reason}
+    rolled = {"version": current, "reason": reason, "at": datetime.now(UTC).isoformat()}
     _changed(record, previous_version=current, last_rollback=rolled, retiring=_retire(record, current))
     return record.stable_version
 
@@ -156,6 +156,7 @@ def router_config(record: DeploymentRecord) -> dict[str, Any]:
         "model": spec.model,
         "log_sample_rate": spec.log_sample_rate,
         "retention_days": spec.decision_retention_days,
+        "missing_entities": spec.missing_entities,
     }
     if record.strategy == Strategy.ab and ready:
         config |= {

@@ -28,7 +28,7 @@ from ray import serve
 from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 
 from kosmos.deployment.decisions import DecisionRecorder, RecordSource, model_record
-from kosmos.deployment.feature_join import BadRows, FeatureJoin, Joined
+from kosmos.deployment.feature_join import BadRows, FeatureJoin, Joined, UnknownEntities
 from kosmos.deployment.model_cache import fetch_version
 from kosmos.platform.db.engine import Database
 from kosmos.platform.errors import KosmosError
@@ -312,7 +312,10 @@ class TrafficRouter:
             str(config.get("model", "")),
             self.feature_service,
             int(config.get("retention_days", 30)),
+            str(config.get("missing_entities", "reject")),
         )
+        if self._join is not None:
+            self._join.missing_entities = self.source.missing_entities
 
     def _model(self, version: int) -> Any:
         handle = self.models.get(version)
@@ -357,6 +360,8 @@ class TrafficRouter:
             joined = await self._join(rows) if self._join else Joined()
         except BadRows as exc:
             return invalid_answer(request_id, exc.problems)
+        except UnknownEntities as exc:
+            return unknown_answer(request_id, exc.problems)
         except (KosmosError, ValueError, TypeError) as exc:
             return invalid_answer(request_id, [problem("features", str(exc))])
         out, ms, ok = await call_version(self._model, version, rows, request_id)
@@ -378,6 +383,7 @@ class TrafficRouter:
                     traffic=traffic,
                     shadow_version=shadow,
                     at=at,
+                    imputed=joined.imputed,
                 )
             )
         if not ok:
@@ -495,3 +501,8 @@ def request_rows(
 
 def invalid_answer(request_id: str, problems: list[dict[str, str]]) -> dict[str, Any]:
     return {"error": {"type": "invalid_input", "problems": problems}, "request_id": request_id}
+
+
+def unknown_answer(request_id: str, problems: list[dict[str, Any]]) -> dict[str, Any]:
+    """Entities with no online features, refused (``missing_entities: reject``): a 404."""
+    return {"error": {"type": "unknown_entity", "problems": problems}, "request_id": request_id}

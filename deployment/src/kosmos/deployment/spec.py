@@ -140,6 +140,12 @@ class DeploymentSpec(BaseModel):
     feature_service: str | None = Field(
         None, description="Feast feature service whose online features join each request by its entity keys."
     )
+    missing_entities: Literal["reject", "impute"] = Field(
+        "reject",
+        description="A request whose entity key has no online features: reject (404 unknown_entity, "
+        "naming the key and value) or impute (the model gets missing values; the decision record "
+        "names the entities).",
+    )
     rollout: Rollout = Field(default_factory=Rollout, description="How later versions roll out.")
     max_batch_size: int = Field(64, ge=1, le=1024, description="Dynamic batching: most rows per model call.")
     batch_wait_ms: float = Field(2.0, ge=0, le=1000, description="Dynamic batching: longest wait to fill.")

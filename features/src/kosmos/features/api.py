@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from kosmos.features import project_tables, runs, serving, stats
 from kosmos.features.repo import FeatureRepo, feature_repo
-from kosmos.platform.api import MAX_BODY_KEY, Call, CallDep
+from kosmos.platform.api import MAX_BODY_KEY, Call, CallDep, requires
 from kosmos.platform.db.models import Role
 from kosmos.platform.errors import InvalidInput
 from kosmos.platform.identity.names import Name
@@ -95,7 +95,9 @@ def describe(project: Name, call: CallDep) -> dict[str, Any]:
     return {**repo.describe(), "last_run": runs.last_run(repo)}
 
 
-@router.post("/init", summary="Create the project's Feast repository")
+@router.post(
+    "/init", dependencies=[requires(Role.maintainer)], summary="Create the project's Feast repository"
+)
 def init(project: Name, body: InitBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         ctx.project(project, Role.maintainer)
@@ -108,7 +110,11 @@ def init(project: Name, body: InitBody, call: CallDep) -> dict[str, Any]:
     return described
 
 
-@router.post("/apply", summary="Apply the project's feature repository as a new version")
+@router.post(
+    "/apply",
+    dependencies=[requires(Role.developer)],
+    summary="Apply the project's feature repository as a new version",
+)
 def apply(project: Name, body: ApplyBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         ctx.project(project, Role.developer)
@@ -129,7 +135,11 @@ def apply(project: Name, body: ApplyBody, call: CallDep) -> dict[str, Any]:
     return described
 
 
-@router.put("/schedule", summary="How often the project's pipelines run and materialize")
+@router.put(
+    "/schedule",
+    dependencies=[requires(Role.developer)],
+    summary="How often the project's pipelines run and materialize",
+)
 def set_schedule(project: Name, body: ScheduleBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         ctx.project(project, Role.developer)
@@ -153,6 +163,7 @@ def version_files(project: Name, version: int, call: CallDep) -> dict[str, str]:
 
 @router.put(
     "/tables/{table}",
+    dependencies=[requires(Role.developer)],
     summary="Upload a table (parquet body) that pipelines read and sources may name",
     openapi_extra={MAX_BODY_KEY: project_tables.MAX_TABLE_BYTES},  # above server.max_body_bytes: an upload
 )
@@ -181,7 +192,9 @@ def list_tables(project: Name, call: CallDep) -> list[dict[str, Any]]:
     return project_tables.list_tables(_repo(call, project))
 
 
-@router.delete("/tables/{table}", summary="Delete a table", status_code=204)
+@router.delete(
+    "/tables/{table}", dependencies=[requires(Role.developer)], summary="Delete a table", status_code=204
+)
 def delete_table(project: Name, table: str, call: CallDep) -> None:
     project_tables.check_name(table)
     with call.tx() as ctx:
@@ -190,7 +203,11 @@ def delete_table(project: Name, table: str, call: CallDep) -> None:
         ctx.audit("features.table.delete", "feature_table", f"{project}/{table}", project=project)
 
 
-@router.post("/pipelines/run", summary="Run the feature pipelines and materialize")
+@router.post(
+    "/pipelines/run",
+    dependencies=[requires(Role.developer)],
+    summary="Run the feature pipelines and materialize",
+)
 def run_pipelines(project: Name, body: RunBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         ctx.project(project, Role.developer)
@@ -227,7 +244,9 @@ dataplane.add_api_route(
 )
 
 
-@router.post("/training-set", summary="A point-in-time correct training set")
+@router.post(
+    "/training-set", dependencies=[requires(Role.developer)], summary="A point-in-time correct training set"
+)
 def training_set(project: Name, body: TrainingSetBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         ctx.project(project, Role.developer)

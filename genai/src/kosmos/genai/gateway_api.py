@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from kosmos.genai.cache_stats import summarize
 from kosmos.genai.gateway import Gateway, Policy
 from kosmos.genai.models_db import LLMUsage
-from kosmos.platform.api import Call, CallDep
+from kosmos.platform.api import Call, CallDep, requires
 from kosmos.platform.api.schemas import MAX_ROW_ID, RowId
 from kosmos.platform.db.models import Role
 from kosmos.platform.errors import InvalidInput, NotFound
@@ -58,7 +58,11 @@ def get_policy(project: Name, call: CallDep) -> dict[str, Any]:
     }
 
 
-@router.put("/gateway", summary="Set the project's gateway policy (maintainer)")
+@router.put(
+    "/gateway",
+    dependencies=[requires(Role.maintainer)],
+    summary="Set the project's gateway policy (maintainer)",
+)
 def put_policy(project: Name, policy: Policy, call: CallDep) -> dict[str, Any]:
     gateway = _gateway(call)
     with call.tx() as ctx:
@@ -132,7 +136,11 @@ class ThresholdIn(BaseModel):
     threshold: float = Field(gt=0, le=1, description="Cosine similarity a candidate must reach.")
 
 
-@router.put("/cache/namespaces/{namespace}", summary="Set a namespace's similarity threshold (maintainer)")
+@router.put(
+    "/cache/namespaces/{namespace}",
+    dependencies=[requires(Role.maintainer)],
+    summary="Set a namespace's similarity threshold (maintainer)",
+)
 def set_threshold(project: Name, namespace: RowId, body: ThresholdIn, call: CallDep) -> dict[str, Any]:
     project_id = _project(call, project, Role.maintainer)
     if not _gateway(call).cache.set_threshold(project_id, namespace, body.threshold):
@@ -150,7 +158,11 @@ class InvalidateIn(BaseModel):
     reason: str = Field("invalidated by hand", max_length=400, description="Recorded with the event.")
 
 
-@router.post("/cache/invalidate", summary="Drop cache entries: one entry, a namespace, a model or a prompt")
+@router.post(
+    "/cache/invalidate",
+    dependencies=[requires(Role.developer)],
+    summary="Drop cache entries: one entry, a namespace, a model or a prompt",
+)
 def invalidate(project: Name, body: InvalidateIn, call: CallDep) -> dict[str, Any]:
     chosen = [k for k in ("entry", "namespace", "model", "prompt") if getattr(body, k) is not None]
     if len(chosen) != 1:
@@ -175,7 +187,11 @@ def invalidate(project: Name, body: InvalidateIn, call: CallDep) -> dict[str, An
     return {"invalidated": dropped}
 
 
-@router.post("/cache/flush", summary="Drop every cache entry of the project (maintainer)")
+@router.post(
+    "/cache/flush",
+    dependencies=[requires(Role.maintainer)],
+    summary="Drop every cache entry of the project (maintainer)",
+)
 def flush(project: Name, call: CallDep) -> dict[str, Any]:
     project_id = _project(call, project, Role.maintainer)
     dropped = _gateway(call).cache.invalidate(project_id, call.principal.user_name, "flushed")
@@ -245,7 +261,12 @@ async def list_prompts(project: Name, call: CallDep) -> list[dict[str, Any]]:
     return await run_in_threadpool(_gateway(call).prompts.list, project)
 
 
-@router.post("/prompts", status_code=201, summary="Register a prompt version (developer)")
+@router.post(
+    "/prompts",
+    dependencies=[requires(Role.developer)],
+    status_code=201,
+    summary="Register a prompt version (developer)",
+)
 async def register_prompt(project: Name, body: PromptIn, call: CallDep) -> dict[str, Any]:
     await run_in_threadpool(_project, call, project, Role.developer)
     version = await run_in_threadpool(
@@ -284,7 +305,11 @@ class AliasIn(BaseModel):
     version: int = Field(ge=1, le=MAX_ROW_ID, description="The version the alias points at.")
 
 
-@router.put("/prompts/{name}/aliases/{alias}", summary="Point an alias at a version (maintainer)")
+@router.put(
+    "/prompts/{name}/aliases/{alias}",
+    dependencies=[requires(Role.maintainer)],
+    summary="Point an alias at a version (maintainer)",
+)
 async def set_alias(project: Name, name: Name, alias: Name, body: AliasIn, call: CallDep) -> dict[str, Any]:
     project_id = await run_in_threadpool(_project, call, project, Role.maintainer)
     gateway = _gateway(call)
@@ -312,7 +337,11 @@ class SplitIn(BaseModel):
     weight: float = Field(gt=0, lt=1, description="Share of the alias's traffic the challenger gets.")
 
 
-@router.put("/prompts/{name}/splits/{alias}", summary="A/B split: send a share of alias traffic to a version")
+@router.put(
+    "/prompts/{name}/splits/{alias}",
+    dependencies=[requires(Role.maintainer)],
+    summary="A/B split: send a share of alias traffic to a version",
+)
 async def set_split(project: Name, name: Name, alias: Name, body: SplitIn, call: CallDep) -> dict[str, Any]:
     await run_in_threadpool(_project, call, project, Role.maintainer)
     await run_in_threadpool(_gateway(call).prompts.set_split, project, name, alias, body.version, body.weight)
@@ -322,7 +351,9 @@ async def set_split(project: Name, name: Name, alias: Name, body: SplitIn, call:
     return {"name": name, "alias": alias, **body.model_dump()}
 
 
-@router.delete("/prompts/{name}/splits/{alias}", summary="End an A/B split")
+@router.delete(
+    "/prompts/{name}/splits/{alias}", dependencies=[requires(Role.maintainer)], summary="End an A/B split"
+)
 async def end_split(project: Name, name: Name, alias: Name, call: CallDep) -> dict[str, Any]:
     await run_in_threadpool(_project, call, project, Role.maintainer)
     await run_in_threadpool(_gateway(call).prompts.set_split, project, name, alias, None, 0.0)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
         NotFound,
         ServiceUnavailable,
         Unauthenticated,
+        UnknownEntity,
     )
     from kosmos.platform.plugins import EmbeddedService, Plugin
     from kosmos.platform.settings import Settings, get_settings
@@ -44,6 +45,7 @@ _EXPORTS = {
     "ServiceUnavailable": _ERRORS,
     "Settings": "kosmos.platform.settings",
     "Unauthenticated": _ERRORS,
+    "UnknownEntity": _ERRORS,
     "get_settings": "kosmos.platform.settings",
 }
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "ServiceUnavailable",
     "Settings",
     "Unauthenticated",
+    "UnknownEntity",
     "get_settings",
 ]
 

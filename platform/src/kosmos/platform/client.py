@@ -169,10 +169,14 @@ class KosmosClient:
 
 @contextmanager
 def client_or_default(client: KosmosClient | None) -> Iterator[KosmosClient]:
-    """The caller's client as it is, or a default one that is closed after the block.
+    """The caller's client as it is, else the session's of ``kosmos.login``, else a default one
+    that is closed after the block.
 
     SDK functions take ``client=None`` and use this, so notebooks need not manage clients.
     """
+    from kosmos.platform.fluent import session_client  # fluent builds on this module
+
+    client = client or session_client()  # a notebook's kosmos.login holds for every SDK call
     if client is not None:
         yield client
         return

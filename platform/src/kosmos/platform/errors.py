@@ -63,6 +63,13 @@ class NotFound(KosmosError):
     code = "not_found"
 
 
+class UnknownEntity(NotFound):
+    """An entity key (a merchant id, a user id) the feature store holds nothing for; ``details``
+    name each key and value."""
+
+    code = "unknown_entity"
+
+
 class Conflict(KosmosError):
     """The object already exists, or the change clashes with the current state."""
 
@@ -90,6 +97,7 @@ ERRORS_BY_CODE: dict[str, type[KosmosError]] = {
         Unauthenticated,
         Forbidden,
         NotFound,
+        UnknownEntity,
         Conflict,
         ServiceUnavailable,
         ConnectionFailed,

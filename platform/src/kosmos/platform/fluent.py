@@ -67,6 +67,12 @@ def current() -> Session:
     return _current.get() or login()
 
 
+def session_client() -> KosmosClient | None:
+    """The client of this context's ``kosmos.login``, or None before any (no login is attempted)."""
+    session = _current.get()
+    return session.client if session is not None else None
+
+
 def project_or_session(explicit: str | None) -> str:
     if explicit:
         return explicit

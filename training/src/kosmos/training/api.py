@@ -10,7 +10,7 @@ import pandas as pd
 from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from kosmos.platform.api import MAX_BODY_KEY, Call, CallDep
+from kosmos.platform.api import MAX_BODY_KEY, Call, CallDep, requires
 from kosmos.platform.api.schemas import MAX_ROW_ID
 from kosmos.platform.db.models import Role
 from kosmos.platform.errors import InvalidInput
@@ -33,6 +33,7 @@ def _out(version: DatasetVersion) -> dict[str, Any]:
 
 @router.post(
     "/datasets/{name}",
+    dependencies=[requires(Role.developer)],
     summary="Register a new version of a dataset (parquet body)",
     status_code=201,
     openapi_extra={MAX_BODY_KEY: MAX_UPLOAD_BYTES},  # above server.max_body_bytes: an upload
@@ -106,6 +107,7 @@ def version_data(project: Name, name: Name, version: str, call: CallDep) -> Resp
 
 @router.post(
     "/datasets/{name}/versions/{version}/feature-table",
+    dependencies=[requires(Role.developer)],
     summary="Make a dataset version one of the project's feature tables",
 )
 def as_feature_table(
@@ -209,7 +211,12 @@ class PromoteBody(BaseModel):
     reason: str = Field(min_length=3, max_length=2000, description="Why: recorded with who and when.")
 
 
-@router.post("/models/{name}", summary="Register a model version from a run", status_code=201)
+@router.post(
+    "/models/{name}",
+    dependencies=[requires(Role.developer)],
+    summary="Register a model version from a run",
+    status_code=201,
+)
 def register_model(project: Name, name: Name, body: RegisterBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         ctx.project(project, Role.developer)
@@ -236,7 +243,11 @@ def show_model(project: Name, name: Name, call: CallDep) -> dict[str, Any]:
     return registry.show_model(call.settings, project, name)
 
 
-@router.post("/models/{name}/promote", summary="Point an alias at a version, with a reason")
+@router.post(
+    "/models/{name}/promote",
+    dependencies=[requires(Role.maintainer)],
+    summary="Point an alias at a version, with a reason",
+)
 def promote(project: Name, name: Name, body: PromoteBody, call: CallDep) -> dict[str, Any]:
     with call.tx() as ctx:
         ctx.project(project, Role.maintainer)

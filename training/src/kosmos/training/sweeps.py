@@ -38,6 +38,7 @@ def sweep(
     if not grid:
         raise ValueError("the sweep needs at least one parameter set")
     rows = []
+    trials: dict[str, dict[str, Any]] = {}  # a trial's own parameters: the grid's entries may differ in keys
     with run(project, experiment, dataset=dataset, run_name=f"sweep-{metric}", **run_kwargs) as parent:
         parent.log_params({"sweep.size": len(grid), "sweep.metric": metric})
         for i, params in enumerate(grid):
@@ -52,12 +53,13 @@ def sweep(
                 metrics = dict(train(child, child.data, dict(params)))
             if metric not in metrics:
                 raise KeyError(f"the train function returned no {metric!r}; it returned {sorted(metrics)}")
+            trials[child.run_id] = dict(params)
             rows.append({"run_id": child.run_id, **dict(params), **metrics})
         table = pd.DataFrame(rows).sort_values(metric, ascending=not maximize).reset_index(drop=True)
         best = table.iloc[0]
         parent.log_metrics({f"best_{metric}": float(best[metric])})
         parent.client.set_tag(parent.run_id, "kosmos.sweep.best_run", best["run_id"])
-    best_params = {k: best[k] for k in grid[0]}
+    best_params = trials[str(best["run_id"])]
     return SweepResult(
         parent_run_id=parent.run_id,
         best_run_id=str(best["run_id"]),

@@ -32,6 +32,7 @@ from mlflow.tracking import MlflowClient
 
 from kosmos.platform.client import KosmosClient
 from kosmos.platform.errors import Forbidden, InvalidInput
+from kosmos.platform.fluent import session_client
 from kosmos.platform.mlflow_access import use_user_token
 from kosmos.platform.settings import Settings, get_settings
 from kosmos.training.code_version import CodeVersion, code_version
@@ -242,6 +243,7 @@ def run(
 ) -> Iterator[TrainingRun]:
     """Open a tracked training run in ``project`` (needs role developer there)."""
     settings = settings or get_settings()
+    client = client or session_client()  # the notebook's kosmos.login, when there is one
     own_client = client is None
     kosmos = client or KosmosClient(settings=settings)
     try:

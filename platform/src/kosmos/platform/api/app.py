@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from starlette.routing import Match
 from starlette.types import Scope
 
 from kosmos.platform.api.auth_first import AuthFirst
-from kosmos.platform.api.deps import CallDep, authenticated
+from kosmos.platform.api.deps import CallDep, RoleRequirement, authenticated
 from kosmos.platform.api.errors import install_error_handlers
 from kosmos.platform.api.middleware import RequestContextMiddleware
 from kosmos.platform.api.routes import audit, cluster, health, identity
 from kosmos.platform.api.schemas import PluginOut
 from kosmos.platform.db.engine import Database
+from kosmos.platform.db.models import Role
 from kosmos.platform.identity.access import AccessCache
 from kosmos.platform.identity.names import name_problem
 from kosmos.platform.plugins import installed_plugins
@@ -39,12 +41,18 @@ def _guard(path: str) -> tuple[bool, str | None]:
     return True, None
 
 
+def api_routes(app: FastAPI) -> list[Any]:
+    """Every FastAPI route of ``app`` with its full path (FastAPI 0.16x keeps included routers
+    as lazy branches: ``app.routes`` lists the branches, not their routes)."""
+    return [r for r in iter_route_contexts(app.routes) if isinstance(r.original_route, APIRoute)]
+
+
 def _route_limits(app: FastAPI) -> Callable[[Scope], int | None]:
     """The body limit of the route a request goes to, for the routes that declare one."""
     declared = [
         (route, route.openapi_extra[MAX_BODY_KEY])
-        for route in app.routes
-        if isinstance(route, APIRoute) and MAX_BODY_KEY in (route.openapi_extra or {})
+        for route in api_routes(app)
+        if MAX_BODY_KEY in (route.openapi_extra or {})
     ]
 
     def limit_of(scope: Scope) -> int | None:
@@ -54,6 +62,24 @@ def _route_limits(app: FastAPI) -> Callable[[Scope], int | None]:
         return None
 
     return limit_of
+
+
+def _route_roles(app: FastAPI) -> Callable[[Scope], Role | None]:
+    """The least role on the path's project of the route a request goes to (``requires``)."""
+    declared = []
+    for route in api_routes(app):
+        dependencies = route.original_route.dependant.dependencies
+        roles = [d.call.role for d in dependencies if isinstance(d.call, RoleRequirement)]
+        if roles:
+            declared.append((route, max(roles)))
+
+    def role_of(scope: Scope) -> Role | None:
+        for route, role in declared:
+            if route.matches(scope)[0] is Match.FULL:
+                return role
+        return None
+
+    return role_of
 
 
 def _plugins_router() -> APIRouter:
@@ -112,6 +138,7 @@ def create_app(settings: Settings | None = None, database: Database | None = Non
         max_body_bytes=settings.server.max_body_bytes,
         guard=_guard,
         limit_of=_route_limits(app),
+        role_of=_route_roles(app),
     )
     app.add_middleware(RequestContextMiddleware)
 

@@ -62,6 +62,7 @@ class AuthFirst:
         max_body_bytes: int,
         guard: Guard,
         limit_of: Callable[[Scope], int | None] | None = None,
+        role_of: Callable[[Scope], Role | None] | None = None,
     ) -> None:
         self.app = app
         self.database = database
@@ -69,14 +70,17 @@ class AuthFirst:
         self.max_body_bytes = max_body_bytes
         self.guard = guard
         self.limit_of = limit_of
+        self.role_of = role_of
 
-    def _check(self, token: str | None, project: str | None, scope: Scope) -> Principal:
+    def _check(
+        self, token: str | None, project: str | None, scope: Scope, role: Role = Role.viewer
+    ) -> Principal:
         refused: KosmosError | None = None
         with self.database.transaction() as session:  # one round trip: the token, then the project
             principal = authenticate(session, token)
             if project is not None:
                 try:
-                    require_project(session, principal, project, Role.viewer)
+                    require_project(session, principal, project, role)
                 except KosmosError as exc:
                     refused = exc
         if refused is not None:
@@ -94,7 +98,8 @@ class AuthFirst:
             if not needs_token:
                 await self.app(scope, receive, send)
                 return
-            principal = await self._authorize(scope, project)
+            role = (self.role_of(scope) if self.role_of and project else None) or Role.viewer
+            principal = await self._authorize(scope, project, role)
             if self.limit_of is not None:
                 limit = self.limit_of(scope) or limit
             declared = _content_length(scope)
@@ -113,19 +118,21 @@ class AuthFirst:
             return
         state = scope.setdefault("state", {})
         state["principal"], state["checked_project"] = principal, project
+        state["checked_role"] = role if project is not None else Role.viewer
         await self.app(scope, _bounded(receive, limit), send)
 
-    async def _authorize(self, scope: Scope, project: str | None) -> Principal:
+    async def _authorize(self, scope: Scope, project: str | None, role: Role = Role.viewer) -> Principal:
         token = _bearer(scope)
         if not token:
             raise Unauthenticated("missing API token: send 'Authorization: Bearer <token>'")
         if project is not None and name_problem(project):
             await run_in_threadpool(self._check, token, None, scope)  # a bad token is still a 401
             raise NotFound(f"project {project!r} not found")
-        principal = self.cache.get(token, project)
+        key = project if role is Role.viewer or project is None else f"{project}@{role.name}"
+        principal = self.cache.get(token, key)
         if principal is None:
-            principal = await run_in_threadpool(self._check, token, project, scope)
-            self.cache.put(token, project, principal)
+            principal = await run_in_threadpool(self._check, token, project, scope, role)
+            self.cache.put(token, key, principal)
         return principal
 
 

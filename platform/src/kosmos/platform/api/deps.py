@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.concurrency import run_in_threadpool
@@ -55,6 +55,37 @@ async def authenticated(
         cache.put(token, project, principal)  # type: ignore[arg-type]
     request.state.principal = principal
     return principal
+
+
+class RoleRequirement:
+    """A route's least role on the path's project, known before the body is read.
+
+    The control plane's AuthFirst middleware finds it on the route a request goes to and checks
+    it from the path and the token alone, so a viewer's write is a 403 whatever its body (never
+    a 422 about a body they may not send). As a dependency it checks again where no middleware ran.
+    """
+
+    def __init__(self, role: Role) -> None:
+        self.role = role
+
+    async def __call__(
+        self, request: Request, principal: Annotated[Principal, Depends(authenticated)]
+    ) -> None:
+        state = request.scope.get("state", {})
+        project = request.path_params.get("project")
+        if project is None or state.get("checked_role", Role.viewer) >= self.role:
+            return
+        await run_in_threadpool(_require, request, principal, project, self.role)
+
+
+def _require(request: Request, principal: Principal, project: str, role: Role) -> None:
+    with database(request).transaction() as session:
+        require_project(session, principal, project, role)
+
+
+def requires(role: Role) -> Any:
+    """``dependencies=[requires(Role.developer)]``: the route's least role, checked before the body."""
+    return Depends(RoleRequirement(role))
 
 
 class Call:

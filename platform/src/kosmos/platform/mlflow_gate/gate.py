@@ -186,22 +186,34 @@ class MlflowGate:
     def _checked(
         self, call: Call, body: bytes | None, principal: Principal, project: str | None
     ) -> bytes | None:
-        """Refuse what would move an object out of its project; stamp a new run with its owner."""
+        """Refuse what would move an object out of its project; stamp a new run or logged model with
+        its owner (whatever owner tags the client sent)."""
         data = call.body
-        tags = [t.get("key") for t in data.get("tags") or [] if isinstance(t, dict)]
+        tags = [(t.get("key"), t.get("value")) for t in data.get("tags") or [] if isinstance(t, dict)]
         if call.path.endswith(_KEYED_TAG_CALLS):
-            tags.append(data.get("key"))
-        if call.path.endswith(("/runs/create", "/experiments/create")):
+            deleting = call.path.rsplit("/", 1)[-1].startswith("delete-")
+            tags.append((data.get("key"), None if deleting else data.get("value")))
+        creates_model = call.method == "POST" and call.path.endswith("/mlflow/logged-models")
+        if creates_model or call.path.endswith(("/runs/create", "/experiments/create")):
             if data.get("artifact_location"):
                 raise Refused("artifact_location is chosen by the server: it keeps artifacts per project")
             owned = {"kosmos.project": project or ""}
             if call.path.endswith("/runs/create"):
                 data["user_id"] = principal.user_name
+            if not call.path.endswith("/experiments/create"):  # MLflow's client sends its OS user
                 owned |= {"mlflow.user": principal.user_name, "kosmos.user": principal.user_name}
             kept = [t for t in data.get("tags") or [] if isinstance(t, dict) and t.get("key") not in owned]
             data["tags"] = kept + [{"key": k, "value": v} for k, v in owned.items()]
             return json.dumps(data).encode()
-        if protected := sorted(PROTECTED_TAGS.intersection(t for t in tags if isinstance(t, str))):
+        # MLflow's own client sends the owner tags again (log_model: mlflow.user): a value that says
+        # what Kosmos set is no change; naming another user or project, or deleting one, is refused
+        own = {
+            "mlflow.user": principal.user_name,
+            "kosmos.user": principal.user_name,
+            "kosmos.project": project,
+        }
+        claimed = {k for k, v in tags if k in PROTECTED_TAGS and (v is None or own.get(k) != v)}
+        if protected := sorted(claimed):
             raise Refused(f"tags {protected} say whose an object is; Kosmos sets them when it is created")
         renamed = call.path.endswith("/experiments/update") and data.get("new_name") is not None
         if renamed and project_of_experiment_name(str(data["new_name"])) != project:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from kosmos.platform.api.deps import CallDep
+from kosmos.platform.api.deps import CallDep, requires
 from kosmos.platform.api.schemas import (
     MemberOut,
     MemberSet,
@@ -157,7 +157,12 @@ def list_members(project: Name, call: CallDep) -> list[MemberOut]:
         return [MemberOut(user=u, role=r.name) for u, r in service.list_project_members(ctx, project)]
 
 
-@router.put("/projects/{project}/members/{user}", response_model=MemberOut, tags=["projects"])
+@router.put(
+    "/projects/{project}/members/{user}",
+    dependencies=[requires(Role.admin)],
+    response_model=MemberOut,
+    tags=["projects"],
+)
 def set_member(project: Name, user: Name, body: MemberSet, call: CallDep) -> MemberOut:
     """Give a user a role on the project (project admins only)."""
     with call.tx() as ctx:
@@ -166,7 +171,10 @@ def set_member(project: Name, user: Name, body: MemberSet, call: CallDep) -> Mem
 
 
 @router.delete(
-    "/projects/{project}/members/{user}", status_code=status.HTTP_204_NO_CONTENT, tags=["projects"]
+    "/projects/{project}/members/{user}",
+    dependencies=[requires(Role.admin)],
+    status_code=status.HTTP_204_NO_CONTENT,
+    tags=["projects"],
 )
 def remove_member(project: Name, user: Name, call: CallDep) -> None:
     """Take a user's direct role on the project away (project admins only; a team role stays)."""
