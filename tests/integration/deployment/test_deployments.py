@@ -196,7 +196,9 @@ def test_canary_with_an_injected_fault_rolls_back_automatically(deploy_env) -> N
     assert "v3 was rolled back" in out
     assert state["candidate_version"] is None and state["traffic"] == {"1": 100}
     assert "breached its SLO" in state["details"]["last_rollback"]["reason"]
-    assert len(failures) >= 5  # the canary did take traffic before it was judged
+    # it fails every request: its SLO (5% of at least 5 requests) is lost at the first failure, and
+    # the router sends it nothing more while the reconciler rolls it back (docs/deployment.md)
+    assert 1 <= len(failures) <= 3, failures
     cause = "RuntimeError: drill: this model version fails every request"  # what failed, no traceback
     assert any(f"model version 3 failed: {cause}" in f for f in failures), failures[:3]
     assert not any("Traceback" in f for f in failures)

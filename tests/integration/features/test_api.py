@@ -155,6 +155,11 @@ def test_training_set_through_the_sdk_matches_feast(features_server, fraud_data)
     local = get_training_set(
         feature_repo(features_server["settings"], "fraud"), entities, feature_service="fraud_detection_v1"
     )
+    # the label frame comes back as it was sent: its order, its (sampled) index, its dtypes and
+    # timestamps, so it merges back onto the labels; integer features stay integers
+    assert list(remote.index) == list(entities.index)
+    pd.testing.assert_frame_equal(remote[entities.columns], entities)
+    assert str(remote["txn_count_7d"].dtype) == "Int64"
     key = "transaction_id"
     remote, local = (
         remote.sort_values(key).reset_index(drop=True),
@@ -162,6 +167,29 @@ def test_training_set_through_the_sdk_matches_feast(features_server, fraud_data)
     )
     assert list(remote[key]) == list(local[key])
     pd.testing.assert_series_equal(remote["spend_24h"], local["spend_24h"], check_dtype=False)
+
+
+def test_a_label_frame_over_the_body_limit_is_sent_in_parts(features_server, fraud_data, monkeypatch) -> None:
+    """Labels with microsecond times, unsorted, more than one request can carry (a small part size
+    here: 400k labels behave the same way, in parts of about 8 MB); a raw REST body over the
+    route's limit is a 413 that says how to send it."""
+    labels = fraud_data.transactions.sample(3_000, random_state=7)[
+        ["user_id", "merchant_id", "amount", "event_timestamp"]
+    ]
+    labels = labels.assign(event_timestamp=labels["event_timestamp"] + pd.to_timedelta(123_457, unit="us"))
+    labels.index = labels.index * 10 + 3  # a label table's own index
+    monkeypatch.setattr(sdk, "CHUNK_BYTES", 50_000)
+    with KosmosClient(url=features_server["url"], token=features_server["admin"]) as c:
+        joined = sdk.get_training_set("fraud", labels, feature_service="fraud_detection_v1", client=c)
+        pd.testing.assert_frame_equal(joined[labels.columns], labels)
+        assert joined.merge(labels.reset_index(), on=list(labels.columns)).shape[0] == len(labels)
+        whole = sdk.get_training_set(
+            "fraud", labels.head(500), feature_service="fraud_detection_v1", client=c
+        )
+        pd.testing.assert_frame_equal(joined.head(500), whole)  # the parts join as the whole does
+        big = {"entity_df": {"user_id": [123456789] * 2_000_000}, "feature_service": "fraud_detection_v1"}
+        response = c._http.post("/api/v1/projects/fraud/features/training-set", json=big)
+    assert response.status_code == 413 and "SDK" in response.json()["error"]["message"]
 
 
 def test_stats_and_drift_through_the_sdk(features_server) -> None:

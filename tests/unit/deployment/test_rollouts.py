@@ -192,3 +192,19 @@ def test_an_alias_that_moves_during_a_canary_is_rolled_out_after_it(monkeypatch)
     rollouts.promote(r)
     reconciler._follow_alias(None, "p", r)
     assert (r.stable_version, r.candidate_version) == (3, 4) and audited == ["deployment.follow_alias"] * 2
+
+
+def test_a_canary_step_stops_once_its_error_slo_cannot_be_met() -> None:
+    from kosmos.deployment.spec import slo_lost
+
+    assert not slo_lost(0, 0, 0.01, 20)
+    assert slo_lost(1, 1, 0.01, 20)  # 1% of 20 requests allows no failure: the first one ends it
+    assert not slo_lost(1, 3, 0.05, 20) and slo_lost(2, 3, 0.05, 20)  # 5% of 20 allows one
+    assert not slo_lost(4, 100, 0.05, 20) and slo_lost(6, 100, 0.05, 20)  # past 20: the rate so far
+    r = _record()
+    rollouts.start(r, 2)
+    assert "canary" not in rollouts.router_config(r)  # not taking traffic yet
+    rollouts.candidate_ready(r)
+    assert rollouts.router_config(r)["canary"] == {
+        "version": 2, "step": r.rollout_step, "max_error_rate": 0.01, "min_requests": 20,
+    }  # fmt: skip

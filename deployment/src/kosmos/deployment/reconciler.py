@@ -37,7 +37,7 @@ from kosmos.deployment.dataplane import APP, dataplane_target
 from kosmos.deployment.model_cache import prefetch
 from kosmos.deployment.models import DeploymentRecord
 from kosmos.deployment.serving import model_app_name
-from kosmos.deployment.spec import Strategy
+from kosmos.deployment.spec import Strategy, slo_lost
 from kosmos.platform import audit, heartbeats
 from kosmos.platform.db.engine import Database
 from kosmos.platform.db.models import AuditEvent, Project
@@ -457,8 +457,10 @@ class Reconciler:
         stats = serve.get_app_handle(app).stats.remote(since).result(timeout_s=10)
         canary = stats.get(str(record.candidate_version), {"requests": 0})
         record.details = {**record.details, "canary_stats": canary}
-        breached = canary["requests"] >= slo.min_requests and (
-            canary["error_rate"] > slo.max_error_rate or (canary["p99_ms"] or 0) > slo.max_p99_ms
+        lost = slo_lost(canary.get("errors", 0), canary["requests"], slo.max_error_rate, slo.min_requests)
+        breached = lost or (
+            canary["requests"] >= slo.min_requests
+            and (canary["error_rate"] > slo.max_error_rate or (canary["p99_ms"] or 0) > slo.max_p99_ms)
         )
         if breached:
             reason = (
@@ -585,15 +587,27 @@ def main() -> None:
     database.dispose()
 
 
+SERVE_STOP_S = 7.0
+
+
 def shutdown_embedded_serve() -> None:
     """`kosmos up` is stopping its own Ray: stop Serve first, which stops its HAProxy (a process
     of its own that would outlive the Ray head and keep the data plane's port)."""
     from ray import serve
 
-    try:
-        serve.shutdown()
-    except Exception as exc:
-        log.warning("could not stop Ray Serve: %s", exc)
+    def shut() -> None:
+        try:
+            serve.shutdown()
+        except Exception as exc:
+            log.warning("could not stop Ray Serve: %s", exc)
+
+    # bounded: Ctrl-C on `kosmos up` returns within seconds (embedded.STOP_BUDGET_S); replicas
+    # need no graceful end, the reconciler redeploys every deployment from its record next start
+    worker = threading.Thread(target=shut, daemon=True)
+    worker.start()
+    worker.join(timeout=SERVE_STOP_S)
+    if worker.is_alive():
+        log.warning("Ray Serve did not stop within %.0f s; its processes go with the Ray head", SERVE_STOP_S)
 
 
 if __name__ == "__main__":

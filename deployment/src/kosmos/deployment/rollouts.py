@@ -158,6 +158,14 @@ def router_config(record: DeploymentRecord) -> dict[str, Any]:
         "retention_days": spec.decision_retention_days,
         "missing_entities": spec.missing_entities,
     }
+    if record.strategy == Strategy.canary and ready and record.candidate_version is not None:
+        slo = spec.rollout.slo  # the router stops the canary's traffic the moment its SLO is lost
+        config["canary"] = {
+            "version": record.candidate_version,
+            "step": record.rollout_step,
+            "max_error_rate": slo.max_error_rate,
+            "min_requests": slo.min_requests,
+        }
     if record.strategy == Strategy.ab and ready:
         config |= {
             "ab_key": spec.rollout.ab_key,

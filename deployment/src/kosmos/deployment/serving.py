@@ -30,6 +30,7 @@ from ray.exceptions import ActorDiedError, ActorUnavailableError, RayActorError
 from kosmos.deployment.decisions import DecisionRecorder, RecordSource, model_record
 from kosmos.deployment.feature_join import BadRows, FeatureJoin, Joined, UnknownEntities
 from kosmos.deployment.model_cache import fetch_version
+from kosmos.deployment.spec import slo_lost
 from kosmos.platform.db.engine import Database
 from kosmos.platform.errors import KosmosError
 from kosmos.platform.settings import Settings
@@ -284,6 +285,8 @@ class TrafficRouter:
         self.ab_key: str | None = None
         self.ab_split, self.ab_version, self.sample_rate = 50, None, 1.0
         self.stable: int | None = None
+        self.canary: dict[str, Any] | None = None
+        self.canary_seen = [0, 0]  # this step's canary requests and errors, counted here
         self.source = RecordSource(project, deployment, "", feature_service, 30)
         self.decisions = DecisionRecorder(Database(self.settings.database_url))
         self._tasks: set[asyncio.Task[None]] = set()
@@ -306,6 +309,9 @@ class TrafficRouter:
         self.ab_version = int(config["ab_version"]) if config.get("ab_version") is not None else None
         self.sample_rate = float(config.get("log_sample_rate", 1.0))
         self.stable = int(config["stable"]) if config.get("stable") is not None else None
+        canary = config.get("canary")
+        if canary != self.canary:  # a new step (or none): its count starts again
+            self.canary, self.canary_seen = canary, [0, 0]
         self.source = RecordSource(
             self.project,
             self.deployment,
@@ -343,6 +349,13 @@ class TrafficRouter:
             self._columns = set(info["inputs"])
         return self._columns
 
+    def _canary_lost(self, version: int) -> bool:
+        canary = self.canary
+        if canary is None or version != canary["version"]:
+            return False
+        requests, errors = self.canary_seen
+        return slo_lost(errors, requests, canary["max_error_rate"], canary["min_requests"])
+
     def _arm(self, version: int) -> str:
         """Which side of the traffic decision ``version`` is on."""
         if self.ab_key and self.ab_version is not None:
@@ -356,6 +369,8 @@ class TrafficRouter:
             return rows
         received = [dict(r) for r in rows]
         version = self._pick(body)  # before the feature join drops the entity keys
+        if self._canary_lost(version) and self.stable is not None:
+            version = self.stable  # its SLO is lost: no more callers reach it before the rollback
         try:
             joined = await self._join(rows) if self._join else Joined()
         except BadRows as exc:
@@ -367,6 +382,9 @@ class TrafficRouter:
         out, ms, ok = await call_version(self._model, version, rows, request_id)
         if ok is not None:
             self.windows.setdefault(version, _Window()).add(ms, ok)
+            if self.canary is not None and version == self.canary["version"]:
+                self.canary_seen[0] += 1
+                self.canary_seen[1] += 0 if ok else 1
         shadow = self.shadow if self.shadow is not None and self.shadow != version else None
         if ok is False or (ok and random.random() < self.sample_rate):
             traffic = {"arm": self._arm(version), "weights": {str(v): w for v, w in self.traffic.items()}}

@@ -34,6 +34,17 @@ class Autoscaling(BaseModel):
         return self
 
 
+def slo_lost(errors: int, requests: int, max_error_rate: float, min_requests: int) -> bool:
+    """Whether a canary step's error SLO can no longer be met.
+
+    A step is judged over at least ``min_requests`` requests: once its errors exceed
+    ``max_error_rate`` of that many (or of the requests so far, when more), no later success
+    brings the rate back within the bound at the judgement, so the step stops at once. Under a
+    1% SLO judged over 20 requests, the first failure ends it.
+    """
+    return errors > max_error_rate * max(requests, min_requests)
+
+
 class Slo(BaseModel):
     """The canary stays in while both hold; a breach rolls it back."""
 

@@ -256,7 +256,9 @@ def training_set(project: Name, body: TrainingSetBody, call: CallDep) -> dict[st
     result = serving.get_training_set(
         _repo(call, project), frame, feature_service=body.feature_service, features=body.features
     )
-    return json.loads(result.to_json(orient="split", date_format="iso", index=False))
+    out = json.loads(result.to_json(orient="split", date_format="iso", date_unit="us", index=False))
+    out["dtypes"] = {c: str(t) for c, t in result.dtypes.items()}  # JSON has one number type
+    return out
 
 
 def _parse_times(column: pd.Series) -> pd.Series:

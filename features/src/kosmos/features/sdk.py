@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -11,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from kosmos.platform.client import KosmosClient, client_or_default
-from kosmos.platform.errors import InvalidInput
+from kosmos.platform.errors import InvalidInput, KosmosError
 
 
 def list_features(project: str, *, client: KosmosClient | None = None) -> dict[str, Any]:
@@ -122,6 +123,12 @@ def get_online(
         return c.dataplane(f"/{project}/features/online", body)
 
 
+ROW_COLUMN = "_kosmos_row"
+"""Each label row's position, sent with it: the offline store returns rows in its own order."""
+CHUNK_BYTES = 8 * 1024 * 1024
+"""About this much JSON per request (the route takes up to ``server.max_body_bytes``)."""
+
+
 def get_training_set(
     project: str,
     entity_df: pd.DataFrame,
@@ -130,21 +137,42 @@ def get_training_set(
     features: Sequence[str] | None = None,
     client: KosmosClient | None = None,
 ) -> pd.DataFrame:
-    """The entity frame joined point-in-time correctly with the features."""
-    frame = entity_df.copy()
+    """The entity frame joined point-in-time correctly with the features.
+
+    The label frame comes back as it was given (its rows in their order, its index, its dtypes
+    and its timestamps to the microsecond) with the feature columns added; integer features are
+    nullable ``Int64``. A large frame is sent in parts (each row's join is its own)."""
+    frame = entity_df.reset_index(drop=True)
+    frame[ROW_COLUMN] = range(len(frame))
     if "event_timestamp" in frame.columns and pd.api.types.is_datetime64_any_dtype(frame["event_timestamp"]):
-        ts = frame["event_timestamp"]
-        frame["event_timestamp"] = [t.isoformat() for t in ts]
-    body = {
-        "entity_df": {c: frame[c].tolist() for c in frame.columns},
-        "feature_service": feature_service,
-        "features": list(features) if features else None,
-    }
+        frame["event_timestamp"] = [t.isoformat() for t in frame["event_timestamp"]]
+    sample = frame.head(200)
+    per_row = max(
+        1,
+        len(json.dumps({c: sample[c].tolist() for c in sample.columns}, default=str)) // max(1, len(sample)),
+    )
+    chunk = max(1, CHUNK_BYTES // per_row)
+    parts, dtypes = [], {}
     with client_or_default(client) as c:
-        result = c.post(f"/projects/{project}/features/training-set", body)
-    out = pd.DataFrame(result["data"], columns=result["columns"])
-    if "event_timestamp" in out.columns:
-        out["event_timestamp"] = pd.to_datetime(out["event_timestamp"], utc=True, format="ISO8601")
+        for start in range(0, max(len(frame), 1), chunk):
+            part = frame.iloc[start : start + chunk]
+            body = {
+                "entity_df": {col: part[col].tolist() for col in part.columns},
+                "feature_service": feature_service,
+                "features": list(features) if features else None,
+            }
+            result = c.post(f"/projects/{project}/features/training-set", body)
+            parts.append(pd.DataFrame(result["data"], columns=result["columns"]))
+            dtypes = result.get("dtypes") or dtypes
+    joined = pd.concat(parts, ignore_index=True).sort_values(ROW_COLUMN)
+    if len(joined) != len(entity_df):
+        raise KosmosError(f"the training set has {len(joined)} rows for {len(entity_df)} labels")
+    out = entity_df.copy()
+    for column in joined.columns:
+        if column in entity_df.columns or column == ROW_COLUMN:
+            continue
+        values = joined[column].to_numpy()
+        out[column] = pd.array(values, dtype="Int64") if dtypes.get(column) == "Int64" else values
     return out
 
 

@@ -174,6 +174,26 @@ def check_entity_frame(repo: FeatureRepo, frame: pd.DataFrame) -> None:
             )
 
 
+def integer_features(repo: FeatureRepo, wanted: FeatureService | list[str]) -> list[str]:
+    """The requested features whose Feast type is an integer: a training set keeps them integers
+    (nullable ``Int64``), where a missing value would otherwise turn the column into floats."""
+    from feast.types import Int32, Int64
+
+    store = repo.store()
+    if isinstance(wanted, FeatureService):
+        fields = [f for p in wanted.feature_view_projections for f in p.features]
+    else:
+        fields = []
+        for ref in wanted:
+            view_name, _, name = ref.partition(":")
+            try:
+                view = store.get_feature_view(view_name, allow_registry_cache=True)
+            except FeastError:
+                continue  # an on-demand view: computed, typed by its function
+            fields += [f for f in view.features if f.name == name]
+    return [f.name for f in fields if f.dtype in (Int32, Int64)]
+
+
 def get_training_set(
     repo: FeatureRepo,
     entity_df: pd.DataFrame,
@@ -190,6 +210,8 @@ def get_training_set(
         job = repo.store().get_historical_features(
             entity_df=frame, features=wanted, filter_by_created_timestamp=True
         )
-        return job.to_df()
+        result = job.to_df()
+        ints = [c for c in integer_features(repo, wanted) if c in result.columns]
+        return result.astype(dict.fromkeys(ints, "Int64")) if ints else result
     except (FeastError, KeyError, ValueError) as exc:
         raise InvalidInput.field("entity_df", f"Feast could not build the training set: {exc}") from exc

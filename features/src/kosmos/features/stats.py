@@ -48,6 +48,7 @@ def feature_stats(repo: FeatureRepo, view_name: str) -> dict[str, Any]:
         "latest_event": latest.isoformat() if latest is not None else None,
         "freshness_seconds": (datetime.now(UTC) - latest).total_seconds() if latest is not None else None,
         "ttl_seconds": ttl.total_seconds() if ttl else None,
+        "online": _online_freshness(repo, view_name),
         "features": {},
     }
     for name in features:
@@ -63,6 +64,21 @@ def feature_stats(repo: FeatureRepo, view_name: str) -> dict[str, Any]:
             "p95": _num(valid.quantile(0.95)),
         }
     return out
+
+
+def _online_freshness(repo: FeatureRepo, view_name: str) -> dict[str, Any]:
+    """What the online store serves of the view, from the last pipeline run: up to when it was
+    materialized, its newest event, and that event's age (beside the offline freshness: a gap
+    between the two is data that has not reached serving)."""
+    from kosmos.features.runs import last_run
+
+    run = last_run(repo) or {}
+    newest = ((run.get("online") or {}).get(view_name) or {}).get("newest_event")
+    return {
+        "materialized_until": run.get("materialized_until"),
+        "newest_event": newest,
+        "freshness_seconds": (datetime.now(UTC) - pd.Timestamp(newest)).total_seconds() if newest else None,
+    }
 
 
 def _num(value: Any) -> float | None:

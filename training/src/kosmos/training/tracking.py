@@ -19,6 +19,7 @@ import functools
 import importlib.metadata
 import logging
 import tempfile
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,11 @@ from kosmos.training.metric_buffer import metric_sink
 from kosmos.training.skops_types import trusted_types
 
 log = logging.getLogger(__name__)
+
+
+class UnregistrableRun(UserWarning):
+    """A training run whose models cannot be registered (no code version), said when it starts."""
+
 
 TAG_PROJECT = "kosmos.project"
 TAG_TEAM = "kosmos.team"
@@ -268,6 +274,15 @@ def run(
             "tags", f"{reserved}: tags starting with 'kosmos.' or 'mlflow.' are set by Kosmos and MLflow"
         )
     code = code_version(code_path)
+    if code is None:  # said now, not when a registration is refused after hours of training
+        where = (code_path or Path.cwd()).resolve()
+        message = (
+            f"{where} is not in a git repository: this run is tracked, but a model it trains "
+            "cannot be registered (a registered model names the commit it was trained from); "
+            "run from a git repository, or pass code_path= pointing into one"
+        )
+        log.warning(message)
+        warnings.warn(message, UnregistrableRun, stacklevel=3)
     run_tags = {**(tags or {}), TAG_PROJECT: project, TAG_TEAM: info["team"], TAG_USER: me["user"]}
     if code is not None:
         run_tags |= {TAG_COMMIT: code.commit, TAG_DIRTY: str(code.dirty).lower(), TAG_REPO: code.repo_root}

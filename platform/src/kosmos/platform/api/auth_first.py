@@ -195,7 +195,11 @@ async def _discard(receive: Receive, declared: int | None, bound: int) -> None:
 
 
 def _too_large(limit: int) -> dict[str, Any]:
-    return error_body("payload_too_large", f"request body is over this route's limit of {limit} bytes")
+    return error_body(
+        "payload_too_large",
+        f"request body is over this route's limit of {limit} bytes: send it in parts (the SDK does: "
+        "kosmos.features.get_training_set, predict_batch and the table and dataset uploads)",
+    )
 
 
 def _bearer(scope: Scope) -> str | None:
