@@ -486,5 +486,20 @@ def test_make_run_brings_up_the_platform_and_reuses_its_state(
         listed = _kosmos(env, "projects", "list", "-o", "json")
         assert [p["name"] for p in json.loads(listed.stdout)] == ["demo"]
         assert "demo model" not in output, "a second start must not train the demo model again"
+        # what the first start and the notebook made is all there, and the deployment serves again
+        shown = _kosmos(env, "models", "show", "fraud-detector", "-p", "demo", "-o", "json")
+        assert shown.returncode == 0 and json.loads(shown.stdout)["aliases"] == {"champion": 1}, shown
+        runs = _kosmos(env, "runs", "list", "-p", "demo", "-o", "json")
+        assert runs.returncode == 0 and len(json.loads(runs.stdout)) >= 3, runs  # demo + notebook's
+        audit = _kosmos(env, "audit", "list", "--project", "demo", "--action", "model.promote", "-o", "json")
+        assert audit.returncode == 0 and json.loads(audit.stdout), audit
+        deadline = time.monotonic() + 240
+        while (state := _deployment(env))["status"] != "healthy":
+            assert state["status"] != "failed" and time.monotonic() < deadline, state
+            time.sleep(1)
+        answer = httpx.post(
+            f"http://127.0.0.1:{dataplane}/demo/fraud-detector/predict", json=row, headers=bearer, timeout=60
+        )
+        assert answer.status_code == 200 and answer.json()["model_version"] == 1, answer.text
     finally:
         _stop(proc, ports)

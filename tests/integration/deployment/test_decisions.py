@@ -106,8 +106,17 @@ def _the_cli_explains_it_as_docs_write_it(env: dict[str, Any], request_id: str, 
     from typer.testing import CliRunner
 
     from kosmos.platform.cli.main import app
+    from kosmos.platform.settings import get_settings
 
     runner = CliRunner(env={"KOSMOS_CLIENT__URL": env["url"], "KOSMOS_CLIENT__TOKEN": env["viewer"]})
+    get_settings.cache_clear()  # the settings are read again under the runner's environment
+    try:
+        _cli_checks(runner, app, request_id, record)
+    finally:
+        get_settings.cache_clear()
+
+
+def _cli_checks(runner: Any, app: Any, request_id: str, record: dict) -> None:
     shown = runner.invoke(app, ["explain", request_id, "-p", "demo"])
     assert shown.exit_code == 0, shown.output
     lines = [line.split() for line in shown.output.splitlines()]
