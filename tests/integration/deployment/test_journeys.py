@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -186,6 +187,31 @@ def _latest(table: pd.DataFrame, ids: list[int]) -> pd.Series:
     return table.sort_values("event_timestamp").groupby("merchant_id").last().loc[ids, "disputes"]
 
 
+def _rollout(person: Person, version: int) -> subprocess.Popen[str]:
+    """`kosmos deploy rollout ... --wait`, as a deployer runs it, in the background."""
+    return subprocess.Popen(
+        [str(Path(sys.executable).parent / "kosmos"), "deploy", "rollout", "cb-scorer",
+         "-v", str(version), "-p", PROJECT, "--wait", "--timeout", "300"],
+        env={**os.environ, "KOSMOS_CLIENT__URL": person.url, "KOSMOS_CLIENT__TOKEN": person.token},
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def _drive(c: KosmosClient, until: Callable[[dict[str, Any]], bool]) -> int:
+    """Predict until ``until(status)``; the number of requests that failed."""
+    deadline = time.monotonic() + 240
+    failures = 0
+    while not until(state := deployments.status(PROJECT, "cb-scorer", client=c)):
+        assert time.monotonic() < deadline, state
+        for _ in range(5):
+            try:
+                deployments.predict(PROJECT, "cb-scorer", [{"merchant_id": 11}], client=c)
+            except Exception:
+                failures += 1
+        time.sleep(0.2)
+    return failures
+
+
 def test_a_data_scientist_goes_from_their_own_table_to_a_monitored_endpoint(
     deploy_env, people, data, monkeypatch
 ) -> None:
@@ -267,7 +293,8 @@ def test_a_data_scientist_goes_from_their_own_table_to_a_monitored_endpoint(
     assert "disputes" in features.feature_drift(PROJECT, "merchant_chargebacks", client=val.client)["psi"]
 
     # -- the deployer (the same developer): online features, an unknown entity, a failed canary ---
-    rollout = {"steps": [50, 100], "step_seconds": 2, "slo": {"min_requests": 5, "max_error_rate": 0.05}}
+    slo = {"min_requests": 5, "max_error_rate": 0.05, "max_p99_ms": 5000}  # 2 busy cores: judged on errors
+    rollout = {"steps": [50, 100], "step_seconds": 2, "slo": slo}
     deployments.create(
         PROJECT, "cb-scorer", "cb-risk", feature_service=SERVICE, num_cpus=0.25, log_sample_rate=1.0,
         rollout=rollout, client=c,
@@ -280,28 +307,25 @@ def test_a_data_scientist_goes_from_their_own_table_to_a_monitored_endpoint(
     with pytest.raises(UnknownEntity, match="unknown merchant_id 999999"):
         deployments.predict(PROJECT, "cb-scorer", [{"merchant_id": 999999}], client=c)
 
-    waiting = subprocess.Popen(
-        [str(Path(sys.executable).parent / "kosmos"), "deploy", "rollout", "cb-scorer",
-         "-v", str(failing["version"]), "-p", PROJECT, "--wait", "--timeout", "300"],
-        env={**os.environ, "KOSMOS_CLIENT__URL": dana.url, "KOSMOS_CLIENT__TOKEN": dana.token},
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 240
-    failures = 0
-    while (deployments.status(PROJECT, "cb-scorer", client=c)["details"].get("last_rollback") or {}).get(
-        "version"
-    ) != failing["version"]:
-        assert time.monotonic() < deadline, deployments.status(PROJECT, "cb-scorer", client=c)
-        for _ in range(5):
-            try:
-                deployments.predict(PROJECT, "cb-scorer", [{"merchant_id": 11}], client=c)
-            except Exception:
-                failures += 1
-        time.sleep(0.2)
+    # a canary of the sweep's runner-up steps up to all traffic: --wait exits 0
+    runner_up = training.register_model(PROJECT, "cb-risk", swept.table["run_id"].iloc[1], client=c)
+    waiting = _rollout(dana, runner_up["version"])
+    failures = _drive(c, lambda d: d["stable_version"] == runner_up["version"])
+    out, _ = waiting.communicate(timeout=120)
+    assert waiting.returncode == 0 and failures == 0, (out, failures)
+
+    # a version that fails every request rolls back by itself: --wait exits 8, whatever the
+    # status says by the time it ends
+    waiting = _rollout(dana, failing["version"])
+    failures = _drive(
+        c, lambda d: (d["details"].get("last_rollback") or {}).get("version") == failing["version"]
+    )
     out, _ = waiting.communicate(timeout=120)
     assert waiting.returncode == 8, out
     assert f"v{failing['version']} was rolled back" in out
     assert 1 <= failures <= 3  # the SLO was lost at the first failure: the router stopped there
+    state = deployments.status(PROJECT, "cb-scorer", client=val.client)
+    assert state["stable_version"] == runner_up["version"] and state["candidate_version"] is None
 
     # explain and replay of the request, as the docs write them (options after the id)
     explained = val.kosmos("explain", answer["request_id"], "-p", PROJECT, "-o", "json")
