@@ -47,8 +47,10 @@ browser:
 
 ## The whole suite against the real services (PostgreSQL, Redis, Ray, MLflow) and a browser.
 test:
-	@$(MAKE) -s --no-print-directory -j3 $(STAMP) $(VLLM_STAMP) browser
-	$(BIN)/python -m pytest
+	@start=$$(date +%s); $(MAKE) -s --no-print-directory -j3 $(STAMP) $(VLLM_STAMP) browser && \
+	    echo "make test: environments and browser ready in $$(( $$(date +%s) - start )) s"
+	@start=$$(date +%s); $(BIN)/python -m pytest; rc=$$?; \
+	    echo "make test: pytest took $$(( $$(date +%s) - start )) s (exit $$rc)"; exit $$rc
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"

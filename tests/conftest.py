@@ -470,3 +470,28 @@ def new_project(database: Database) -> int:
 def make_project() -> Callable[[Database], int]:
     """``make_project(database)``: a new team and project there; returns the project's id."""
     return new_project
+
+
+# -- the suite's phases: where its time goes ------------------------------------------------------
+_PHASE_SECONDS: dict[str, float] = {}
+
+
+def _phase(nodeid: str) -> str:
+    """``tests/unit``, ``tests/integration/<package>`` or ``tests/e2e``: the folders the suite's time
+    is reported by."""
+    parts = nodeid.split("::", 1)[0].split("/")
+    return "/".join(parts[:3] if len(parts) > 3 and parts[1] == "integration" else parts[:2])
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    _PHASE_SECONDS[_phase(report.nodeid)] = _PHASE_SECONDS.get(_phase(report.nodeid), 0.0) + report.duration
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Each phase's time (setup, call and teardown of its tests), beside the 15 slowest tests."""
+    if not _PHASE_SECONDS:
+        return
+    terminalreporter.write_sep("=", "time by phase")
+    for phase, seconds in sorted(_PHASE_SECONDS.items(), key=lambda item: -item[1]):
+        terminalreporter.write_line(f"{seconds:9.1f} s  {phase}")
+    terminalreporter.write_line(f"{sum(_PHASE_SECONDS.values()):9.1f} s  in all")
