@@ -269,7 +269,7 @@ def serving_dataplane(settings: Settings) -> Iterator[str]:
     from ray import serve
 
     from kosmos.deployment.dataplane import APP, dataplane_target
-    from kosmos.deployment.reconciler import CODE_VERSION
+    from kosmos.deployment.targets import CODE_VERSION
 
     serve.run_many(
         [dataplane_target(settings, CODE_VERSION)],

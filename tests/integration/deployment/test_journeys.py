@@ -52,31 +52,7 @@ COLUMNS = ["disputes", "disputed_amount"]
 NOW = datetime.now(UTC).replace(microsecond=0)
 pytestmark = pytest.mark.timeout(900)
 
-FEATURE_REPO = """
-from datetime import timedelta
-
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
-from feast.types import Float64, Int64
-
-merchant = Entity(name="merchant", join_keys=["merchant_id"], value_type=ValueType.INT64)
-
-chargebacks = FileSource(
-    name="chargebacks",
-    path="data/tables/chargebacks.parquet",
-    timestamp_field="event_timestamp",
-    created_timestamp_column="created",
-)
-
-merchant_chargebacks = FeatureView(
-    name="merchant_chargebacks",
-    entities=[merchant],
-    ttl=timedelta(days=90),
-    schema=[Field(name="disputes", dtype=Int64), Field(name="disputed_amount", dtype=Float64)],
-    source=chargebacks,
-)
-
-chargebacks_v1 = FeatureService(name="chargebacks_v1", features=[merchant_chargebacks])
-"""
+FEATURE_REPO = Path(__file__).resolve().parents[2] / "data" / "chargebacks_repo"  # its own Feast files
 
 
 def _events(merchants: range, days: list[float], risk: np.ndarray, seed: int) -> pd.DataFrame:
@@ -220,14 +196,11 @@ def test_a_data_scientist_goes_from_their_own_table_to_a_monitored_endpoint(
     monkeypatch.setenv("KOSMOS_MLFLOW__TRACKING_URI", settings.mlflow_tracking_uri)
     monkeypatch.chdir(settings.home)  # MLflow keeps a SQLite store's artifacts in ./mlruns
     get_settings.cache_clear()
-    repo = settings.home / "journey-repo"
-    repo.mkdir(exist_ok=True)
-    (repo / "features.py").write_text(FEATURE_REPO)
 
     # -- the data scientist's features: upload, apply, run -----------------------------------------
     c = dana.client
     features.upload_table(PROJECT, "chargebacks", data["table"], client=c)
-    applied = features.apply_repository(PROJECT, repo, client=c)
+    applied = features.apply_repository(PROJECT, FEATURE_REPO, client=c)
     assert applied["version"] == 1 and applied["feature_services"] == [SERVICE]
     first = features.run_pipelines(PROJECT, client=c)
     assert first["status"] == "succeeded", first

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,32 +23,7 @@ from kosmos.features.serving import get_online
 from kosmos.features.stats import feature_stats
 from kosmos.platform.settings import Settings
 
-FEATURES = """
-from datetime import timedelta
-
-from feast import Entity, FeatureService, FeatureView, Field, FileSource, ValueType
-from feast.types import Float64, Int64
-
-merchant = Entity(name="merchant", join_keys=["merchant_id"], value_type=ValueType.INT64)
-
-chargebacks = FileSource(
-    name="chargebacks",
-    path="data/tables/chargebacks.parquet",
-    timestamp_field="event_timestamp",
-    created_timestamp_column="created",
-)
-
-merchant_chargebacks = FeatureView(
-    name="merchant_chargebacks",
-    entities=[merchant],
-    ttl=timedelta(days=90),
-    schema=[Field(name="disputes", dtype=Int64), Field(name="disputed_amount", dtype=Float64)],
-    source=chargebacks,
-    tags={"owner": "risk"},
-)
-
-chargebacks_v1 = FeatureService(name="chargebacks_v1", features=[merchant_chargebacks])
-"""
+FEATURES = (Path(__file__).resolve().parents[2] / "data" / "chargebacks_repo" / "features.py").read_text()
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 DAY_ONE = NOW - timedelta(hours=1)

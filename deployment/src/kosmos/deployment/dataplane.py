@@ -245,5 +245,5 @@ def dataplane_target(settings: Settings, code_version: str) -> Any:
         num_replicas=settings.dataplane.replicas,
         logging_config={"enable_access_log": settings.dataplane.access_log},
     )
-    deployment._version = f"{code_version}-{settings_version(settings)}"  # see reconciler._pinned
+    deployment._version = f"{code_version}-{settings_version(settings)}"  # see targets.pinned
     return RunTarget(deployment.bind(settings.model_dump(mode="json")), name=APP, route_prefix="/")

@@ -19,9 +19,6 @@ After a restart the first pass re-applies every record, which repairs drift
 
 from __future__ import annotations
 
-import hashlib
-import importlib
-import importlib.metadata
 import logging
 import re
 import signal
@@ -38,6 +35,7 @@ from kosmos.deployment.model_cache import prefetch
 from kosmos.deployment.models import DeploymentRecord
 from kosmos.deployment.serving import model_app_name
 from kosmos.deployment.spec import Strategy, slo_lost
+from kosmos.deployment.targets import CODE_VERSION, build_targets, live_versions
 from kosmos.platform import audit, heartbeats
 from kosmos.platform.db.engine import Database
 from kosmos.platform.db.models import AuditEvent, Project
@@ -51,9 +49,6 @@ NAME = "deployment reconciler"
 """How the reconciler signs its heartbeat (what /readyz, `kosmos doctor` and `kosmos up` show)."""
 ACTOR = "kosmos-reconciler"
 _FAILED = {"DEPLOY_FAILED", "UNHEALTHY"}
-CODE_VERSION = f"kosmos-{importlib.metadata.version('kosmos-deployment')}"
-"""Serve's code version: without one every apply would restart every replica; with it, a
-traffic change reconfigures the router in place and a replica count change only scales."""
 RETIRE_AFTER_S = 5.0
 PURGE_EVERY_S = 3600.0  # how often a reconciler deletes decision records past their retention
 """A version that lost its traffic keeps running this long, so no in-flight request hits a stopped replica."""
@@ -77,108 +72,11 @@ def _dataplane_running(status: dict[str, Any]) -> bool:
     return app is not None and app.status == "RUNNING"
 
 
-def live_versions(record: DeploymentRecord) -> list[int]:
-    """Versions that must be running: stable, candidate, and those retiring after a switch."""
-    versions = [record.stable_version, record.candidate_version, *(record.details or {}).get("retiring", [])]
-    return sorted({int(v) for v in versions if v is not None})
-
-
-def _pinned(deployment: Any, code_version: str) -> Any:
-    """Give a deployment a fixed code version (Serve otherwise draws a random one per apply).
-
-    Serve's imperative API no longer takes ``version=``, but still honours the
-    deployment's own ``_version`` (ray/serve/_private/client.py, deploy_applications).
-    """
-    deployment._version = code_version
-    return deployment
-
-
-def _options_key(spec: Any) -> str:
-    """Changing the optimization options must restart the replicas (the code version says so)."""
-    options = spec.optimization.model_dump_json() if spec.optimization else ""
-    return hashlib.sha256(options.encode()).hexdigest()[:8]
-
-
 def failure_reason(message: str) -> str:
     """The telling line of a Serve failure message: the last ``SomeError: why`` of a traceback."""
     lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
     errors = [ln for ln in lines if re.match(r"^[\w.]+(Error|Exception|Refused): ", ln)]
     return (errors[-1] if errors else (lines[0] if lines else message))[:300]
-
-
-def scaling_options(spec: Any) -> dict[str, Any]:
-    """Ray Serve's replica count or autoscaling config, and placement, for a deployment spec."""
-    options: dict[str, Any] = (
-        {"autoscaling_config": spec.autoscaling.model_dump()}
-        if spec.autoscaling
-        else {"num_replicas": spec.replicas}
-    )
-    if spec.max_replicas_per_node:
-        options["max_replicas_per_node"] = spec.max_replicas_per_node
-    return options
-
-
-def router_options(spec: Any) -> dict[str, Any]:
-    """The router runs once, or on two nodes when the spec spreads replicas for availability."""
-    if not spec.max_replicas_per_node:
-        return {}
-    replicas = spec.autoscaling.min_replicas if spec.autoscaling else spec.replicas
-    return {"num_replicas": min(2, replicas), "max_replicas_per_node": 1}
-
-
-def build_targets(record: DeploymentRecord, project: str, settings: Settings) -> list[Any]:
-    """Serve applications for ``record``: a classic model's here, other kinds' by the plugin adding them."""
-    from kosmos.platform.plugins import deployment_kind
-
-    if rollouts.spec_of(record).llm is None:
-        return build_model_targets(record, project, settings)
-    try:
-        kind = deployment_kind("llm")
-    except KeyError as exc:
-        raise KosmosError(str(exc)) from exc
-    return kind.build_targets(record, project, settings)
-
-
-def build_model_targets(record: DeploymentRecord, project: str, settings: Settings) -> list[Any]:
-    """Serve applications for a classic model: its router, and one application per live version."""
-    from ray.serve.api import RunTarget
-
-    from kosmos.deployment.serving import ModelServer, TrafficRouter, model_app_name
-
-    spec = rollouts.spec_of(record)
-    scaling = scaling_options(spec)
-    settings_dict = settings.model_dump(mode="json")
-    batching = {"max_batch_size": spec.max_batch_size, "batch_wait_ms": spec.batch_wait_ms}
-    app = rollouts.app_name(project, record.name)
-    targets = [
-        RunTarget(
-            _pinned(
-                ModelServer.options(
-                    name="model",
-                    ray_actor_options={"num_cpus": spec.num_cpus},
-                    user_config=batching,
-                    **scaling,
-                ),
-                f"{CODE_VERSION}-{spec.model}-{v}-{_options_key(spec)}",
-            ).bind(
-                settings_dict,
-                project,
-                spec.model,
-                v,
-                spec.optimization.model_dump() if spec.optimization else None,
-            ),
-            name=model_app_name(app, v),
-            route_prefix=None,
-        )
-        for v in live_versions(record)
-    ]
-    router = _pinned(
-        TrafficRouter.options(
-            name="router", user_config=rollouts.router_config(record), **router_options(spec)
-        ),
-        CODE_VERSION,
-    ).bind(settings_dict, project, record.name, spec.feature_service, app)
-    return [*targets, RunTarget(router, name=app, route_prefix=None)]
 
 
 class Reconciler:

@@ -232,10 +232,10 @@ def build_targets(record: Any, project: str, settings: Settings) -> list[Any]:
     from ray.serve.api import RunTarget
 
     from kosmos.deployment import rollouts
-    from kosmos.deployment.reconciler import (
+    from kosmos.deployment.targets import (
         CODE_VERSION,
-        _pinned,
         live_versions,
+        pinned,
         router_options,
         scaling_options,
     )
@@ -252,14 +252,14 @@ def build_targets(record: Any, project: str, settings: Settings) -> list[Any]:
     versions = {}
     for v in live_versions(record):
         own = engine.version_app(llm, _version_context(record, project, settings, v))
-        versions[v] = own or _pinned(
+        versions[v] = own or pinned(
             LLMServer.options(name="model", ray_actor_options=resources, **scaling_options(spec)),
             f"{CODE_VERSION}-{spec.model}-{v}-{options_key}",
         ).bind(payload, project, spec.model, v, resolved)
     targets = [
         RunTarget(bound, name=model_app_name(app, v), route_prefix=None) for v, bound in versions.items()
     ]
-    router = _pinned(
+    router = pinned(
         LLMRouter.options(name="router", user_config=rollouts.router_config(record), **router_options(spec)),
         CODE_VERSION,
     ).bind(payload, project, record.name, app)
@@ -270,7 +270,7 @@ def _version_context(record: Any, project: str, settings: Settings, version: int
     """What an engine that builds its own version app needs; the weights come from the model
     cache (fetched here; the prefetch fills every node's cache at the same content-addressed path)."""
     from kosmos.deployment import rollouts
-    from kosmos.deployment.reconciler import scaling_options
+    from kosmos.deployment.targets import scaling_options
     from kosmos.genai.models import hf_folder
 
     spec = rollouts.spec_of(record)
